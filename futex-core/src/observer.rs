@@ -1,0 +1,183 @@
+//! The in-process observer: a program subscribes to a table and receives its slow-path events without root.
+//!
+//! The futex path never blocks on the observer: events go into a bounded lock-free ring; when it is full
+//! the event is dropped and counted, and the subscriber sees the count. When nobody subscribes, the cost
+//! on a slow path is one load of a pointer.
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::event::{current_tid, Event, EventKind};
+use crate::Table;
+
+/// Ring of events of one subscription.
+pub(crate) struct Ring {
+    events: ArrayQueue<Event>,
+    dropped: AtomicU64,
+}
+
+/// A table's observer slot.
+///
+/// Rings are never freed while the table lives (`rings` keeps every ring ever made, reused by capacity),
+/// so an emitter that loaded `active` may push into it at any later time without a reference count on
+/// the hot path.
+pub(crate) struct ObserverSlot {
+    /// The ring of the current subscription, or null. Written under `rings`' lock; read lock-free.
+    active: AtomicPtr<Ring>,
+    /// Every ring made for this table; the lock also serialises subscribe and unsubscribe.
+    rings: Mutex<Vec<Arc<Ring>>>,
+}
+
+impl ObserverSlot {
+    pub(crate) fn new() -> Self {
+        Self {
+            active: AtomicPtr::new(std::ptr::null_mut()),
+            rings: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether someone listens; the emit paths skip building events otherwise.
+    #[inline]
+    pub(crate) fn is_active(&self) -> bool {
+        !self.active.load(Ordering::Relaxed).is_null()
+    }
+
+    #[inline]
+    pub(crate) fn emit(&self, table: u32, ts_ns: u64, kind: EventKind) {
+        let ring = self.active.load(Ordering::Acquire);
+        if ring.is_null() {
+            return;
+        }
+        // SAFETY: every ring published in `active` is owned by `rings`, which only grows while the table
+        // (and so `self`) lives.
+        let ring = unsafe { &*ring };
+        let ev = Event {
+            ts_ns,
+            tid: current_tid(),
+            table,
+            kind,
+        };
+        if ring.events.push(ev).is_err() {
+            ring.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Why [`Table::subscribe`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// Another subscription to this table is live; a table has one observer at a time.
+    Busy,
+    /// A capacity of zero can hold no event.
+    ZeroCapacity,
+}
+
+impl std::fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Busy => f.write_str(
+                "this futex-core table already has an observer; drop the other Subscription first",
+            ),
+            Self::ZeroCapacity => f.write_str("observer capacity must be at least 1 event"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {}
+
+/// A live subscription to a table's events. Dropping it unsubscribes.
+pub struct Subscription<'t> {
+    table: &'t Table,
+    ring: Arc<Ring>,
+}
+
+impl Table {
+    /// Subscribes to this table's slow-path events, buffering at most `capacity` undelivered events;
+    /// beyond that, events are dropped and counted ([`Subscription::dropped`]).
+    ///
+    /// Events of operations that were already under way when the subscription began may be missing or
+    /// may arrive at its very start: compare counts over a window that starts after subscribing.
+    pub fn subscribe(&self, capacity: usize) -> Result<Subscription<'_>, SubscribeError> {
+        if capacity == 0 {
+            return Err(SubscribeError::ZeroCapacity);
+        }
+        let mut rings = self
+            .observer
+            .rings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !self.observer.active.load(Ordering::Relaxed).is_null() {
+            return Err(SubscribeError::Busy);
+        }
+        let ring = match rings.iter().find(|r| r.events.capacity() == capacity) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(Ring {
+                    events: ArrayQueue::new(capacity),
+                    dropped: AtomicU64::new(0),
+                });
+                rings.push(r.clone());
+                r
+            }
+        };
+        while ring.events.pop().is_some() {}
+        ring.dropped.store(0, Ordering::Relaxed);
+        self.observer
+            .active
+            .store(Arc::as_ptr(&ring) as *mut Ring, Ordering::Release);
+        Ok(Subscription { table: self, ring })
+    }
+}
+
+impl Subscription<'_> {
+    /// The next buffered event, if any. Never blocks.
+    pub fn try_recv(&self) -> Option<Event> {
+        self.ring.events.pop()
+    }
+
+    /// Moves every buffered event into `out`; returns how many.
+    pub fn drain_into(&self, out: &mut Vec<Event>) -> usize {
+        let before = out.len();
+        while let Some(e) = self.ring.events.pop() {
+            out.push(e);
+        }
+        out.len() - before
+    }
+
+    /// Events dropped because the buffer was full, since the subscription began.
+    pub fn dropped(&self) -> u64 {
+        self.ring.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events waiting in the buffer now.
+    pub fn len(&self) -> usize {
+        self.ring.events.len()
+    }
+
+    /// True when no event is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.ring.events.is_empty()
+    }
+
+    /// The table subscribed to.
+    pub fn table(&self) -> &Table {
+        self.table
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        let _rings = self
+            .table
+            .observer
+            .rings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.table
+            .observer
+            .active
+            .store(std::ptr::null_mut(), Ordering::Release);
+    }
+}

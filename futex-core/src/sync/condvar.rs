@@ -1,0 +1,147 @@
+use std::time::Duration;
+
+use super::mutex::{Mutex, MutexGuard};
+use crate::facade::{AtomicU32, AtomicUsize, Ordering};
+use crate::{default_table, WaitError, WaitKind};
+
+/// No mutex seen yet.
+const NO_MUTEX: usize = 0;
+/// Waits used more than one mutex: `notify_all` cannot requeue and wakes everyone instead.
+const MANY_MUTEXES: usize = usize::MAX;
+
+/// A condition variable. `notify_all` wakes one waiter and requeues the rest onto the mutex's word, so
+/// they are woken one at a time as the mutex is released, with no thundering herd.
+pub struct Condvar {
+    /// Bumped by every notify; waiters sleep while it holds the value they read before unlocking.
+    seq: AtomicU32,
+    /// Address of the mutex's futex word used by waits, or NO_MUTEX / MANY_MUTEXES.
+    mutex: AtomicUsize,
+}
+
+/// Whether a [`Condvar::wait_timeout`] returned because the time passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// True if the wait timed out.
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condvar").finish_non_exhaustive()
+    }
+}
+
+impl Condvar {
+    /// A new condition variable.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self {
+            seq: AtomicU32::new(0),
+            mutex: AtomicUsize::new(NO_MUTEX),
+        }
+    }
+
+    /// A new condition variable.
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self {
+            seq: AtomicU32::new(0),
+            mutex: AtomicUsize::new(NO_MUTEX),
+        }
+    }
+
+    /// Unlocks the guard's mutex, sleeps until notified (or spuriously), and locks it again.
+    pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.wait_inner(guard, None).0
+    }
+
+    /// Like [`Condvar::wait`], for at most `timeout`.
+    pub fn wait_timeout<'a, T: ?Sized>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        self.wait_inner(guard, Some(timeout))
+    }
+
+    /// Waits while `condition` holds, handling spurious wakeups.
+    pub fn wait_while<'a, T: ?Sized, F: FnMut(&mut T) -> bool>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: F,
+    ) -> MutexGuard<'a, T> {
+        while condition(&mut *guard) {
+            guard = self.wait(guard);
+        }
+        guard
+    }
+
+    fn wait_inner<'a, T: ?Sized>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Option<Duration>,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        let mutex: &'a Mutex<T> = guard.mutex;
+        self.note_mutex(mutex.addr());
+        // Read the sequence before unlocking: a notify after the unlock changes it, so the wait below
+        // returns at once instead of missing it.
+        let seq = self.seq.load(Ordering::Relaxed);
+        drop(guard);
+        let r = default_table().wait_as(&self.seq, seq, timeout, WaitKind::Condvar);
+        // We may have been woken as the head of a notify_all, or woken from the mutex's queue after a
+        // requeue: either way others may sleep on the mutex word, so lock as contended.
+        mutex.lock_contended(true);
+        (
+            MutexGuard { mutex },
+            WaitTimeoutResult(r == Err(WaitError::TimedOut)),
+        )
+    }
+
+    fn note_mutex(&self, addr: usize) {
+        let cur = self.mutex.load(Ordering::Relaxed);
+        if cur == addr || cur == MANY_MUTEXES {
+            return;
+        }
+        if let Err(other) =
+            self.mutex
+                .compare_exchange(NO_MUTEX, addr, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            if other != addr {
+                self.mutex.store(MANY_MUTEXES, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Wakes one waiter.
+    pub fn notify_one(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        default_table().wake_as(&self.seq, 1, WaitKind::Condvar);
+    }
+
+    /// Wakes one waiter and moves every other onto the mutex, to be woken one by one as it is unlocked.
+    pub fn notify_all(&self) {
+        self.seq.fetch_add(1, Ordering::Release);
+        let m = self.mutex.load(Ordering::Relaxed);
+        if m == NO_MUTEX || m == MANY_MUTEXES {
+            default_table().wake_as(&self.seq, u32::MAX, WaitKind::Condvar);
+            return;
+        }
+        // Waiters still on `seq` hold a borrow of that mutex, so whenever one is moved, the word is alive;
+        // the address is only an identity to the table, never dereferenced.
+        default_table().requeue_addr(self.seq_addr(), 1, m, u32::MAX, WaitKind::Condvar);
+    }
+
+    fn seq_addr(&self) -> usize {
+        &self.seq as *const AtomicU32 as usize
+    }
+}
