@@ -141,6 +141,11 @@ impl Condvar {
         default_table().requeue_addr(self.seq_addr(), 1, m, u32::MAX, WaitKind::Condvar);
     }
 
+    /// The futex word's address (what probes and events report for this condvar's waits).
+    pub fn addr(&self) -> usize {
+        self.seq_addr()
+    }
+
     fn seq_addr(&self) -> usize {
         &self.seq as *const AtomicU32 as usize
     }

@@ -1,0 +1,131 @@
+//! Mutex and Condvar, including notify_all's requeue onto the mutex, seen through the observer.
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use futex_core::sync::{Condvar, Mutex};
+use futex_core::{EventKind, WaitKind};
+
+#[test]
+fn mutex_excludes_and_counts() {
+    let m = Arc::new(Mutex::new(0u64));
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let m = m.clone();
+            thread::spawn(move || {
+                for _ in 0..20_000 {
+                    *m.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(*m.lock(), 80_000);
+}
+
+#[test]
+fn try_lock_fails_while_held() {
+    let m = Mutex::new(1);
+    let g = m.lock();
+    assert!(m.try_lock().is_none());
+    drop(g);
+    assert_eq!(*m.try_lock().unwrap(), 1);
+    assert_eq!(m.into_inner(), 1);
+}
+
+#[test]
+fn condvar_wait_timeout_times_out_and_relocks() {
+    let m = Mutex::new(false);
+    let c = Condvar::new();
+    let t0 = Instant::now();
+    let (g, r) = c.wait_timeout(m.lock(), Duration::from_millis(20));
+    assert!(r.timed_out());
+    assert!(t0.elapsed() >= Duration::from_millis(20));
+    assert!(m.try_lock().is_none(), "the guard holds the lock again");
+    drop(g);
+}
+
+#[test]
+fn condvar_notify_one_wakes_a_waiter() {
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let p2 = pair.clone();
+    let h = thread::spawn(move || {
+        let (m, c) = &*p2;
+        let g = c.wait_while(m.lock(), |ready| !*ready);
+        assert!(*g);
+    });
+    thread::sleep(Duration::from_millis(10));
+    *pair.0.lock() = true;
+    pair.1.notify_one();
+    h.join().unwrap();
+}
+
+/// notify_all with N waiters: 1 woken, N−1 moved from the condvar's word to the mutex's word, then all
+/// return. The only test in this binary that subscribes to the default table.
+#[test]
+fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
+    const N: usize = 6;
+    let pair = Arc::new((Mutex::new((false, 0usize)), Condvar::new()));
+    let sub = futex_core::default_table().subscribe(1 << 16).unwrap();
+    let hs: Vec<_> = (0..N)
+        .map(|_| {
+            let p = pair.clone();
+            thread::spawn(move || {
+                let (m, c) = &*p;
+                let mut g = m.lock();
+                g.1 += 1;
+                let mut g = c.wait_while(g, |s| !s.0);
+                g.1 -= 1;
+            })
+        })
+        .collect();
+    let (m, c) = &*pair;
+    // All N must be asleep on the condvar before the notify, so that exactly one notify_all sees them.
+    let t = futex_core::default_table();
+    let q = t.bucket_of_addr(c.addr());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = m.lock().1 == N;
+        if ready && t.queue_stats(q).unwrap().depth >= N as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "waiters never all slept");
+        thread::sleep(Duration::from_millis(1));
+    }
+    m.lock().0 = true;
+    c.notify_all();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(m.lock().1, 0);
+    let mut evs = Vec::new();
+    sub.drain_into(&mut evs);
+    let rq: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Requeue {
+                from,
+                to,
+                woken,
+                moved,
+                kind,
+                ..
+            } if from == c.addr() => Some((to, woken, moved, kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rq, vec![(m.addr(), 1, N as u32 - 1, WaitKind::Condvar)]);
+    // The moved waiters ended their waits on the mutex's word, requeued once.
+    let moved_ends = evs
+        .iter()
+        .filter(|e| {
+            matches!(e.kind, EventKind::WaitEnd { addr, final_addr, requeued: 1, .. }
+            if addr == c.addr() && final_addr == m.addr())
+        })
+        .count();
+    assert_eq!(moved_ends, N - 1);
+    assert_eq!(sub.dropped(), 0);
+}
