@@ -2,6 +2,7 @@
 //! monotonic clock in nanoseconds (`CLOCK_MONOTONIC`, the clock eBPF's `bpf_ktime_get_ns` reads, so that
 //! timestamps from probes and from kernel tracepoints can be compared).
 
+#[cfg(not(loom))]
 use std::time::Duration;
 
 /// Nanoseconds of `CLOCK_MONOTONIC`. Read through the vDSO: no syscall.

@@ -1,0 +1,131 @@
+//! Model checking (loom) of the three races the seed's review argues about. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p futex-core --test loom --release` (the README's test script
+//! does). Under loom, timeouts fire at any point the model checker chooses, and the waiter's thread writes
+//! every field of its waiter as it returns, so a waker that touched a released waiter is a reported race.
+#![cfg(loom)]
+
+use loom::sync::atomic::AtomicU32;
+use loom::sync::Arc;
+use loom::thread;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futex_core::{Requeued, Table, WaitError};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.check(f);
+}
+
+/// Two words on different queues of a 2-queue table.
+fn two_queue_words(t: &Table) -> Arc<[AtomicU32; 4]> {
+    let w = Arc::new([
+        AtomicU32::new(0),
+        AtomicU32::new(0),
+        AtomicU32::new(0),
+        AtomicU32::new(0),
+    ]);
+    assert_ne!(
+        t.bucket_of(&w[0]),
+        t.bucket_of(&w[1]),
+        "words 0 and 1 must hash apart"
+    );
+    w
+}
+
+/// Wake vs timeout: the wait is woken iff the wake counted it; never both, never neither.
+#[test]
+fn wake_vs_timeout() {
+    model(|| {
+        let t = Arc::new(Table::new(2));
+        let w = Arc::new(AtomicU32::new(0));
+        let (t2, w2) = (t.clone(), w.clone());
+        let h = thread::spawn(move || t2.wait(&w2, 0, Some(Duration::from_millis(1))));
+        let n = t.wake(&w, 1);
+        let r = h.join().unwrap();
+        match (n, r) {
+            (1, Ok(())) | (0, Err(WaitError::TimedOut)) => {}
+            other => panic!(
+                "wake counted {} but the wait returned {:?}",
+                other.0, other.1
+            ),
+        }
+        let s = t.stats();
+        assert_eq!(s.iter().map(|q| q.depth).sum::<u64>(), 0);
+        assert_eq!(s.iter().map(|q| q.woken + q.timeouts).sum::<u64>(), 1);
+    });
+}
+
+/// Requeue vs unwait: a timing-out waiter follows its waiter to the queue requeue moved it to, and the
+/// waiter ends up on no list whatever the order.
+#[test]
+fn requeue_vs_unwait() {
+    model(|| {
+        let t = Arc::new(Table::new(2));
+        let w = two_queue_words(&t);
+        let (t2, w2) = (t.clone(), w.clone());
+        let h = thread::spawn(move || t2.wait(&w2[0], 0, Some(Duration::from_millis(1))));
+        let r = t.requeue(&w[0], 0, &w[1], 1);
+        let res = h.join().unwrap();
+        assert_eq!(r.woken, 0);
+        // Timed out from wherever it was, or still on a list: never.
+        assert_eq!(res, Err(WaitError::TimedOut));
+        let s = t.stats();
+        assert_eq!(s.iter().map(|q| q.depth).sum::<u64>(), 0, "{s:?}");
+        assert_eq!(s[t.bucket_of(&w[1])].timeouts, r.moved as u64, "{s:?}");
+        assert_eq!(t.wake(&w[1], 1) + t.wake(&w[0], 1), 0);
+    });
+}
+
+/// Requeue races a waker on the target and a timing-out waiter: the moved waiter is woken from the new
+/// queue or times out there, counted once.
+#[test]
+fn requeue_then_wake_target_vs_timeout() {
+    model(|| {
+        let t = Arc::new(Table::new(2));
+        let w = two_queue_words(&t);
+        let (t2, w2) = (t.clone(), w.clone());
+        let h = thread::spawn(move || t2.wait(&w2[0], 0, Some(Duration::from_millis(1))));
+        let Requeued { moved, .. } = t.requeue(&w[0], 0, &w[1], 1);
+        let woken = t.wake(&w[1], 1);
+        let res = h.join().unwrap();
+        assert!(woken <= moved);
+        assert_eq!(
+            res.is_ok(),
+            woken == 1,
+            "woken {woken} moved {moved} res {res:?}"
+        );
+        assert_eq!(t.stats().iter().map(|q| q.depth).sum::<u64>(), 0);
+    });
+}
+
+/// The waker's last touch of a waiter on another thread's stack: two waiters without timeouts, one
+/// waker. Loom reports a race if the waker reads or writes a waiter after releasing it (the waiter's
+/// thread overwrites it as it returns).
+#[test]
+fn waker_never_touches_a_released_waiter() {
+    model(|| {
+        let t = Arc::new(Table::new(1));
+        let w = Arc::new(AtomicU32::new(0));
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (t2, w2) = (t.clone(), w.clone());
+                thread::spawn(move || {
+                    // Mismatch (the waker changed the word first) or woken; loop until the value moved.
+                    while w2.load(Ordering::Acquire) == 0 {
+                        let _ = t2.wait(&w2, 0, None);
+                    }
+                })
+            })
+            .collect();
+        w.store(1, Ordering::Release);
+        t.wake(&w, u32::MAX);
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(t.stats()[0].depth, 0);
+    });
+}
