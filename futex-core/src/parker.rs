@@ -57,15 +57,12 @@ impl Parker {
     pub(crate) fn park(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            match self.state.compare_exchange(
-                WAITING,
-                SLEEPING,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Err(RELEASED) => return true,
-                // WAITING → SLEEPING done, or already SLEEPING after a spurious wakeup.
-                _ => {}
+            // WAITING → SLEEPING, or already SLEEPING after a spurious wakeup; RELEASED: done.
+            if let Err(RELEASED) =
+                self.state
+                    .compare_exchange(WAITING, SLEEPING, Ordering::Acquire, Ordering::Acquire)
+            {
+                return true;
             }
             let remaining = match deadline {
                 None => None,

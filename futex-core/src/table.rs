@@ -648,8 +648,15 @@ pub fn bucket_of_addr(addr: usize, bits: u32) -> usize {
 }
 
 impl Table {
+    /// The probes' third argument: the wait kind in bits 0..8, the table id in bits 32..64 (PROBES.md).
+    /// Probes carry at most six arguments, the most bpftrace reads on x86-64.
+    #[inline]
+    fn tk(&self, kind: WaitKind) -> u64 {
+        kind as u64 | (self.id as u64) << 32
+    }
+
     fn emit_wait_start(&self, addr: usize, queue: u32, kind: WaitKind, expected: u32) {
-        probe::probe!(futex_core, wait_start, addr, queue, kind as u8, expected, self.id);
+        probe::probe!(futex_core, wait_start, addr, queue, self.tk(kind), expected);
         if self.observer.is_active() {
             self.observer.emit(
                 self.id,
@@ -677,18 +684,16 @@ impl Table {
         final_addr: usize,
         ts: u64,
     ) {
+        let tk = self.tk(kind) | (outcome as u64) << 8 | (requeued.min(0xffff) as u64) << 16;
         probe::probe!(
             futex_core,
             wait_end,
             addr,
             queue,
-            kind as u8,
-            outcome as u8,
+            tk,
             wait_ns,
             wake_to_return_ns,
-            requeued,
-            final_addr,
-            self.id
+            final_addr
         );
         self.observer.emit(
             self.id,
@@ -716,7 +721,14 @@ impl Table {
         collisions: u32,
     ) {
         probe::probe!(
-            futex_core, wake, addr, queue, kind as u8, requested, woken, collisions, self.id
+            futex_core,
+            wake,
+            addr,
+            queue,
+            self.tk(kind),
+            requested,
+            woken,
+            collisions
         );
         if self.observer.is_active() {
             self.observer.emit(
@@ -747,8 +759,14 @@ impl Table {
         collisions: u32,
     ) {
         probe::probe!(
-            futex_core, requeue, from, from_queue, to, to_queue, kind as u8, woken, moved,
-            collisions, self.id
+            futex_core,
+            requeue,
+            from,
+            to,
+            self.tk(kind),
+            from_queue as u64 | (to_queue as u64) << 32,
+            woken as u64 | (moved as u64) << 32,
+            collisions
         );
         if self.observer.is_active() {
             self.observer.emit(
@@ -774,9 +792,8 @@ impl Table {
             lock_contended,
             addr,
             queue,
-            kind as u8,
-            wait_ns,
-            self.id
+            self.tk(kind),
+            wait_ns
         );
         if self.observer.is_active() {
             self.observer.emit(
