@@ -71,9 +71,15 @@ impl Waiter {
 #[cfg(loom)]
 impl Drop for Waiter {
     fn drop(&mut self) {
+        // The waiter is off every list, so only this thread can reach it, unless a waker breaks the
+        // ownership rule, which is what loom is here to catch.
+        // SAFETY: as just said.
         self.next.with_mut(|p| unsafe { *p = ptr::null() });
+        // SAFETY: as above.
         self.prev.with_mut(|p| unsafe { *p = ptr::null() });
+        // SAFETY: as above.
         self.requeued.with_mut(|p| unsafe { *p = u32::MAX });
+        // SAFETY: as above.
         self.woken_ns.with_mut(|p| unsafe { *p = u64::MAX });
     }
 }
