@@ -1,6 +1,7 @@
 //! The USDT contract of PROBES.md, checked for real: `readelf -n` finds every probe in this binary, and
 //! bpftrace, attached to a child run of this binary, counts exactly what futex-core's statistics count.
 //! Root only; without root (or bpftrace) it skips with a reason, except under CI=true, where it fails.
+#![cfg(not(loom))]
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -1,5 +1,6 @@
 //! Many threads, many addresses, Mutex and Condvar, raw waits: fails on a lost wakeup or a deadlock
 //! (a watchdog bounds the run) and on any lost update.
+#![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};

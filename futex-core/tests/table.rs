@@ -1,4 +1,5 @@
 //! The rules of the sleep-queue table: mismatch, timeout, wake counts, requeue, unwait, statistics.
+#![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
