@@ -12,8 +12,9 @@ const LOCKED: u32 = 1;
 /// Held, and some thread may be waiting on the word (or was requeued onto it): unlock wakes one.
 const CONTENDED: u32 = 2;
 
-/// Spins before sleeping on a held mutex: a short critical section often ends within this.
-const SPIN_LIMIT: u32 = 64;
+/// Rounds of spinning (3, with exponential backoff) and yielding (the rest) before sleeping on a held
+/// mutex: a short critical section often ends within them. The same schedule as parking_lot's SpinWait.
+const SPIN_ROUNDS: u32 = 10;
 
 /// A mutual-exclusion lock on one futex word (Drepper's three-state mutex). Locking a free mutex is one
 /// CAS and never enters the sleep-queue table; only contention does (as `WaitKind::Mutex`).
@@ -92,7 +93,9 @@ impl<T: ?Sized> Mutex<T> {
     #[cold]
     pub(crate) fn lock_contended(&self, requeued: bool) {
         if !requeued {
-            for _ in 0..SPIN_LIMIT {
+            // Spin with exponential backoff, then yield the CPU a few times (a holder that was preempted
+            // gets to run and release), as long as nobody sleeps on the word yet.
+            for round in 0..SPIN_ROUNDS {
                 let s = self.state.load(Ordering::Relaxed);
                 if s == CONTENDED {
                     break; // others already sleep: join them rather than steal
@@ -110,7 +113,13 @@ impl<T: ?Sized> Mutex<T> {
                 {
                     return;
                 }
-                std::hint::spin_loop();
+                if round < 3 {
+                    for _ in 0..(2u32 << round) {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
