@@ -354,6 +354,16 @@ impl Table {
             .collect()
     }
 
+    /// Every queue's counters added up (depth: waiters in the whole table now; `index` is 0).
+    pub fn totals(&self) -> QueueSnapshot {
+        self.stats()
+            .iter()
+            .fold(QueueSnapshot::default(), |mut total, q| {
+                total.accumulate(q);
+                total
+            })
+    }
+
     /// The statistics of one queue.
     pub fn queue_stats(&self, queue: usize) -> Option<QueueSnapshot> {
         self.queues.get(queue).map(|q| q.stats.snapshot(queue))
