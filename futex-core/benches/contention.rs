@@ -173,11 +173,8 @@ fn table_ping_pong(queues: usize, pairs: usize) -> (f64, f64) {
                         n += 1;
                     }
                 });
-                let (waits, mismatches): (u64, u64) = t_stats
-                    .stats()
-                    .iter()
-                    .fold((0, 0), |a, q| (a.0 + q.waits, a.1 + q.mismatches));
-                slept.push(1.0 - mismatches as f64 / waits.max(1) as f64);
+                let total = t_stats.totals();
+                slept.push(1.0 - total.mismatches as f64 / total.waits.max(1) as f64);
                 ops
             })
             .collect(),

@@ -111,13 +111,7 @@ fn probe_workload_child() {
     for h in hs {
         h.join().unwrap();
     }
-    let s = t
-        .stats()
-        .iter()
-        .fold(futex_core::QueueSnapshot::default(), |mut a, q| {
-            a.accumulate(q);
-            a
-        });
+    let s = t.totals();
     println!(
         "STATS waits={} ends={} mismatches={} timeouts={} wakes={} woken={} requeues={} moved={} contended={}",
         s.waits, s.waits, s.mismatches, s.timeouts, s.wakes, s.woken, s.requeues, s.requeued_out, s.lock_contended

@@ -124,13 +124,7 @@ fn timeout_racing_a_wake_is_woken_or_timed_out_never_both() {
         }
     }
     assert_eq!(woken + timed_out, 300);
-    let total = t
-        .stats()
-        .iter()
-        .fold(futex_core::QueueSnapshot::default(), |mut a, q| {
-            a.accumulate(q);
-            a
-        });
+    let total = t.totals();
     assert_eq!(total.woken, woken);
     assert_eq!(total.timeouts, timed_out);
     assert_eq!(total.depth, 0);
