@@ -50,6 +50,15 @@ fn condvar_wait_timeout_times_out_and_relocks() {
 }
 
 #[test]
+#[should_panic(expected = "more than one mutex")]
+fn condvar_with_a_second_mutex_panics_before_waiting() {
+    let (a, b) = (Mutex::new(()), Mutex::new(()));
+    let c = Condvar::new();
+    drop(c.wait_timeout(a.lock(), Duration::from_millis(1)));
+    drop(c.wait_timeout(b.lock(), Duration::from_millis(1)));
+}
+
+#[test]
 fn condvar_notify_one_wakes_a_waiter() {
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let p2 = pair.clone();

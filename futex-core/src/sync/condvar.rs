@@ -6,15 +6,17 @@ use crate::{default_table, WaitError, WaitKind};
 
 /// No mutex seen yet.
 const NO_MUTEX: usize = 0;
-/// Waits used more than one mutex: `notify_all` cannot requeue and wakes everyone instead.
-const MANY_MUTEXES: usize = usize::MAX;
 
 /// A condition variable. `notify_all` wakes one waiter and requeues the rest onto the mutex's word, so
 /// they are woken one at a time as the mutex is released, with no thundering herd.
+///
+/// # Panics
+/// Waiting with a second, different mutex panics (as `std::sync::Condvar` documents it may): a waiter
+/// requeued onto the wrong mutex's word could sleep until that mutex is next contended.
 pub struct Condvar {
     /// Bumped by every notify; waiters sleep while it holds the value they read before unlocking.
     seq: AtomicU32,
-    /// Address of the mutex's futex word used by waits, or NO_MUTEX / MANY_MUTEXES.
+    /// Address of the mutex's futex word used by waits, or NO_MUTEX; set once.
     mutex: AtomicUsize,
 }
 
@@ -108,17 +110,16 @@ impl Condvar {
     }
 
     fn note_mutex(&self, addr: usize) {
-        let cur = self.mutex.load(Ordering::Relaxed);
-        if cur == addr || cur == MANY_MUTEXES {
-            return;
-        }
-        if let Err(other) =
-            self.mutex
-                .compare_exchange(NO_MUTEX, addr, Ordering::Relaxed, Ordering::Relaxed)
+        match self
+            .mutex
+            .compare_exchange(NO_MUTEX, addr, Ordering::Relaxed, Ordering::Relaxed)
         {
-            if other != addr {
-                self.mutex.store(MANY_MUTEXES, Ordering::Relaxed);
-            }
+            Ok(_) => {}
+            Err(cur) if cur == addr => {}
+            Err(cur) => panic!(
+                "futex_core::sync::Condvar used with more than one mutex (first {cur:#x}, now {addr:#x}): \
+                 use one Condvar per Mutex"
+            ),
         }
     }
 
@@ -132,7 +133,7 @@ impl Condvar {
     pub fn notify_all(&self) {
         self.seq.fetch_add(1, Ordering::Release);
         let m = self.mutex.load(Ordering::Relaxed);
-        if m == NO_MUTEX || m == MANY_MUTEXES {
+        if m == NO_MUTEX {
             default_table().wake_as(&self.seq, u32::MAX, WaitKind::Condvar);
             return;
         }
