@@ -59,6 +59,19 @@ fn condvar_with_a_second_mutex_panics_before_waiting() {
 }
 
 #[test]
+fn wait_timeout_while_returns_on_condition_or_time() {
+    let m = Mutex::new(0);
+    let c = Condvar::new();
+    let (g, r) = c.wait_timeout_while(m.lock(), Duration::from_millis(15), |v| *v == 0);
+    assert!(r.timed_out());
+    drop(g);
+    *m.lock() = 1;
+    let (g, r) = c.wait_timeout_while(m.lock(), Duration::from_secs(10), |v| *v == 0);
+    assert!(!r.timed_out());
+    assert_eq!(*g, 1);
+}
+
+#[test]
 fn condvar_notify_one_wakes_a_waiter() {
     let pair = Arc::new((Mutex::new(false), Condvar::new()));
     let p2 = pair.clone();

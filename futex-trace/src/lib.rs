@@ -1,7 +1,14 @@
 //! futex-trace: sources → one event type → model of aggregates → exporters.
 //!
-//! This crate is being built up issue by issue (see the README). For now it only exposes the bucket
-//! mapping that every source shares: a futex address mapped onto futex-core's sleep queues.
+//! Built up issue by issue. Now: the event type ([`event`]), the model ([`model`]), futex-core's
+//! in-process observer as a source ([`source`]), the built-in demo workload ([`demo`]), and reports
+//! ([`report`]). eBPF sources, recorded traces and flamegraphs come next.
+
+pub mod demo;
+pub mod event;
+pub mod model;
+pub mod report;
+pub mod source;
 
 /// The bucket (futex-core hash) an address falls in for a table of `queues` queues. For kernel futexes
 /// of another process this is futex-core's hash of the address, not the kernel's own table.

@@ -88,6 +88,25 @@ impl Condvar {
         guard
     }
 
+    /// Waits while `condition` holds, for at most `timeout` in all; the result says whether time ran out
+    /// with the condition still holding.
+    pub fn wait_timeout_while<'a, T: ?Sized, F: FnMut(&mut T) -> bool>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+        mut condition: F,
+    ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        let deadline = std::time::Instant::now() + timeout;
+        while condition(&mut *guard) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return (guard, WaitTimeoutResult(true));
+            }
+            guard = self.wait_timeout(guard, left).0;
+        }
+        (guard, WaitTimeoutResult(false))
+    }
+
     fn wait_inner<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,

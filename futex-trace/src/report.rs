@@ -1,0 +1,291 @@
+//! Reports of a model: JSON (scripts depend on its `totals` and `addresses`) and text (people read it).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::event::WaitKind;
+use crate::model::{BucketOrigin, BucketStats, Log2Hist, Model, Totals};
+
+/// What the report says about where the events came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceInfo {
+    /// "demo (futex-core observer)", later "pid 1234 (eBPF)", …
+    pub source: String,
+    pub pid: u32,
+    pub duration_s: f64,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    count: u64,
+    p50_ns: u64,
+    p90_ns: u64,
+    p99_ns: u64,
+    max_ns: u64,
+}
+
+impl From<&Log2Hist> for Latency {
+    fn from(h: &Log2Hist) -> Self {
+        Latency {
+            count: h.count,
+            p50_ns: h.percentile(0.5),
+            p90_ns: h.percentile(0.9),
+            p99_ns: h.percentile(0.99),
+            max_ns: h.max,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AddressRow<'a> {
+    address: String,
+    label: Option<&'a str>,
+    kind: WaitKind,
+    /// Condvar waits are idle (waiting for work), not lock contention.
+    idle: bool,
+    waits: u64,
+    waits_blocked: u64,
+    wait_ns_total: u64,
+    woken: u64,
+    timeouts: u64,
+    p50_wait_ns: u64,
+    p99_wait_ns: u64,
+    /// Needs a stack-capturing source (eBPF); the observer has none.
+    top_stack: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct BucketRow<'a> {
+    bucket: usize,
+    #[serde(flatten)]
+    stats: &'a BucketStats,
+}
+
+#[derive(Serialize)]
+struct EdgeRow {
+    from: String,
+    to: String,
+    from_bucket: u32,
+    to_bucket: u32,
+    requeues: u64,
+    moved: u64,
+    woken: u64,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    format: &'static str,
+    #[serde(flatten)]
+    source: &'a SourceInfo,
+    bucket_origin: BucketOrigin,
+    bucket_label: &'static str,
+    totals: &'a Totals,
+    addresses: Vec<AddressRow<'a>>,
+    buckets: Vec<BucketRow<'a>>,
+    requeue_edges: Vec<EdgeRow>,
+    wait_contention: Latency,
+    wait_idle: Latency,
+    wake_to_return: Latency,
+}
+
+fn hex(a: u64) -> String {
+    format!("{a:#x}")
+}
+
+fn build<'a>(m: &'a Model, src: &'a SourceInfo, labels: &'a HashMap<u64, String>) -> Report<'a> {
+    let mut addresses: Vec<AddressRow> = m
+        .addresses
+        .iter()
+        .map(|(&a, s)| AddressRow {
+            address: hex(a),
+            label: labels.get(&a).map(String::as_str),
+            kind: s.kind(),
+            idle: s.kind().is_idle(),
+            waits: s.waits,
+            waits_blocked: s.waits_blocked,
+            wait_ns_total: s.wait_ns_total,
+            woken: s.woken,
+            timeouts: s.timeouts,
+            p50_wait_ns: s.wait_ns.percentile(0.5),
+            p99_wait_ns: s.wait_ns.percentile(0.99),
+            top_stack: None,
+        })
+        .collect();
+    addresses.sort_by(|a, b| {
+        b.wait_ns_total
+            .cmp(&a.wait_ns_total)
+            .then(a.address.cmp(&b.address))
+    });
+    let buckets = m
+        .buckets
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.waits + b.wakes + b.requeues + b.requeued_in + b.lock_contended > 0)
+        .map(|(bucket, stats)| BucketRow { bucket, stats })
+        .collect();
+    let mut requeue_edges: Vec<EdgeRow> = m
+        .edges
+        .iter()
+        .map(|(&(f, t), e)| EdgeRow {
+            from: hex(f),
+            to: hex(t),
+            from_bucket: e.from_bucket,
+            to_bucket: e.to_bucket,
+            requeues: e.requeues,
+            moved: e.moved,
+            woken: e.woken,
+        })
+        .collect();
+    requeue_edges.sort_by(|a, b| b.moved.cmp(&a.moved).then(a.from.cmp(&b.from)));
+    Report {
+        format: "futex-trace report v1",
+        source: src,
+        bucket_origin: m.origin,
+        bucket_label: m.origin.label(),
+        totals: &m.totals,
+        addresses,
+        buckets,
+        requeue_edges,
+        wait_contention: (&m.wait_contention).into(),
+        wait_idle: (&m.wait_idle).into(),
+        wake_to_return: (&m.wake_to_return).into(),
+    }
+}
+
+/// The report as pretty JSON.
+pub fn json(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>) -> String {
+    serde_json::to_string_pretty(&build(m, src, labels)).expect("a report always serialises")
+}
+
+fn ns(v: u64) -> String {
+    match v {
+        0..=9_999 => format!("{v} ns"),
+        10_000..=9_999_999 => format!("{:.1} µs", v as f64 / 1e3),
+        10_000_000..=9_999_999_999 => format!("{:.1} ms", v as f64 / 1e6),
+        _ => format!("{:.2} s", v as f64 / 1e9),
+    }
+}
+
+/// The report as text, `top` rows per table.
+pub fn text(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>, top: usize) -> String {
+    let r = build(m, src, labels);
+    let t = r.totals;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "futex-trace report — {} — pid {} — {:.1} s",
+        src.source, src.pid, src.duration_s
+    );
+    let _ = writeln!(
+        o,
+        "waits {} (slept {}, value changed {}, timed out {}) · wakes {} woke {} · requeues {} moved {} · \
+         queue-lock contention {} · events {}",
+        t.waits, t.waits_blocked, t.mismatches, t.timeouts, t.wakes, t.woken, t.requeues, t.moved,
+        t.lock_contended, t.events
+    );
+    if t.lost_events > 0 {
+        let _ = writeln!(
+            o,
+            "LOST EVENTS: {} (the counts above are lower bounds)",
+            t.lost_events
+        );
+    } else {
+        let _ = writeln!(o, "lost events: 0");
+    }
+    for (title, idle) in [
+        ("Top locks (contention: time waited)", false),
+        (
+            "Idle waits (condvar: waiting for work, not contention)",
+            true,
+        ),
+    ] {
+        let _ = writeln!(o, "\n{title}");
+        let _ = writeln!(
+            o,
+            "  {:<18} {:<8} {:>8} {:>8} {:>11} {:>10} {:>10}  label",
+            "address", "kind", "waits", "slept", "total", "p50", "p99"
+        );
+        for a in r.addresses.iter().filter(|a| a.idle == idle).take(top) {
+            let _ = writeln!(
+                o,
+                "  {:<18} {:<8} {:>8} {:>8} {:>11} {:>10} {:>10}  {}",
+                a.address,
+                format!("{:?}", a.kind).to_lowercase(),
+                a.waits,
+                a.waits_blocked,
+                ns(a.wait_ns_total),
+                ns(a.p50_wait_ns),
+                ns(a.p99_wait_ns),
+                a.label.unwrap_or("")
+            );
+        }
+    }
+    let _ = writeln!(o, "\nHottest buckets — {}", m.origin.label());
+    let _ = writeln!(
+        o,
+        "  {:>6} {:>8} {:>8} {:>8} {:>10} {:>11} {:>9}",
+        "bucket", "waits", "slept", "wakes", "collisions", "lock waits", "max depth"
+    );
+    let mut buckets: Vec<_> = r.buckets.iter().collect();
+    buckets.sort_by_key(|b| std::cmp::Reverse(b.stats.waits_blocked));
+    for b in buckets.iter().take(top) {
+        let s = b.stats;
+        let _ = writeln!(
+            o,
+            "  {:>6} {:>8} {:>8} {:>8} {:>10} {:>11} {:>9}",
+            b.bucket,
+            s.waits,
+            s.waits_blocked,
+            s.wakes,
+            s.collisions,
+            s.lock_contended,
+            s.max_depth
+        );
+    }
+    let _ = writeln!(o, "\nRequeue edges (from → to)");
+    if r.requeue_edges.is_empty() {
+        let _ = writeln!(o, "  none");
+    }
+    for e in r.requeue_edges.iter().take(top) {
+        let name = |a: &str| {
+            u64::from_str_radix(a.trim_start_matches("0x"), 16)
+                .ok()
+                .and_then(|v| labels.get(&v))
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
+        };
+        let _ = writeln!(
+            o,
+            "  {}{} [bucket {}] → {}{} [bucket {}]: {} requeues, {} moved, {} woken",
+            e.from,
+            name(&e.from),
+            e.from_bucket,
+            e.to,
+            name(&e.to),
+            e.to_bucket,
+            e.requeues,
+            e.moved,
+            e.woken
+        );
+    }
+    let _ = writeln!(o, "\nLatency (log2 resolution)");
+    for (name, l) in [
+        ("time waited, contention", &r.wait_contention),
+        ("time waited, idle", &r.wait_idle),
+        ("wake-to-return", &r.wake_to_return),
+    ] {
+        let _ = writeln!(
+            o,
+            "  {:<24} n={:<9} p50 {:>9}  p90 {:>9}  p99 {:>9}  max {:>9}",
+            name,
+            l.count,
+            ns(l.p50_ns),
+            ns(l.p90_ns),
+            ns(l.p99_ns),
+            ns(l.max_ns)
+        );
+    }
+    o
+}

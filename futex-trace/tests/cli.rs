@@ -1,0 +1,171 @@
+//! `futex-trace report|stream --demo` end to end, as a user runs it.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_futex-trace"))
+}
+
+#[test]
+fn report_json_shows_contention_collisions_and_requeue_edges() {
+    let out = bin()
+        .args(["report", "--demo", "-d", "1500ms", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &r["totals"];
+    for k in [
+        "waits",
+        "waits_blocked",
+        "wakes",
+        "woken",
+        "requeues",
+        "moved",
+        "timeouts",
+        "lost_events",
+    ] {
+        assert!(t[k].is_u64(), "totals.{k} missing: {t}");
+    }
+    assert!(t["waits_blocked"].as_u64().unwrap() > 0);
+    assert_eq!(t["lost_events"], 0);
+    assert_eq!(r["bucket_origin"], "futex_core");
+    let addrs = r["addresses"].as_array().unwrap();
+    let by_label = |l: &str| {
+        addrs
+            .iter()
+            .find(|a| a["label"] == l)
+            .unwrap_or_else(|| panic!("no address labelled {l}: {addrs:?}"))
+    };
+    for a in addrs {
+        for k in [
+            "address",
+            "waits",
+            "wait_ns_total",
+            "woken",
+            "p50_wait_ns",
+            "p99_wait_ns",
+        ] {
+            assert!(!a[k].is_null(), "addresses[].{k} missing: {a}");
+        }
+    }
+    // Heat: lock 0 is waited on more than lock 5.
+    assert!(
+        by_label("demo: heat lock 0")["wait_ns_total"].as_u64()
+            > by_label("demo: heat lock 5")["wait_ns_total"]
+                .as_u64()
+                .or(Some(0))
+    );
+    // The condvar is idle, not contention.
+    assert_eq!(by_label("demo: broadcast condvar")["idle"], true);
+    assert_eq!(by_label("demo: heat lock 0")["idle"], false);
+    // notify_all moved waiters from the broadcast condvar to its mutex.
+    let cv = by_label("demo: broadcast condvar")["address"].clone();
+    let mx = r["requeue_edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == cv)
+        .expect("an edge from the broadcast condvar");
+    assert!(mx["moved"].as_u64().unwrap() > 0);
+    assert_ne!(mx["from_bucket"], mx["to_bucket"]);
+    // The two colliding locks share a bucket, and that bucket counted collisions.
+    let buckets = r["buckets"].as_array().unwrap();
+    let a = by_label("demo: colliding lock A")["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = by_label("demo: colliding lock B")["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let qa = futex_trace::bucket_of(u64::from_str_radix(&a[2..], 16).unwrap(), 64);
+    let qb = futex_trace::bucket_of(u64::from_str_radix(&b[2..], 16).unwrap(), 64);
+    assert_eq!(qa, qb);
+    let shared = buckets.iter().find(|x| x["bucket"] == qa).unwrap();
+    assert!(shared["collisions"].as_u64().unwrap() > 0, "{shared}");
+}
+
+#[test]
+fn stream_prints_json_lines() {
+    let out = bin()
+        .args(["stream", "--demo", "-d", "300ms"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut kinds = std::collections::HashSet::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        kinds.insert(v["event"].as_str().unwrap().to_string());
+        assert!(v["ts_ns"].as_u64().unwrap() > 0);
+    }
+    for k in ["wait_start", "wait_end", "wake", "requeue"] {
+        assert!(kinds.contains(k), "no {k} event in {kinds:?}");
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let out = bin().args(["report"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--demo") && err.lines().count() == 1, "{err}");
+    let out = bin()
+        .args(["report", "--demo", "--skew", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("outside (0, 1]") && !err.contains("panicked"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["report", "--demo", "-d", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8(out.stderr).unwrap().contains("panicked"));
+}
+
+/// The demo needs no privileges: run it as `nobody`. Needs root to switch users; skips otherwise.
+#[test]
+fn demo_runs_unprivileged() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!("SKIPPED demo_runs_unprivileged: needs root to switch to user nobody");
+        return;
+    }
+    // Copy the binary where `nobody` can read and run it.
+    let dir = std::env::temp_dir().join(format!("futex-trace-unpriv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("futex-trace");
+    std::fs::copy(env!("CARGO_BIN_EXE_futex-trace"), &exe).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["report", "--demo", "-d", "500ms", "--json"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["totals"]["waits"].as_u64().unwrap() > 0);
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

@@ -1,0 +1,99 @@
+//! The observer source and the model: per-bucket counts folded from the events equal futex-core's own
+//! statistics for the same run, exactly, when nothing was lost.
+
+use futex_trace::demo::{Demo, DemoConfig};
+use futex_trace::model::{BucketOrigin, Model};
+use futex_trace::source::ObserverSource;
+
+#[test]
+fn model_buckets_equal_futex_core_statistics() {
+    let t = futex_core::default_table();
+    let mut src = ObserverSource::new(1 << 22).unwrap();
+    let before = t.stats();
+    let demo = Demo::start(&DemoConfig::default());
+    let mut model = Model::new(src.buckets(), BucketOrigin::FutexCore);
+    let mut batch = Vec::new();
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        batch.clear();
+        src.poll(&mut batch);
+        batch.iter().for_each(|e| model.apply(e));
+    }
+    demo.stop();
+    batch.clear();
+    src.poll(&mut batch);
+    batch.iter().for_each(|e| model.apply(e));
+    let after = t.stats();
+
+    assert_eq!(
+        model.totals.lost_events, 0,
+        "raise the capacity: the comparison needs every event"
+    );
+    assert!(
+        model.totals.waits > 100 && model.totals.requeues > 0,
+        "{:?}",
+        model.totals
+    );
+    for (b, a) in before.iter().zip(&after) {
+        let m = &model.buckets[a.index];
+        let d = |x: u64, y: u64| y - x;
+        assert_eq!(m.waits, d(b.waits, a.waits), "bucket {} waits", a.index);
+        assert_eq!(
+            m.mismatches,
+            d(b.mismatches, a.mismatches),
+            "bucket {} mismatches",
+            a.index
+        );
+        assert_eq!(
+            m.timeouts,
+            d(b.timeouts, a.timeouts),
+            "bucket {} timeouts",
+            a.index
+        );
+        assert_eq!(m.wakes, d(b.wakes, a.wakes), "bucket {} wakes", a.index);
+        assert_eq!(m.woken, d(b.woken, a.woken), "bucket {} woken", a.index);
+        assert_eq!(
+            m.requeues,
+            d(b.requeues, a.requeues),
+            "bucket {} requeues",
+            a.index
+        );
+        assert_eq!(
+            m.requeued_in,
+            d(b.requeued_in, a.requeued_in),
+            "bucket {}",
+            a.index
+        );
+        assert_eq!(
+            m.requeued_out,
+            d(b.requeued_out, a.requeued_out),
+            "bucket {}",
+            a.index
+        );
+        assert_eq!(
+            m.collisions,
+            d(b.collisions, a.collisions),
+            "bucket {} collisions",
+            a.index
+        );
+        assert_eq!(
+            m.lock_contended,
+            d(b.lock_contended, a.lock_contended),
+            "bucket {}",
+            a.index
+        );
+        assert_eq!(
+            m.lock_wait_ns,
+            d(b.lock_wait_ns, a.lock_wait_ns),
+            "bucket {}",
+            a.index
+        );
+        // Every demo thread has returned: the model's depth is back to where the table's is.
+        assert_eq!(
+            m.depth,
+            a.depth as i64 - b.depth as i64,
+            "bucket {} depth",
+            a.index
+        );
+    }
+}
