@@ -1,0 +1,309 @@
+//! The dashboard's state: the latest model, fixed-size history for the heatmap and rates, and what the
+//! user selected. Updated off the draw path (once per refresh); drawing only reads it.
+
+use std::collections::{HashMap, VecDeque};
+
+use futex_trace::event::WaitKind;
+use futex_trace::model::Model;
+
+/// Seconds of bucket history the heatmap keeps.
+pub const HISTORY: usize = 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Focus {
+    Locks,
+    Edges,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortBy {
+    TotalWait,
+    WaitsPerSec,
+    P99,
+}
+
+impl SortBy {
+    pub fn next(self) -> Self {
+        match self {
+            SortBy::TotalWait => SortBy::WaitsPerSec,
+            SortBy::WaitsPerSec => SortBy::P99,
+            SortBy::P99 => SortBy::TotalWait,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortBy::TotalWait => "total wait",
+            SortBy::WaitsPerSec => "waits/s",
+            SortBy::P99 => "p99",
+        }
+    }
+}
+
+/// One row of the top-locks table, precomputed at update time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LockRow {
+    pub addr: u64,
+    pub label: Option<String>,
+    pub kind: WaitKind,
+    pub waits: u64,
+    pub waits_per_sec: f64,
+    pub wait_ns_total: u64,
+    pub p50: u64,
+    pub p99: u64,
+    pub timeouts: u64,
+    pub bucket: usize,
+}
+
+pub struct App {
+    pub source: String,
+    pub pid: u32,
+    pub model: Model,
+    pub labels: HashMap<u64, String>,
+    pub uptime_s: f64,
+    pub events_per_sec: f64,
+    /// Per second, per bucket: waits that slept (contention per second), newest last.
+    pub heat: VecDeque<Vec<u64>>,
+    /// Contention rows, sorted by `sort`.
+    pub locks: Vec<LockRow>,
+    /// Idle (condvar) waits per second, all addresses.
+    pub idle_per_sec: f64,
+    pub edge_rates: HashMap<(u64, u64), f64>,
+    pub focus: Focus,
+    pub sort: SortBy,
+    pub selected: usize,
+    pub edge_selected: usize,
+    pub paused: bool,
+    pub help: bool,
+    pub detail: bool,
+    /// A one-line message for the user (errors, hints), shown in the footer.
+    pub message: Option<String>,
+    prev_buckets: Vec<u64>,
+    prev_addr_waits: HashMap<u64, u64>,
+    prev_edges: HashMap<(u64, u64), u64>,
+    prev_events: u64,
+    prev_idle: u64,
+    last_tick_s: f64,
+}
+
+impl App {
+    pub fn new(source: String, pid: u32, model: Model, labels: HashMap<u64, String>) -> Self {
+        App {
+            source,
+            pid,
+            model,
+            labels,
+            uptime_s: 0.0,
+            events_per_sec: 0.0,
+            heat: VecDeque::with_capacity(HISTORY),
+            locks: Vec::new(),
+            idle_per_sec: 0.0,
+            edge_rates: HashMap::new(),
+            focus: Focus::Locks,
+            sort: SortBy::TotalWait,
+            selected: 0,
+            edge_selected: 0,
+            paused: false,
+            help: false,
+            detail: false,
+            message: None,
+            prev_buckets: Vec::new(),
+            prev_addr_waits: HashMap::new(),
+            prev_edges: HashMap::new(),
+            prev_events: 0,
+            prev_idle: 0,
+            last_tick_s: 0.0,
+        }
+    }
+
+    /// Takes a new model at `uptime_s`. Once a second (or more), rates and a heatmap row are computed
+    /// from the difference with the previous second; the lock rows are rebuilt every time.
+    pub fn update(&mut self, model: Model, uptime_s: f64) {
+        if self.paused {
+            return;
+        }
+        self.model = model;
+        self.uptime_s = uptime_s;
+        let dt = uptime_s - self.last_tick_s;
+        if dt >= 1.0 || self.heat.is_empty() {
+            let dt = dt.max(1e-3);
+            let row: Vec<u64> = self
+                .model
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    b.waits_blocked
+                        .saturating_sub(*self.prev_buckets.get(i).unwrap_or(&0))
+                })
+                .collect();
+            self.prev_buckets = self.model.buckets.iter().map(|b| b.waits_blocked).collect();
+            if self.heat.len() == HISTORY {
+                self.heat.pop_front();
+            }
+            self.heat.push_back(row);
+            self.events_per_sec =
+                self.model.totals.events.saturating_sub(self.prev_events) as f64 / dt;
+            self.prev_events = self.model.totals.events;
+            let idle: u64 = self
+                .model
+                .addresses
+                .values()
+                .filter(|a| a.kind().is_idle())
+                .map(|a| a.waits)
+                .sum();
+            self.idle_per_sec = idle.saturating_sub(self.prev_idle) as f64 / dt;
+            self.prev_idle = idle;
+            let mut rates = HashMap::new();
+            for (k, e) in &self.model.edges {
+                let prev = self.prev_edges.insert(*k, e.moved).unwrap_or(0);
+                rates.insert(*k, e.moved.saturating_sub(prev) as f64 / dt);
+            }
+            self.edge_rates = rates;
+            let mut waits_per_sec = HashMap::new();
+            for (a, s) in &self.model.addresses {
+                let prev = self.prev_addr_waits.insert(*a, s.waits).unwrap_or(0);
+                waits_per_sec.insert(*a, s.waits.saturating_sub(prev) as f64 / dt);
+            }
+            for row in &mut self.locks {
+                row.waits_per_sec = waits_per_sec.get(&row.addr).copied().unwrap_or(0.0);
+            }
+            self.last_tick_s = uptime_s;
+            self.rebuild_locks(Some(&waits_per_sec));
+        } else {
+            self.rebuild_locks(None);
+        }
+    }
+
+    fn rebuild_locks(&mut self, rates: Option<&HashMap<u64, f64>>) {
+        let old: HashMap<u64, f64> = self
+            .locks
+            .iter()
+            .map(|r| (r.addr, r.waits_per_sec))
+            .collect();
+        let queues = self.model.buckets.len().max(1);
+        let mut rows: Vec<LockRow> = self
+            .model
+            .addresses
+            .iter()
+            .filter(|(_, s)| !s.kind().is_idle())
+            .map(|(&addr, s)| LockRow {
+                addr,
+                label: self.labels.get(&addr).cloned(),
+                kind: s.kind(),
+                waits: s.waits,
+                waits_per_sec: rates
+                    .and_then(|r| r.get(&addr))
+                    .or(old.get(&addr))
+                    .copied()
+                    .unwrap_or(0.0),
+                wait_ns_total: s.wait_ns_total,
+                p50: s.wait_ns.percentile(0.5),
+                p99: s.wait_ns.percentile(0.99),
+                timeouts: s.timeouts,
+                bucket: futex_trace::bucket_of(addr, queues),
+            })
+            .collect();
+        // Ties broken by address, so the order does not depend on hash-map iteration.
+        rows.sort_by_key(|r| r.addr);
+        match self.sort {
+            SortBy::TotalWait => rows.sort_by_key(|r| std::cmp::Reverse(r.wait_ns_total)),
+            SortBy::WaitsPerSec => rows.sort_by(|a, b| b.waits_per_sec.total_cmp(&a.waits_per_sec)),
+            SortBy::P99 => rows.sort_by_key(|r| std::cmp::Reverse(r.p99)),
+        }
+        self.locks = rows;
+        self.selected = self.selected.min(self.locks.len().saturating_sub(1));
+        self.edge_selected = self
+            .edge_selected
+            .min(self.model.edges.len().saturating_sub(1));
+    }
+
+    /// The requeue edges, most moved first.
+    pub fn edges(&self) -> Vec<((u64, u64), &futex_trace::model::Edge)> {
+        let mut v: Vec<_> = self.model.edges.iter().map(|(k, e)| (*k, e)).collect();
+        v.sort_by(|a, b| b.1.moved.cmp(&a.1.moved).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// The hottest bucket over the heatmap's window, and its contention per second.
+    pub fn hottest_bucket(&self) -> Option<(usize, f64)> {
+        let n = self.heat.len().max(1) as f64;
+        let width = self.heat.iter().map(Vec::len).max().unwrap_or(0);
+        (0..width)
+            .map(|b| {
+                let sum: u64 = self
+                    .heat
+                    .iter()
+                    .map(|r| r.get(b).copied().unwrap_or(0))
+                    .sum();
+                (b, sum as f64 / n)
+            })
+            .filter(|(_, v)| *v > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    pub fn name(&self, addr: u64) -> String {
+        match self.labels.get(&addr) {
+            Some(l) => l.clone(),
+            None => format!("{addr:#x}"),
+        }
+    }
+
+    /// Handles a key; returns false when the app should quit.
+    pub fn on_key(&mut self, key: Key) -> bool {
+        self.message = None;
+        match key {
+            Key::Quit => return false,
+            Key::Char('?') => self.help = !self.help,
+            Key::Esc if self.help || self.detail => {
+                self.help = false;
+                self.detail = false;
+            }
+            Key::Esc => return false,
+            Key::Char('p') => self.paused = !self.paused,
+            Key::Char('s') => {
+                self.sort = self.sort.next();
+                self.rebuild_locks(None);
+            }
+            Key::Tab => {
+                self.focus = match self.focus {
+                    Focus::Locks => Focus::Edges,
+                    Focus::Edges => Focus::Locks,
+                }
+            }
+            Key::Down | Key::Char('j') => match self.focus {
+                Focus::Locks => {
+                    self.selected = (self.selected + 1).min(self.locks.len().saturating_sub(1))
+                }
+                Focus::Edges => {
+                    self.edge_selected =
+                        (self.edge_selected + 1).min(self.model.edges.len().saturating_sub(1))
+                }
+            },
+            Key::Up | Key::Char('k') => match self.focus {
+                Focus::Locks => self.selected = self.selected.saturating_sub(1),
+                Focus::Edges => self.edge_selected = self.edge_selected.saturating_sub(1),
+            },
+            Key::Enter => {
+                if self.focus == Focus::Locks && !self.locks.is_empty() {
+                    self.detail = !self.detail;
+                }
+            }
+            Key::Char(_) | Key::Other => {}
+        }
+        true
+    }
+}
+
+/// Keys the app understands, independent of the terminal library (tests drive the app with these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    Quit,
+    Esc,
+    Tab,
+    Up,
+    Down,
+    Enter,
+    Char(char),
+    Other,
+}

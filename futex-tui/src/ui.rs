@@ -1,0 +1,340 @@
+//! Drawing: each panel is a function of the [`App`] into a `Rect`. Nothing here aggregates events.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use crate::app::{App, Focus};
+use futex_trace::model::Log2Hist;
+
+/// A duration in at most 6 columns: `950ns`, `8.2µs`, `131µs`, `3.5ms`, `12ms`, `1.2s`.
+pub fn ns(v: u64) -> String {
+    let f = v as f64;
+    match v {
+        0..=999 => format!("{v}ns"),
+        1_000..=9_999 => format!("{:.1}µs", f / 1e3),
+        10_000..=999_999 => format!("{:.0}µs", f / 1e3),
+        1_000_000..=9_999_999 => format!("{:.1}ms", f / 1e6),
+        10_000_000..=999_999_999 => format!("{:.0}ms", f / 1e6),
+        _ => format!("{:.1}s", f / 1e9),
+    }
+}
+
+/// The whole screen.
+pub fn draw(f: &mut Frame, app: &App) {
+    let [header, top, bottom, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(8),
+        Constraint::Length(8),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_header(f, header, app);
+    let [locks, heat] =
+        Layout::horizontal([Constraint::Min(40), Constraint::Length(68)]).areas(top);
+    // Narrow terminals: the heatmap goes below the locks instead of beside them.
+    if f.area().width < 110 {
+        let [locks, heat] =
+            Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(top);
+        draw_locks(f, locks, app);
+        draw_heatmap(f, heat, app);
+    } else {
+        draw_locks(f, locks, app);
+        draw_heatmap(f, heat, app);
+    }
+    let [edges, lat] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
+    draw_edges(f, edges, app);
+    draw_latency(f, lat, app);
+    draw_footer(f, footer, app);
+    if app.detail {
+        draw_detail(f, app);
+    }
+    if app.help {
+        draw_help(f);
+    }
+}
+
+pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.model.totals;
+    let lost = if t.lost_events > 0 {
+        Span::styled(
+            format!("lost {}", t.lost_events),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Span::raw("lost 0")
+    };
+    let line1 = Line::from(vec![
+        Span::styled("futex-tui ", Style::new().bold()),
+        Span::raw(format!(
+            "{} · pid {} · up {:.0}s · {:.0} ev/s · ",
+            app.source, app.pid, app.uptime_s, app.events_per_sec
+        )),
+        lost,
+        Span::raw(if app.paused { " · PAUSED" } else { "" }),
+    ]);
+    let line2 = Line::from(format!(
+        "waits {} (slept {}, changed {}, timed out {}) · woke {} · requeued {} · idle waits {:.0}/s",
+        t.waits, t.waits_blocked, t.mismatches, t.timeouts, t.woken, t.moved, app.idle_per_sec
+    ))
+    .dim();
+    f.render_widget(Paragraph::new(vec![line1, line2]), area);
+}
+
+fn focused(block: Block<'_>, on: bool) -> Block<'_> {
+    if on {
+        block.border_style(Style::new().fg(Color::Cyan))
+    } else {
+        block
+    }
+}
+
+pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
+    let header = Row::new(["lock", "kind", "waits/s", "total", "p50", "p99"]).bold();
+    let rows = app.locks.iter().map(|r| {
+        Row::new([
+            Cell::from(r.label.clone().unwrap_or_else(|| format!("{:#x}", r.addr))),
+            Cell::from(format!("{:?}", r.kind).to_lowercase()),
+            Cell::from(format!("{:.0}", r.waits_per_sec)),
+            Cell::from(ns(r.wait_ns_total)),
+            Cell::from(ns(r.p50)),
+            Cell::from(ns(r.p99)),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(18),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(8),
+        ],
+    )
+    .header(header)
+    .row_highlight_style(Style::new().reversed())
+    .block(focused(
+        Block::bordered().title(format!(
+            " Top locks (contention) · sort: {} ",
+            app.sort.label()
+        )),
+        app.focus == Focus::Locks,
+    ));
+    let mut state = TableState::default().with_selected(Some(app.selected));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+/// Shade for a cell of the heatmap: contention per second, log scale.
+fn shade(v: u64) -> (char, Color) {
+    match v {
+        0 => ('·', Color::DarkGray),
+        1..=9 => ('░', Color::Yellow),
+        10..=99 => ('▒', Color::LightRed),
+        100..=999 => ('▓', Color::Red),
+        _ => ('█', Color::Magenta),
+    }
+}
+
+pub fn draw_heatmap(f: &mut Frame, area: Rect, app: &App) {
+    let origin = app.model.origin.label();
+    let hottest = app
+        .hottest_bucket()
+        .map(|(b, v)| format!(" · hottest {b}: {v:.0}/s"))
+        .unwrap_or_default();
+    let block = Block::bordered().title(format!(" Buckets: {origin}{hottest} "));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let rows = inner.height as usize;
+    let width = inner.width as usize;
+    let mut lines = Vec::new();
+    // Newest second at the top.
+    for row in app.heat.iter().rev().take(rows) {
+        let spans: Vec<Span> = row
+            .iter()
+            .take(width)
+            .map(|&v| {
+                let (c, col) = shade(v);
+                Span::styled(c.to_string(), Style::new().fg(col))
+            })
+            .collect();
+        lines.push(Line::from(spans));
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+pub fn draw_edges(f: &mut Frame, area: Rect, app: &App) {
+    let rows = app.edges().into_iter().map(|((from, to), e)| {
+        Row::new([
+            Cell::from(format!("{} [{}]", app.name(from), e.from_bucket)),
+            Cell::from(format!("{} [{}]", app.name(to), e.to_bucket)),
+            Cell::from(e.moved.to_string()),
+            Cell::from(format!(
+                "{:.0}/s",
+                app.edge_rates.get(&(from, to)).copied().unwrap_or(0.0)
+            )),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Percentage(38),
+            Constraint::Percentage(38),
+            Constraint::Length(7),
+            Constraint::Length(7),
+        ],
+    )
+    .header(Row::new(["from [bucket]", "to [bucket]", "moved", "rate"]).bold())
+    .row_highlight_style(Style::new().reversed())
+    .block(focused(
+        Block::bordered().title(" Requeue movement "),
+        app.focus == Focus::Edges,
+    ));
+    let mut state = TableState::default().with_selected(Some(app.edge_selected));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn latency_line(name: &str, h: &Log2Hist) -> Line<'static> {
+    Line::from(format!(
+        "{name:<10}{:>7}{:>7}{:>7}{:>7}",
+        ns(h.percentile(0.5)),
+        ns(h.percentile(0.9)),
+        ns(h.percentile(0.99)),
+        ns(h.max)
+    ))
+}
+
+/// A one-line log2 histogram: one bar character per power of two from 256 ns to ~1 s.
+fn hist_bars(h: &Log2Hist) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let slice = &h.buckets[8..30];
+    let max = slice.iter().copied().max().unwrap_or(0).max(1);
+    slice
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                ' '
+            } else {
+                BARS[((c * 7) / max) as usize]
+            }
+        })
+        .collect()
+}
+
+pub fn draw_latency(f: &mut Frame, area: Rect, app: &App) {
+    let m = &app.model;
+    let lines = vec![
+        Line::from(format!(
+            "{:<10}{:>7}{:>7}{:>7}{:>7}",
+            "", "p50", "p90", "p99", "max"
+        ))
+        .bold(),
+        latency_line("wait locks", &m.wait_contention),
+        latency_line("wait idle", &m.wait_idle),
+        latency_line("wake→ret", &m.wake_to_return),
+        Line::from(format!(
+            "wake→ret 256ns|{}|1s",
+            hist_bars(&m.wake_to_return)
+        ))
+        .dim(),
+        Line::from("sched delay: needs eBPF source").dim(),
+    ];
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" Wakeup latency ")),
+        area,
+    );
+}
+
+pub fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
+    let text = match &app.message {
+        Some(m) => Line::from(m.clone()).yellow(),
+        None => {
+            Line::from("q quit · p pause · Tab panel · j/k select · Enter detail · s sort · ? help")
+                .dim()
+        }
+    };
+    f.render_widget(Paragraph::new(text), area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+pub fn draw_help(f: &mut Frame) {
+    let area = centered(f.area(), 56, 13);
+    let lines: Vec<Line> = [
+        "q / Esc   quit",
+        "p         pause or resume the display",
+        "Tab       move between Top locks and Requeue movement",
+        "j k ↑ ↓   select a row",
+        "Enter     details of the selected lock",
+        "s         sort locks: total wait, waits/s, p99",
+        "?         this help",
+        "",
+        "Idle waits (condvar) are counted apart from locks.",
+        "Buckets: futex-core's sleep queues (demo).",
+    ]
+    .into_iter()
+    .map(Line::from)
+    .collect();
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" Keys ")),
+        area,
+    );
+}
+
+pub fn draw_detail(f: &mut Frame, app: &App) {
+    let Some(r) = app.locks.get(app.selected) else {
+        return;
+    };
+    let area = centered(f.area(), 64, 12);
+    let s = app.model.addresses.get(&r.addr);
+    let mut lines = vec![
+        Line::from(format!(
+            "address {:#x} · bucket {} · {:?}",
+            r.addr, r.bucket, r.kind
+        )),
+        Line::from(format!(
+            "waits {} · slept {} · woken {} · timed out {}",
+            r.waits,
+            s.map_or(0, |s| s.waits_blocked),
+            s.map_or(0, |s| s.woken),
+            r.timeouts
+        )),
+        Line::from(format!(
+            "time waited: total {} · p50 {} · p99 {} · max {}",
+            ns(r.wait_ns_total),
+            ns(r.p50),
+            ns(r.p99),
+            ns(s.map_or(0, |s| s.wait_ns.max))
+        )),
+    ];
+    if let Some(s) = s {
+        lines.push(Line::from(format!(
+            "time waited 256ns|{}|1s",
+            hist_bars(&s.wait_ns)
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from("stacks and wakers need the eBPF source").dim());
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(format!(" {} ", app.name(r.addr))),
+        ),
+        area,
+    );
+}

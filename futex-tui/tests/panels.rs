@@ -1,0 +1,162 @@
+//! Each panel rendered with ratatui's TestBackend from a fixed model, compared to a snapshot
+//! (`tests/snapshots/`; re-bless with `INSTA_UPDATE=always cargo test -p futex-tui`).
+
+use std::collections::HashMap;
+
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+
+use futex_trace::event::{Event, EventKind, Outcome, WaitKind};
+use futex_trace::model::{BucketOrigin, Model};
+use futex_tui::app::{App, Key};
+use futex_tui::ui;
+
+const HOT: u64 = 0x1000;
+const COLD: u64 = 0x2040;
+const CV: u64 = 0x3000;
+const MX: u64 = 0x3008;
+
+fn ev(kind: EventKind) -> Event {
+    Event {
+        ts_ns: 1,
+        pid: 42,
+        tid: 7,
+        kind,
+    }
+}
+
+fn wait(model: &mut Model, addr: u64, wait: WaitKind, outcome: Outcome, wait_ns: u64) {
+    let bucket = futex_trace::bucket_of(addr, 64) as u32;
+    model.apply(&ev(EventKind::WaitStart { addr, bucket, wait }));
+    model.apply(&ev(EventKind::WaitEnd {
+        addr,
+        final_addr: addr,
+        bucket,
+        wait,
+        outcome,
+        wait_ns,
+        wake_to_return_ns: (outcome == Outcome::Woken).then_some(wait_ns / 10),
+        requeued: 0,
+    }));
+}
+
+/// A fixed picture: a hot lock, a cold lock, an idle condvar that requeues onto its mutex.
+fn fixed_app() -> App {
+    let mut m = Model::new(64, BucketOrigin::FutexCore);
+    let mut app = App::new(
+        "fixture".into(),
+        42,
+        m.clone(),
+        HashMap::from([
+            (HOT, "hot lock".to_string()),
+            (CV, "condvar".to_string()),
+            (MX, "mutex".to_string()),
+        ]),
+    );
+    for round in 0..2 {
+        for i in 0..50 {
+            wait(
+                &mut m,
+                HOT,
+                WaitKind::Mutex,
+                Outcome::Woken,
+                100_000 + i * 1_000,
+            );
+        }
+        for _ in 0..5 {
+            wait(&mut m, COLD, WaitKind::Mutex, Outcome::Woken, 5_000);
+        }
+        wait(&mut m, COLD, WaitKind::Mutex, Outcome::Mismatch, 300);
+        for _ in 0..20 {
+            wait(&mut m, CV, WaitKind::Condvar, Outcome::Woken, 2_000_000);
+        }
+        wait(
+            &mut m,
+            CV,
+            WaitKind::Condvar,
+            Outcome::TimedOut,
+            100_000_000,
+        );
+        m.apply(&ev(EventKind::Requeue {
+            from: CV,
+            to: MX,
+            from_bucket: futex_trace::bucket_of(CV, 64) as u32,
+            to_bucket: futex_trace::bucket_of(MX, 64) as u32,
+            wait: WaitKind::Condvar,
+            woken: 1,
+            moved: 3,
+            collisions: 0,
+        }));
+        app.update(m.clone(), 1.0 + round as f64);
+    }
+    app
+}
+
+fn render(w: u16, h: u16, f: impl Fn(&mut ratatui::Frame, Rect, &App), app: &App) -> TestBackend {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|frame| {
+        let area = frame.area();
+        f(frame, area, app)
+    })
+    .unwrap();
+    t.backend().clone()
+}
+
+#[test]
+fn header() {
+    insta::assert_snapshot!(render(80, 2, ui::draw_header, &fixed_app()));
+}
+
+#[test]
+fn top_locks_excludes_idle_waits_and_sorts() {
+    let mut app = fixed_app();
+    insta::assert_snapshot!("locks_by_total", render(80, 6, ui::draw_locks, &app));
+    app.on_key(Key::Char('s'));
+    app.on_key(Key::Char('s')); // p99
+    insta::assert_snapshot!("locks_by_p99", render(80, 6, ui::draw_locks, &app));
+}
+
+#[test]
+fn heatmap() {
+    insta::assert_snapshot!(render(68, 5, ui::draw_heatmap, &fixed_app()));
+}
+
+#[test]
+fn requeue_movement() {
+    insta::assert_snapshot!(render(60, 4, ui::draw_edges, &fixed_app()));
+}
+
+#[test]
+fn latency() {
+    insta::assert_snapshot!(render(40, 8, ui::draw_latency, &fixed_app()));
+}
+
+#[test]
+fn whole_screen_at_80x24_with_detail() {
+    let mut app = fixed_app();
+    app.on_key(Key::Enter);
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| ui::draw(f, &app)).unwrap();
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn keys() {
+    let mut app = fixed_app();
+    assert!(app.on_key(Key::Char('j')));
+    assert_eq!(app.selected, 1);
+    app.on_key(Key::Char('k'));
+    app.on_key(Key::Char('k'));
+    assert_eq!(app.selected, 0);
+    app.on_key(Key::Char('p'));
+    assert!(app.paused);
+    let before = app.model.totals.clone();
+    app.update(Model::new(64, BucketOrigin::FutexCore), 9.0);
+    assert_eq!(app.model.totals, before, "a paused display does not change");
+    app.on_key(Key::Char('?'));
+    assert!(app.help);
+    assert!(app.on_key(Key::Esc), "Esc closes the help first");
+    assert!(!app.help);
+    assert!(!app.on_key(Key::Quit));
+}
