@@ -208,6 +208,33 @@ fn table_churn(queues: usize, threads: usize) -> f64 {
     )
 }
 
+/// Contended futex-core Mutex throughput (4 threads, 1 lock) while the default table's observer is
+/// subscribed and drained by another thread, as futex-trace's demo source does.
+fn contended_observed() -> f64 {
+    let sub = futex_core::default_table()
+        .subscribe(1 << 20)
+        .expect("no other observer in the benchmark");
+    let stop = Arc::new(AtomicBool::new(false));
+    let drainer = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut buf = Vec::with_capacity(1 << 16);
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(5));
+                buf.clear();
+                n += sub.drain_into(&mut buf);
+            }
+            (n, sub.dropped())
+        })
+    };
+    let r = contended::<futex_core::sync::Mutex<u64>>(4, 1);
+    stop.store(true, Ordering::Relaxed);
+    let (events, dropped) = drainer.join().unwrap();
+    println!("  (observer delivered {events} events, dropped {dropped})");
+    r
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter is not supported, every figure is printed.
     println!(
@@ -236,6 +263,19 @@ fn main() {
             f / p
         );
     }
+    println!();
+    println!(
+        "Observer cost: futex-core Mutex, 4 threads on 1 lock (Mops/s; ratio = observed / not)"
+    );
+    let plain = contended::<futex_core::sync::Mutex<u64>>(4, 1);
+    let observed = contended_observed();
+    println!(
+        "{:<22} {:>10.2} {:>10.2} {:>9.2}x",
+        "no observer / observer",
+        plain / 1e6,
+        observed / 1e6,
+        observed / plain
+    );
     println!();
     println!("Uncontended lock+unlock (ns; ratio = futex-core / baseline, lower is better)");
     let f = uncontended::<futex_core::sync::Mutex<u64>>();

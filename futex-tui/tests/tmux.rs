@@ -12,6 +12,17 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Kills the test's tmux server however the test ends, so a failing run leaves no dashboard running.
+struct KillServer(String);
+
+impl Drop for KillServer {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .output();
+    }
+}
+
 /// Polls `f` for up to `limit`.
 fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let t0 = Instant::now();
@@ -47,6 +58,7 @@ fn demo_in_tmux_shows_contention_and_quits_cleanly() {
         v.extend_from_slice(args);
         tmux(&v)
     };
+    let _kill = KillServer(socket.clone());
     s(&[
         "new-session",
         "-d",
