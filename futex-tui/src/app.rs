@@ -165,9 +165,6 @@ impl App {
                 let prev = self.prev_addr_waits.insert(*a, s.waits).unwrap_or(0);
                 waits_per_sec.insert(*a, s.waits.saturating_sub(prev) as f64 / dt);
             }
-            for row in &mut self.locks {
-                row.waits_per_sec = waits_per_sec.get(&row.addr).copied().unwrap_or(0.0);
-            }
             self.last_tick_s = uptime_s;
             self.rebuild_locks(Some(&waits_per_sec));
         } else {
