@@ -1,6 +1,7 @@
 //! `futex-tui`: the dashboard. With no arguments it runs futex-trace's built-in demo workload in this
 //! process, traced through futex-core's observer (no root needed).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,13 @@ fn main() -> ExitCode {
         eprintln!("futex-tui: --skew {} is outside (0, 1]: try 0.5", cli.skew);
         return ExitCode::from(2);
     }
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "futex-tui: needs a terminal (standard output is not one); for a report without a terminal, \
+             run `futex-trace report --demo`"
+        );
+        return ExitCode::from(2);
+    }
     let mut src = match ObserverSource::new(1 << 20) {
         Ok(s) => s,
         Err(e) => {
@@ -100,51 +108,55 @@ fn main() -> ExitCode {
         model.lock().unwrap().clone(),
         labels,
     );
-    let result = {
-        let mut terminal = ratatui::init();
-        let _guard = TerminalGuard;
-        let frame = Duration::from_millis(100);
-        let mut next_frame = Instant::now();
-        let mut run = || -> std::io::Result<()> {
-            loop {
-                if Instant::now() >= next_frame {
-                    let snapshot = model.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                    app.update(snapshot, start.elapsed().as_secs_f64());
-                    terminal.draw(|f| futex_tui::ui::draw(f, &app))?;
-                    next_frame += frame;
-                    if next_frame < Instant::now() {
-                        next_frame = Instant::now() + frame;
-                    }
-                }
-                let wait = next_frame.saturating_duration_since(Instant::now());
-                if event::poll(wait)? {
-                    if let Event::Key(k) = event::read()? {
-                        if k.kind != KeyEventKind::Press {
-                            continue;
-                        }
-                        let key = match k.code {
-                            KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                                Key::Quit
-                            }
-                            KeyCode::Char('q') => Key::Quit,
-                            KeyCode::Esc => Key::Esc,
-                            KeyCode::Tab => Key::Tab,
-                            KeyCode::Up => Key::Up,
-                            KeyCode::Down => Key::Down,
-                            KeyCode::Enter => Key::Enter,
-                            KeyCode::Char(c) => Key::Char(c),
-                            _ => Key::Other,
-                        };
-                        if !app.on_key(key) {
-                            return Ok(());
-                        }
-                        // Redraw at once after a key.
+    let result = match ratatui::try_init() {
+        Err(e) => Err(e),
+        Ok(mut terminal) => {
+            let _guard = TerminalGuard;
+            let frame = Duration::from_millis(100);
+            let mut next_frame = Instant::now();
+            let mut run = || -> std::io::Result<()> {
+                loop {
+                    if Instant::now() >= next_frame {
+                        let snapshot = model.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        app.update(snapshot, start.elapsed().as_secs_f64());
                         terminal.draw(|f| futex_tui::ui::draw(f, &app))?;
+                        next_frame += frame;
+                        if next_frame < Instant::now() {
+                            next_frame = Instant::now() + frame;
+                        }
+                    }
+                    let wait = next_frame.saturating_duration_since(Instant::now());
+                    if event::poll(wait)? {
+                        if let Event::Key(k) = event::read()? {
+                            if k.kind != KeyEventKind::Press {
+                                continue;
+                            }
+                            let key = match k.code {
+                                KeyCode::Char('c')
+                                    if k.modifiers.contains(KeyModifiers::CONTROL) =>
+                                {
+                                    Key::Quit
+                                }
+                                KeyCode::Char('q') => Key::Quit,
+                                KeyCode::Esc => Key::Esc,
+                                KeyCode::Tab => Key::Tab,
+                                KeyCode::Up => Key::Up,
+                                KeyCode::Down => Key::Down,
+                                KeyCode::Enter => Key::Enter,
+                                KeyCode::Char(c) => Key::Char(c),
+                                _ => Key::Other,
+                            };
+                            if !app.on_key(key) {
+                                return Ok(());
+                            }
+                            // Redraw at once after a key.
+                            terminal.draw(|f| futex_tui::ui::draw(f, &app))?;
+                        }
                     }
                 }
-            }
-        };
-        run()
+            };
+            run()
+        }
     };
     stop.store(true, Ordering::Relaxed);
     let _ = collector.join();
