@@ -20,27 +20,24 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
-/// Two words on different queues of a 2-queue table.
-fn two_queue_words(t: &Table) -> Arc<[AtomicU32; 4]> {
-    let w = Arc::new([
-        AtomicU32::new(0),
-        AtomicU32::new(0),
-        AtomicU32::new(0),
-        AtomicU32::new(0),
-    ]);
-    assert_ne!(
-        t.bucket_of(&w[0]),
-        t.bucket_of(&w[1]),
-        "words 0 and 1 must hash apart"
-    );
-    w
+/// Words for a 2-queue table, and the index of one on queue 0 and one on queue 1.
+///
+/// The model must be deterministic: which queue a word hashes to depends on where it was allocated, so
+/// words are chosen by queue, never by position (otherwise the requeue's lock order could change between
+/// iterations). 16 words span 8 consecutive hash keys, which always cover both queues.
+fn words_on_both_queues(t: &Table) -> (Arc<Vec<AtomicU32>>, usize, usize) {
+    let w: Arc<Vec<AtomicU32>> = Arc::new((0..16).map(|_| AtomicU32::new(0)).collect());
+    let on = |q: usize| (0..w.len()).find(|&i| t.bucket_of(&w[i]) == q).unwrap();
+    let (a, b) = (on(0), on(1));
+    (w, a, b)
 }
 
 /// Wake vs timeout: the wait is woken iff the wake counted it; never both, never neither.
 #[test]
 fn wake_vs_timeout() {
     model(|| {
-        let t = Arc::new(Table::new(2));
+        // One queue: the word's queue does not depend on its address.
+        let t = Arc::new(Table::new(1));
         let w = Arc::new(AtomicU32::new(0));
         let (t2, w2) = (t.clone(), w.clone());
         let h = thread::spawn(move || t2.wait(&w2, 0, Some(Duration::from_millis(1))));
@@ -65,18 +62,18 @@ fn wake_vs_timeout() {
 fn requeue_vs_unwait() {
     model(|| {
         let t = Arc::new(Table::new(2));
-        let w = two_queue_words(&t);
+        let (w, a, b) = words_on_both_queues(&t);
         let (t2, w2) = (t.clone(), w.clone());
-        let h = thread::spawn(move || t2.wait(&w2[0], 0, Some(Duration::from_millis(1))));
-        let r = t.requeue(&w[0], 0, &w[1], 1);
+        let h = thread::spawn(move || t2.wait(&w2[a], 0, Some(Duration::from_millis(1))));
+        let r = t.requeue(&w[a], 0, &w[b], 1);
         let res = h.join().unwrap();
         assert_eq!(r.woken, 0);
         // Timed out from wherever it was, or still on a list: never.
         assert_eq!(res, Err(WaitError::TimedOut));
         let s = t.stats();
         assert_eq!(s.iter().map(|q| q.depth).sum::<u64>(), 0, "{s:?}");
-        assert_eq!(s[t.bucket_of(&w[1])].timeouts, r.moved as u64, "{s:?}");
-        assert_eq!(t.wake(&w[1], 1) + t.wake(&w[0], 1), 0);
+        assert_eq!(s[1].timeouts, r.moved as u64, "{s:?}");
+        assert_eq!(t.wake(&w[b], 1) + t.wake(&w[a], 1), 0);
     });
 }
 
@@ -86,11 +83,11 @@ fn requeue_vs_unwait() {
 fn requeue_then_wake_target_vs_timeout() {
     model(|| {
         let t = Arc::new(Table::new(2));
-        let w = two_queue_words(&t);
+        let (w, a, b) = words_on_both_queues(&t);
         let (t2, w2) = (t.clone(), w.clone());
-        let h = thread::spawn(move || t2.wait(&w2[0], 0, Some(Duration::from_millis(1))));
-        let Requeued { moved, .. } = t.requeue(&w[0], 0, &w[1], 1);
-        let woken = t.wake(&w[1], 1);
+        let h = thread::spawn(move || t2.wait(&w2[a], 0, Some(Duration::from_millis(1))));
+        let Requeued { moved, .. } = t.requeue(&w[a], 0, &w[b], 1);
+        let woken = t.wake(&w[b], 1);
         let res = h.join().unwrap();
         assert!(woken <= moved);
         assert_eq!(
