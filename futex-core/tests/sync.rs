@@ -106,16 +106,24 @@ fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
         })
         .collect();
     let (m, c) = &*pair;
-    // All N must be asleep on the condvar before the notify, so that exactly one notify_all sees them.
-    let t = futex_core::default_table();
-    let q = t.bucket_of_addr(c.addr());
+    // All N must be linked on the condvar before the notify, so that exactly one notify_all sees them:
+    // count this condvar's own wait_start/wait_end events (other tests' waiters may share its bucket).
+    let mut evs = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ready = m.lock().1 == N;
-        if ready && t.queue_stats(q).unwrap().depth >= N as u64 {
+        sub.drain_into(&mut evs);
+        let linked = evs.iter().fold(0i64, |n, e| match e.kind {
+            EventKind::WaitStart { addr, .. } if addr == c.addr() => n + 1,
+            EventKind::WaitEnd { addr, .. } if addr == c.addr() => n - 1,
+            _ => n,
+        });
+        if linked == N as i64 {
             break;
         }
-        assert!(Instant::now() < deadline, "waiters never all slept");
+        assert!(
+            Instant::now() < deadline,
+            "waiters never all slept ({linked} of {N})"
+        );
         thread::sleep(Duration::from_millis(1));
     }
     m.lock().0 = true;
@@ -124,7 +132,6 @@ fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
         h.join().unwrap();
     }
     assert_eq!(m.lock().1, 0);
-    let mut evs = Vec::new();
     sub.drain_into(&mut evs);
     let rq: Vec<_> = evs
         .iter()
