@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -85,6 +87,7 @@ fn parse_skew(s: &str) -> Result<f64, String> {
 /// Runs the demo for `duration` (or forever), folding events into a model and handing each batch to
 /// `on_batch`. Shows a status line on stderr once a second.
 fn run_demo(
+    interrupted: &AtomicBool,
     target: &Target,
     duration: Option<Duration>,
     mut on_batch: impl FnMut(&[Event]) -> std::io::Result<()>,
@@ -129,7 +132,9 @@ fn run_demo(
             events_at_last = model.totals.events;
             last_status = now;
         }
-        if duration.is_some_and(|d| now.duration_since(start) >= d) {
+        if duration.is_some_and(|d| now.duration_since(start) >= d)
+            || interrupted.load(Ordering::Relaxed)
+        {
             break;
         }
     }
@@ -151,6 +156,14 @@ fn run_demo(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C ends the run early; what was gathered is still reported.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let i = interrupted.clone();
+        if let Err(e) = ctrlc::set_handler(move || i.store(true, Ordering::Relaxed)) {
+            eprintln!("futex-trace: warning: Ctrl-C will not end the run cleanly: {e}");
+        }
+    }
     let result = match &cli.command {
         Command::Report {
             target,
@@ -158,7 +171,8 @@ fn main() -> ExitCode {
             json,
             top,
         } => need_demo(target).and_then(|_| {
-            let (model, labels, elapsed) = run_demo(target, Some(*duration), |_| Ok(()))?;
+            let (model, labels, elapsed) =
+                run_demo(&interrupted, target, Some(*duration), |_| Ok(()))?;
             let src = SourceInfo {
                 source: "demo (futex-core observer)".into(),
                 pid: std::process::id(),
@@ -175,7 +189,7 @@ fn main() -> ExitCode {
         Command::Stream { target, duration } => need_demo(target).and_then(|_| {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            run_demo(target, *duration, |batch| {
+            run_demo(&interrupted, target, *duration, |batch| {
                 for e in batch {
                     serde_json::to_writer(&mut out, e).map_err(std::io::Error::other)?;
                     out.write_all(b"\n")?;
