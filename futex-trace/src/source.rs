@@ -1,9 +1,15 @@
 //! Sources of events. Now: futex-core's in-process observer. eBPF (kernel futexes, futex-core's USDT
 //! probes) and recorded trace files come with their issues, producing the same [`Event`].
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 use futex_core::{SubscribeError, Subscription};
 
 use crate::event::{Event, EventKind};
+use crate::model::Model;
 
 /// futex-core's observer on the process-wide default table of this process.
 pub struct ObserverSource {
@@ -49,5 +55,71 @@ impl ObserverSource {
     /// Number of sleep queues of the traced table (the model's bucket count).
     pub fn buckets(&self) -> usize {
         self.sub.table().len()
+    }
+}
+
+/// Folds a source's events into a shared model on a thread of its own, so that a UI never folds
+/// events on its draw path: it takes [`Collector::snapshot`]s instead.
+pub struct Collector {
+    model: Arc<Mutex<Model>>,
+    stop: Arc<AtomicBool>,
+    events: Arc<AtomicU64>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Starts polling `src` every `period`, folding into `model`.
+    pub fn spawn(mut src: ObserverSource, model: Model, period: Duration) -> Collector {
+        let model = Arc::new(Mutex::new(model));
+        let stop = Arc::new(AtomicBool::new(false));
+        let events = Arc::new(AtomicU64::new(0));
+        let handle = {
+            let (model, stop, events) = (model.clone(), stop.clone(), events.clone());
+            std::thread::Builder::new()
+                .name("futex-collector".into())
+                .spawn(move || {
+                    let mut batch = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(period);
+                        batch.clear();
+                        src.poll(&mut batch);
+                        events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        let mut m = model.lock().unwrap_or_else(|e| e.into_inner());
+                        for e in &batch {
+                            m.apply(e);
+                        }
+                    }
+                })
+                .expect("spawn the collector thread")
+        };
+        Collector {
+            model,
+            stop,
+            events,
+            handle: Some(handle),
+        }
+    }
+
+    /// The shared model the collector folds into.
+    pub fn model(&self) -> &Arc<Mutex<Model>> {
+        &self.model
+    }
+
+    /// A copy of the model as it is now.
+    pub fn snapshot(&self) -> Model {
+        self.model.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Events folded so far.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! TestBackend (terminal I/O is not measured). For each source: the most frames/s the UI thread can draw
 //! (unpaced), and the UI thread's CPU when paced at futex-tui's 10 frames/s.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use ratatui::Terminal;
 use futex_trace::demo::{Demo, DemoConfig};
 use futex_trace::event::{Event, EventKind, Outcome, WaitKind};
 use futex_trace::model::{BucketOrigin, Model};
-use futex_trace::source::ObserverSource;
+use futex_trace::source::{Collector, ObserverSource};
 use futex_tui::app::App;
 
 /// CPU time (user + system) of the calling thread.
@@ -165,36 +165,16 @@ fn main() {
     }
     // The demo through the observer, as futex-tui runs it.
     {
-        let mut src = ObserverSource::new(1 << 20).unwrap();
-        let model = Arc::new(Mutex::new(Model::new(
-            src.buckets(),
-            BucketOrigin::FutexCore,
-        )));
+        let src = ObserverSource::new(1 << 20).unwrap();
+        let model = Model::new(src.buckets(), BucketOrigin::FutexCore);
         let demo = Demo::start(&DemoConfig::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let events = Arc::new(AtomicU64::new(0));
-        let collector = {
-            let (model, stop, events) = (model.clone(), stop.clone(), events.clone());
-            thread::spawn(move || {
-                let mut batch = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    thread::sleep(Duration::from_millis(20));
-                    batch.clear();
-                    src.poll(&mut batch);
-                    events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    let mut m = model.lock().unwrap();
-                    for e in &batch {
-                        m.apply(e);
-                    }
-                }
-            })
-        };
+        // The same collector futex-tui runs.
+        let collector = Collector::spawn(src, model, Duration::from_millis(20));
         let t0 = Instant::now();
-        let (max_fps, _) = ui_loop(&model, secs, None);
-        let (fps10, cpu10) = ui_loop(&model, secs, Some(Duration::from_millis(100)));
-        let rate = events.load(Ordering::Relaxed) as f64 / t0.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        collector.join().unwrap();
+        let (max_fps, _) = ui_loop(collector.model(), secs, None);
+        let (fps10, cpu10) = ui_loop(collector.model(), secs, Some(Duration::from_millis(100)));
+        let rate = collector.events() as f64 / t0.elapsed().as_secs_f64();
+        collector.stop();
         demo.stop();
         println!(
             "{:<34} {:>12.0} {:>14.0} {:>13.1}% ({:.1} fps)",

@@ -3,9 +3,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -13,7 +10,7 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers
 
 use futex_trace::demo::{Demo, DemoConfig};
 use futex_trace::model::{BucketOrigin, Model};
-use futex_trace::source::ObserverSource;
+use futex_trace::source::{Collector, ObserverSource};
 use futex_tui::app::{App, Key};
 
 #[derive(Parser)]
@@ -66,46 +63,27 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let mut src = match ObserverSource::new(1 << 20) {
+    let src = match ObserverSource::new(1 << 20) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("futex-tui: cannot observe futex-core: {e}");
             return ExitCode::from(1);
         }
     };
-    let model = Arc::new(Mutex::new(Model::new(
-        src.buckets(),
-        BucketOrigin::FutexCore,
-    )));
+    let model = Model::new(src.buckets(), BucketOrigin::FutexCore);
     let demo = Demo::start(&DemoConfig {
         threads: cli.threads,
         skew: cli.skew,
     });
     let labels = demo.labels().clone();
-    let stop = Arc::new(AtomicBool::new(false));
-
-    // The collector: folds events into the model off the UI thread.
-    let collector = {
-        let (model, stop) = (model.clone(), stop.clone());
-        thread::spawn(move || {
-            let mut batch = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                thread::sleep(Duration::from_millis(20));
-                batch.clear();
-                src.poll(&mut batch);
-                let mut m = model.lock().unwrap_or_else(|e| e.into_inner());
-                for e in &batch {
-                    m.apply(e);
-                }
-            }
-        })
-    };
+    // The collector folds events into the model off the UI thread.
+    let collector = Collector::spawn(src, model, Duration::from_millis(20));
 
     let start = Instant::now();
     let mut app = App::new(
         "demo (futex-core observer)".into(),
         std::process::id(),
-        model.lock().unwrap().clone(),
+        collector.snapshot(),
         labels,
     );
     let result = match ratatui::try_init() {
@@ -117,8 +95,7 @@ fn main() -> ExitCode {
             let mut run = || -> std::io::Result<()> {
                 loop {
                     if Instant::now() >= next_frame {
-                        let snapshot = model.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        app.update(snapshot, start.elapsed().as_secs_f64());
+                        app.update(collector.snapshot(), start.elapsed().as_secs_f64());
                         terminal.draw(|f| futex_tui::ui::draw(f, &app))?;
                         next_frame += frame;
                         if next_frame < Instant::now() {
@@ -158,8 +135,7 @@ fn main() -> ExitCode {
             run()
         }
     };
-    stop.store(true, Ordering::Relaxed);
-    let _ = collector.join();
+    collector.stop();
     demo.stop();
     match result {
         Ok(()) => ExitCode::SUCCESS,
