@@ -40,6 +40,46 @@ pub enum Outcome {
     TimedOut,
     /// The value had changed: returned without sleeping (`EAGAIN`).
     Mismatch,
+    /// A signal ended the sleep (`EINTR`; kernel futexes only).
+    Interrupted,
+    /// The call failed without sleeping (`EINVAL`, `EFAULT`, `ENOSYS`, ...; kernel futexes only).
+    Failed,
+}
+
+impl Outcome {
+    /// The wait slept (as opposed to returning at once: value changed, or the call failed).
+    pub fn blocked(self) -> bool {
+        !matches!(self, Outcome::Mismatch | Outcome::Failed)
+    }
+}
+
+/// The futex operation of a kernel event: a `futex(2)` command, or one of the futex2 syscalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FutexOp {
+    Wait,
+    Wake,
+    Fd,
+    Requeue,
+    CmpRequeue,
+    WakeOp,
+    LockPi,
+    UnlockPi,
+    TrylockPi,
+    WaitBitset,
+    WakeBitset,
+    WaitRequeuePi,
+    CmpRequeuePi,
+    LockPi2,
+    /// futex2: `futex_wait(2)`.
+    Futex2Wait,
+    /// futex2: `futex_wake(2)`.
+    Futex2Wake,
+    /// futex2: `futex_requeue(2)`.
+    Futex2Requeue,
+    /// futex2: `futex_waitv(2)`; the event shows the first word.
+    Futex2Waitv,
+    Unknown,
 }
 
 impl From<futex_core::WaitOutcome> for Outcome {
@@ -64,6 +104,23 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// What a kernel futex event adds: the operation, its private flag, and the user stack at entry (an id
+/// into the source's stack table, per process). Absent for futex-core's observer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kernel {
+    pub op: Option<FutexOp>,
+    pub private: bool,
+    pub stack: Option<u32>,
+}
+
+/// Who released a waiter, when known (kernel futexes: the traced thread whose futex call woke it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waker {
+    pub tid: u32,
+    /// The waker's user stack (an id into the source's stack table).
+    pub stack: Option<u32>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
@@ -71,6 +128,8 @@ pub enum EventKind {
         addr: u64,
         bucket: u32,
         wait: WaitKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel: Option<Kernel>,
     },
     WaitEnd {
         /// Where the wait began.
@@ -84,6 +143,13 @@ pub enum EventKind {
         /// From the wake that released it to its return; `None` when not woken or not measured.
         wake_to_return_ns: Option<u64>,
         requeued: u32,
+        /// From `sched_wakeup` to `sched_switch` onto a CPU (kernel futexes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sched_delay_ns: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waker: Option<Waker>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel: Option<Kernel>,
     },
     Wake {
         addr: u64,
@@ -92,6 +158,8 @@ pub enum EventKind {
         requested: u32,
         woken: u32,
         collisions: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel: Option<Kernel>,
     },
     Requeue {
         from: u64,
@@ -102,6 +170,8 @@ pub enum EventKind {
         woken: u32,
         moved: u32,
         collisions: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel: Option<Kernel>,
     },
     LockContended {
         addr: u64,
@@ -111,6 +181,13 @@ pub enum EventKind {
     },
     /// Events the source could not deliver (ring full): counted, never silent.
     Lost { count: u64 },
+    /// A kernel futex call that neither waits, wakes nor requeues (`FUTEX_TRYLOCK_PI`, `FUTEX_FD`), or
+    /// an unknown command; `ret` is what the syscall returned.
+    OtherOp { addr: u64, op: FutexOp, ret: i64 },
+    /// A traced process forked `child`, which is traced from now on.
+    Fork { child: u32 },
+    /// A traced process ended.
+    Exit,
 }
 
 impl Event {
@@ -124,6 +201,7 @@ impl Event {
                 addr: addr as u64,
                 bucket: queue,
                 wait: kind.into(),
+                kernel: None,
             },
             K::WaitEnd {
                 addr,
@@ -145,6 +223,9 @@ impl Event {
                     && wake_to_return_ns > 0)
                     .then_some(wake_to_return_ns),
                 requeued,
+                sched_delay_ns: None,
+                waker: None,
+                kernel: None,
             },
             K::Wake {
                 addr,
@@ -160,6 +241,7 @@ impl Event {
                 requested,
                 woken,
                 collisions,
+                kernel: None,
             },
             K::Requeue {
                 from,
@@ -179,6 +261,7 @@ impl Event {
                 woken,
                 moved,
                 collisions,
+                kernel: None,
             },
             K::LockContended {
                 addr,

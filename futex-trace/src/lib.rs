@@ -5,10 +5,16 @@
 //! ([`report`]). eBPF sources, recorded traces and flamegraphs come next.
 
 pub mod demo;
+pub mod ebpf;
 pub mod event;
+pub mod flame;
+pub mod kernel;
+pub mod live;
 pub mod model;
 pub mod report;
 pub mod source;
+pub mod stacks;
+pub mod tracefile;
 
 /// The bucket (futex-core hash) an address falls in for a table of `queues` queues. For kernel futexes
 /// of another process this is futex-core's hash of the address, not the kernel's own table.

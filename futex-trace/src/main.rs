@@ -9,23 +9,37 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
+use std::path::PathBuf;
+
 use futex_trace::demo::{Demo, DemoConfig};
 use futex_trace::event::Event;
+use futex_trace::flame::{self, Side};
+use futex_trace::live::{self, LiveResult, LiveTarget};
 use futex_trace::model::{BucketOrigin, Model};
 use futex_trace::report::{self, SourceInfo};
 use futex_trace::source::ObserverSource;
+use futex_trace::stacks::{StackTable, SHORT_STACKS_HELP};
+use futex_trace::tracefile::{self, TraceEnd, TraceMeta, TraceWriter};
 
 #[derive(Parser)]
 #[command(
     name = "futex-trace",
     version,
     about = "Where do threads wait on locks, for how long, and who wakes them?",
+    long_about = "Traces futex waits, wakes and requeues: of any process through eBPF (kernel \
+        tracepoints; root), or of the built-in workload on futex-core through its in-process observer \
+        (--demo; no root). Reports top locks, buckets, latencies and requeue edges; draws flamegraphs \
+        of where threads wait and who wakes them; records traces to replay later.",
     after_help = "Examples:\n  \
-        futex-trace report --demo -d 5s          # the built-in workload on futex-core, no root\n  \
-        futex-trace report --demo --json         # the same as JSON (totals, addresses, buckets, edges)\n  \
-        futex-trace stream --demo -d 2s          # every event as a JSON line\n\n\
-        Tracing a running process by pid, a command, recorded traces and flamegraphs are not in this\n\
-        build yet."
+        sudo futex-trace record -p 1234 -d 10s -o trace.ftr     # a running process, all its threads\n  \
+        sudo futex-trace record -o trace.ftr -- ./server --port 0  # a command and its children\n  \
+        futex-trace report trace.ftr                             # top locks, buckets, latencies\n  \
+        futex-trace flamegraph trace.ftr -o waits.svg            # where threads wait\n  \
+        futex-trace flamegraph trace.ftr --wakers -o wakers.svg  # who wakes them\n  \
+        sudo futex-trace stream -p 1234                          # JSON lines, live\n  \
+        futex-trace report --demo -d 5s                          # the built-in workload, no root\n\n\
+        Stacks are walked by frame pointers: build what you trace with\n\
+        RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,15 +48,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Trace, then print top locks, buckets, requeue edges and latencies.
-    #[command(after_help = "Examples:\n  futex-trace report --demo -d 5s\n  \
-        futex-trace report --demo --threads 8 --skew 0.3 --json > demo.json")]
-    Report {
+    /// Record a trace of a process or command to a file, to report or draw later.
+    #[command(
+        after_help = "Examples:\n  sudo futex-trace record -p 1234 -d 10s -o trace.ftr\n  \
+        sudo futex-trace record -o trace.ftr -- ./server --port 0\n  \
+        futex-trace record --demo -d 3s -o demo.ftr\n\n\
+        Recording stops after -d, on Ctrl-C, or when the traced processes exit; what was recorded is\n\
+        kept in every case. The format is documented in futex-trace/FORMAT.md."
+    )]
+    Record {
         #[command(flatten)]
         target: Target,
-        /// How long to trace ("5s", "500ms", "1m").
-        #[arg(short, long, default_value = "5s", value_parser = humantime::parse_duration)]
-        duration: Duration,
+        /// Stop after this long ("10s", "500ms", "2m"; default: until Ctrl-C or the process exits).
+        #[arg(short, long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Print top locks, buckets, requeue edges and latencies, from a recording or a live trace.
+    #[command(after_help = "Examples:\n  futex-trace report trace.ftr\n  \
+        futex-trace report trace.ftr --json | jq '.addresses[0]'\n  \
+        sudo futex-trace report -p 1234 -d 10s\n  \
+        futex-trace report --demo --threads 8 --skew 0.3 --json > demo.json")]
+    Report {
+        /// A recording made by `futex-trace record`.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+        /// How long to trace live ("5s", "500ms", "1m"; default 5s, or until a command exits).
+        #[arg(short, long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
         /// JSON instead of text (a top-level `totals` object and an `addresses` array).
         #[arg(long)]
         json: bool,
@@ -50,13 +86,40 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+    /// Draw a flamegraph (SVG, or folded stacks) of where threads wait, or of who wakes them.
+    #[command(
+        after_help = "Examples:\n  futex-trace flamegraph trace.ftr -o waits.svg\n  \
+        futex-trace flamegraph trace.ftr --wakers -o wakers.svg\n  \
+        sudo futex-trace flamegraph -p 1234 -d 10s -o waits.svg\n  \
+        futex-trace flamegraph trace.ftr --folded -o waits.folded\n\n\
+        Width is nanoseconds waited (for --wakers: waited by the threads each stack woke)."
+    )]
+    Flamegraph {
+        /// A recording made by `futex-trace record`.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+        /// How long to trace live (default 5s, or until a command exits).
+        #[arg(short, long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// The wakers' stacks instead of the waiters'.
+        #[arg(long)]
+        wakers: bool,
+        /// Folded stacks (one `frame;frame;... ns` line each) instead of SVG.
+        #[arg(long)]
+        folded: bool,
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Print every event as a JSON line, live.
-    #[command(after_help = "Examples:\n  futex-trace stream --demo -d 2s | head\n  \
+    #[command(after_help = "Examples:\n  sudo futex-trace stream -p 1234\n  \
+        futex-trace stream --demo -d 2s | head\n  \
         futex-trace stream --demo | jq 'select(.event == \"requeue\")'")]
     Stream {
         #[command(flatten)]
         target: Target,
-        /// Stop after this long (default: until interrupted).
+        /// Stop after this long (default: until interrupted, or the process exits).
         #[arg(short, long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
     },
@@ -64,6 +127,9 @@ enum Command {
 
 #[derive(Args)]
 struct Target {
+    /// Trace a running process by pid (all its threads; repeat for several). Needs root.
+    #[arg(short, long = "pid", value_name = "PID", conflicts_with = "demo")]
+    pids: Vec<u32>,
     /// Trace the built-in demo workload (futex-core in this process, through its observer; no root).
     #[arg(long)]
     demo: bool,
@@ -73,6 +139,9 @@ struct Target {
     /// Demo: heat ratio between consecutive locks, in (0, 1]; smaller makes the first lock hotter.
     #[arg(long, default_value_t = 0.5, requires = "demo", value_parser = parse_skew)]
     skew: f64,
+    /// Start this command and trace it and every process it forks (after `--`). Needs root.
+    #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["demo", "pids"])]
+    command: Vec<String>,
 }
 
 fn parse_skew(s: &str) -> Result<f64, String> {
@@ -154,9 +223,313 @@ fn run_demo(
     Ok((model, labels, elapsed))
 }
 
+/// Where events come from.
+enum Input {
+    Demo,
+    Live(LiveTarget),
+    File(PathBuf),
+}
+
+fn input(file: Option<&PathBuf>, t: &Target) -> Result<Input, String> {
+    let live = if !t.command.is_empty() {
+        Some(LiveTarget::Command(t.command.clone()))
+    } else if !t.pids.is_empty() {
+        Some(LiveTarget::Pids(t.pids.clone()))
+    } else {
+        None
+    };
+    match (file, live, t.demo) {
+        (Some(f), None, false) => Ok(Input::File(f.clone())),
+        (None, Some(l), false) => Ok(Input::Live(l)),
+        (None, None, true) => Ok(Input::Demo),
+        (None, None, false) => Err(
+            "nothing to trace: give a recording (FILE), -p PID, -- COMMAND, \
+             or --demo (see --help)"
+                .into(),
+        ),
+        _ => Err("give one of: a recording (FILE), -p PID, -- COMMAND, or --demo".into()),
+    }
+}
+
+/// What a run gathered, whatever the source.
+struct Gathered {
+    /// Every process traced.
+    pids: Vec<u32>,
+    model: Model,
+    stacks: Option<StackTable>,
+    labels: HashMap<u64, String>,
+    src: SourceInfo,
+}
+
+fn live_warnings(r: &LiveResult) -> Vec<String> {
+    let mut w = Vec::new();
+    if r.end.lost_events > 0 {
+        w.push(format!(
+            "{} events were lost (the ring buffer was full): counts are lower bounds",
+            r.end.lost_events
+        ));
+    }
+    if r.end.stack_errors > 0 {
+        w.push(format!(
+            "{} stacks could not be stored (stack map full or hash collision)",
+            r.end.stack_errors
+        ));
+    }
+    if r.short_stack_share > 0.5 {
+        w.push(SHORT_STACKS_HELP.to_string());
+    }
+    w
+}
+
+/// Traces `input`, handing each batch of events to `on_batch` (false: stop).
+fn gather(
+    input: &Input,
+    duration: Option<Duration>,
+    interrupted: &AtomicBool,
+    demo_target: &Target,
+    on_batch: &mut dyn FnMut(&[Event]) -> bool,
+) -> Result<Gathered, String> {
+    match input {
+        Input::Demo => {
+            let (model, labels, elapsed) = run_demo(interrupted, demo_target, duration, |b| {
+                if on_batch(b) {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other("output closed"))
+                }
+            })?;
+            Ok(Gathered {
+                pids: vec![std::process::id()],
+                model,
+                stacks: None,
+                labels,
+                src: SourceInfo {
+                    source: "demo (futex-core observer)".into(),
+                    pid: std::process::id(),
+                    duration_s: elapsed.as_secs_f64(),
+                    warnings: Vec::new(),
+                },
+            })
+        }
+        Input::Live(target) => {
+            let r = live::trace(target, duration, interrupted, true, on_batch)
+                .map_err(|e| e.to_string())?;
+            if let Some(st) = r.exit_status {
+                if !st.success() {
+                    eprintln!("futex-trace: the traced command ended with {st}");
+                }
+            }
+            let warnings = live_warnings(&r);
+            Ok(Gathered {
+                pids: r.end.pids.clone(),
+                src: SourceInfo {
+                    source: r.meta.source.clone(),
+                    pid: r.end.pids.first().copied().unwrap_or(0),
+                    duration_s: r.end.duration_s,
+                    warnings,
+                },
+                model: r.model,
+                stacks: Some(r.stacks),
+                labels: HashMap::new(),
+            })
+        }
+        Input::File(path) => {
+            let f = std::fs::File::open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let mut model: Option<Model> = None;
+            let mut pending = Vec::new();
+            let trace = tracefile::read(std::io::BufReader::new(f), |e| match &mut model {
+                Some(m) => m.apply(e),
+                None => pending.push(*e),
+            })
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut model = model.unwrap_or_else(|| {
+                Model::new(
+                    trace.meta.buckets.clamp(1, 1 << 16),
+                    trace.meta.bucket_origin,
+                )
+            });
+            for e in &pending {
+                model.apply(e);
+            }
+            on_batch(&pending);
+            let mut warnings: Vec<String> = trace.warning.iter().cloned().collect();
+            if let Some(end) = &trace.end {
+                if end.lost_events > 0 {
+                    warnings.push(format!(
+                        "{} events were lost while recording: counts are lower bounds",
+                        end.lost_events
+                    ));
+                }
+            }
+            let short = trace
+                .stacks
+                .short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
+            if short > 0.5 {
+                warnings.push(SHORT_STACKS_HELP.to_string());
+            }
+            let pids = trace
+                .end
+                .as_ref()
+                .map_or_else(|| trace.meta.pids.clone(), |e| e.pids.clone());
+            Ok(Gathered {
+                src: SourceInfo {
+                    source: format!("{} (recorded in {})", trace.meta.source, path.display()),
+                    pid: pids.first().copied().unwrap_or(0),
+                    duration_s: trace
+                        .end
+                        .as_ref()
+                        .map_or_else(|| model.span_secs(), |e| e.duration_s),
+                    warnings,
+                },
+                pids,
+                model,
+                stacks: Some(trace.stacks),
+                labels: HashMap::new(),
+            })
+        }
+    }
+}
+
+fn record(
+    target: &Target,
+    duration: Option<Duration>,
+    output: &PathBuf,
+    interrupted: &AtomicBool,
+) -> Result<(), String> {
+    let input = input(None, target)?;
+    let file = std::fs::File::create(output)
+        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    let (source, pids, command) = match &input {
+        Input::Demo => ("demo (futex-core observer)", vec![std::process::id()], None),
+        Input::Live(LiveTarget::Pids(p)) => ("kernel futexes (eBPF)", p.clone(), None),
+        Input::Live(LiveTarget::Command(c)) => ("kernel futexes (eBPF)", vec![], Some(c.clone())),
+        Input::File(_) => unreachable!("record takes no file"),
+    };
+    let (buckets, origin) = match input {
+        Input::Demo => (futex_core::default_table().len(), BucketOrigin::FutexCore),
+        _ => (live::BUCKETS, BucketOrigin::FutexCoreHash),
+    };
+    let meta = TraceMeta {
+        source: source.into(),
+        pids,
+        command,
+        buckets,
+        bucket_origin: origin,
+        started_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        started_mono_ns: 0,
+    };
+    let mut w = TraceWriter::new(file, &meta)
+        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    let mut write_error = None;
+    let g = gather(
+        &input,
+        duration,
+        interrupted,
+        target,
+        &mut |batch| match w.events(batch) {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        },
+    )?;
+    if let Some(e) = write_error {
+        return Err(format!(
+            "writing {} failed ({e}); the events before the failure are in the file",
+            output.display()
+        ));
+    }
+    let end = TraceEnd {
+        pids: g.pids.clone(),
+        duration_s: g.src.duration_s,
+        events: g.model.totals.events,
+        lost_events: g.model.totals.lost_events,
+        stack_errors: 0,
+        reason: if interrupted.load(Ordering::Relaxed) {
+            "interrupted".into()
+        } else {
+            "ended".into()
+        },
+    };
+    let stacks = g.stacks.unwrap_or_default();
+    w.finish(&stacks, &end)
+        .map_err(|e| format!("writing {} failed: {e}", output.display()))?;
+    let size = std::fs::metadata(output).map_or(0, |m| m.len());
+    for warning in &g.src.warnings {
+        eprintln!("futex-trace: warning: {warning}");
+    }
+    eprintln!(
+        "futex-trace: recorded {} events ({} lost), {} stacks, {:.1} s, to {} ({:.1} MB); next: \
+         futex-trace report {}",
+        g.model.totals.events,
+        g.model.totals.lost_events,
+        stacks.stacks.len(),
+        g.src.duration_s,
+        output.display(),
+        size as f64 / 1e6,
+        output.display()
+    );
+    Ok(())
+}
+
+fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Result<(), String> {
+    let Some(stacks) = &g.stacks else {
+        return Err(
+            "the demo's observer records no stacks: flamegraphs need an eBPF trace \
+             (-p PID, -- COMMAND, or a recording of one)"
+                .into(),
+        );
+    };
+    let side = if wakers { Side::Wakers } else { Side::Waiters };
+    let lines = flame::folded(&g.model, stacks, side);
+    let file = std::fs::File::create(output)
+        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    if folded {
+        for l in &lines {
+            writeln!(out, "{l}").map_err(|e| format!("writing {}: {e}", output.display()))?;
+        }
+    } else {
+        let what = if wakers {
+            "Who wakes waiting threads: time waited by the threads each stack woke"
+        } else {
+            "Where threads wait on futexes: time waited"
+        };
+        let subtitle = format!(
+            "{} · pid {} · {:.1} s · {} waits with stacks · lost events {}",
+            g.src.source,
+            g.src.pid,
+            g.src.duration_s,
+            if wakers {
+                g.model.waker_stacks.values().map(|s| s.waits).sum::<u64>()
+            } else {
+                g.model.stacks.values().map(|s| s.waits).sum::<u64>()
+            },
+            g.model.totals.lost_events
+        );
+        flame::svg(&lines, what, &subtitle, &mut out)
+            .map_err(|e| format!("writing {}: {e}", output.display()))?;
+    }
+    out.flush()
+        .map_err(|e| format!("writing {}: {e}", output.display()))?;
+    for w in &g.src.warnings {
+        eprintln!("futex-trace: warning: {w}");
+    }
+    eprintln!(
+        "futex-trace: wrote {} ({} stacks)",
+        output.display(),
+        lines.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Ctrl-C ends the run early; what was gathered is still reported.
+    // Ctrl-C ends the run early; what was gathered is still reported (or recorded).
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let i = interrupted.clone();
@@ -165,36 +538,56 @@ fn main() -> ExitCode {
         }
     }
     let result = match &cli.command {
+        Command::Record {
+            target,
+            duration,
+            output,
+        } => record(target, *duration, output, &interrupted),
         Command::Report {
+            file,
             target,
             duration,
             json,
             top,
-        } => need_demo(target).and_then(|_| {
-            let (model, labels, elapsed) =
-                run_demo(&interrupted, target, Some(*duration), |_| Ok(()))?;
-            let src = SourceInfo {
-                source: "demo (futex-core observer)".into(),
-                pid: std::process::id(),
-                duration_s: elapsed.as_secs_f64(),
-            };
+        } => input(file.as_ref(), target).and_then(|inp| {
+            let d = default_duration(&inp, *duration);
+            let g = gather(&inp, d, &interrupted, target, &mut |_| true)?;
             let out = if *json {
-                report::json(&model, &src, &labels)
+                report::json(&g.model, &g.src, &g.labels, g.stacks.as_ref())
             } else {
-                report::text(&model, &src, &labels, *top)
+                for w in &g.src.warnings {
+                    eprintln!("futex-trace: warning: {w}");
+                }
+                report::text(&g.model, &g.src, &g.labels, g.stacks.as_ref(), *top)
             };
             println!("{out}");
             Ok(())
         }),
-        Command::Stream { target, duration } => need_demo(target).and_then(|_| {
+        Command::Flamegraph {
+            file,
+            target,
+            duration,
+            wakers,
+            folded,
+            output,
+        } => input(file.as_ref(), target).and_then(|inp| {
+            let d = default_duration(&inp, *duration);
+            let g = gather(&inp, d, &interrupted, target, &mut |_| true)?;
+            flamegraph(&g, *wakers, *folded, output)
+        }),
+        Command::Stream { target, duration } => input(None, target).and_then(|inp| {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            run_demo(&interrupted, target, *duration, |batch| {
-                for e in batch {
-                    serde_json::to_writer(&mut out, e).map_err(std::io::Error::other)?;
-                    out.write_all(b"\n")?;
-                }
-                out.flush()
+            gather(&inp, *duration, &interrupted, target, &mut |batch| {
+                let mut write = || -> std::io::Result<()> {
+                    for e in batch {
+                        serde_json::to_writer(&mut out, e).map_err(std::io::Error::other)?;
+                        out.write_all(b"\n")?;
+                    }
+                    out.flush()
+                };
+                // stdout closed (e.g. piped into head): stop quietly
+                write().is_ok()
             })
             .map(|_| ())
         }),
@@ -208,15 +601,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn need_demo(t: &Target) -> Result<(), String> {
-    if t.demo {
-        Ok(())
-    } else {
-        Err(
-            "nothing to trace: this build traces only the built-in workload; add --demo \
-             (tracing a process by pid or a command comes with the eBPF source)"
-                .into(),
-        )
+/// Live reports and flamegraphs of a pid or the demo last 5 s unless told; a command runs to its end.
+fn default_duration(inp: &Input, d: Option<Duration>) -> Option<Duration> {
+    match inp {
+        Input::Live(LiveTarget::Command(_)) => d,
+        _ => d.or(Some(Duration::from_secs(5))),
     }
 }
 

@@ -60,7 +60,7 @@ impl Log2Hist {
 
 /// Where bucket numbers come from: futex-core's real sleep queues, or futex-core's hash applied to
 /// another process's kernel futex addresses (the kernel's own table is not visible).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BucketOrigin {
     FutexCore,
@@ -97,9 +97,35 @@ pub struct BucketStats {
     pub max_depth: i64,
 }
 
+/// A user stack of one process: (pid, stack id in the source's stack table).
+pub type StackKey = (u32, u32);
+
+/// Waits attributed to one stack.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StackStats {
+    /// Waits that slept with this stack (or, for a waker stack, waiters it released).
+    pub waits: u64,
+    /// Nanoseconds those waits lasted.
+    pub wait_ns: u64,
+}
+
+/// One second of the time series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SecondStats {
+    pub waits_blocked: u64,
+    pub wait_ns: u64,
+    pub wakes: u64,
+    pub moved: u64,
+}
+
+/// Seconds of time series kept (ten minutes).
+pub const SERIES_SECONDS: usize = 600;
+
 /// Per-address aggregates (by the address a wait began on).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AddrStats {
+    /// The process the address belongs to (the last one seen waiting on it).
+    pub pid: u32,
     pub waits: u64,
     pub waits_blocked: u64,
     pub woken: u64,
@@ -110,6 +136,11 @@ pub struct AddrStats {
     pub wait_ns: Log2Hist,
     /// Waits of each kind (an address is usually of one kind).
     pub kinds: HashMap<WaitKind, u64>,
+    /// Time waited here, by the waiter's stack id (kernel sources).
+    pub stacks: HashMap<u32, u64>,
+    /// Wake calls on this address, and the waiters they woke.
+    pub wakes: u64,
+    pub wakes_woke: u64,
 }
 
 impl AddrStats {
@@ -120,6 +151,14 @@ impl AddrStats {
             .max_by_key(|(k, n)| (**n, **k))
             .map(|(k, _)| *k)
             .unwrap_or(WaitKind::Raw)
+    }
+
+    /// The stack that waited longest on this address, and how long.
+    pub fn top_stack(&self) -> Option<(u32, u64)> {
+        self.stacks
+            .iter()
+            .max_by_key(|(id, ns)| (**ns, std::cmp::Reverse(**id)))
+            .map(|(id, ns)| (*id, *ns))
     }
 }
 
@@ -146,6 +185,11 @@ pub struct Totals {
     pub timeouts: u64,
     pub lock_contended: u64,
     pub lost_events: u64,
+    /// Waits ended by a signal (kernel futexes).
+    pub interrupted: u64,
+    /// Futex calls that failed without sleeping (EINVAL, EFAULT, ...), and other ops (TRYLOCK_PI, FD).
+    pub failed: u64,
+    pub other_ops: u64,
     pub events: u64,
 }
 
@@ -161,6 +205,17 @@ pub struct Model {
     pub wait_idle: Log2Hist,
     /// From the wake that released a waiter to its return.
     pub wake_to_return: Log2Hist,
+    /// From `sched_wakeup` of a waiter to `sched_switch` onto a CPU (kernel sources).
+    pub sched_delay: Log2Hist,
+    /// Time waited by each waiting stack.
+    pub stacks: HashMap<StackKey, StackStats>,
+    /// Time waited by the waiters each waker stack released.
+    pub waker_stacks: HashMap<StackKey, StackStats>,
+    /// The last [`SERIES_SECONDS`] seconds, by second since the first event.
+    pub series: std::collections::BTreeMap<u64, SecondStats>,
+    /// Processes seen forking and ending.
+    pub forks: u64,
+    pub exits: u64,
     pub totals: Totals,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
@@ -176,6 +231,12 @@ impl Model {
             wait_contention: Log2Hist::default(),
             wait_idle: Log2Hist::default(),
             wake_to_return: Log2Hist::default(),
+            sched_delay: Log2Hist::default(),
+            stacks: HashMap::new(),
+            waker_stacks: HashMap::new(),
+            series: Default::default(),
+            forks: 0,
+            exits: 0,
             totals: Totals::default(),
             first_ts_ns: 0,
             last_ts_ns: 0,
@@ -188,6 +249,19 @@ impl Model {
             self.buckets.resize(i + 1, BucketStats::default());
         }
         &mut self.buckets[i]
+    }
+
+    fn second(&mut self, ts_ns: u64) -> &mut SecondStats {
+        let sec = ts_ns.saturating_sub(self.first_ts_ns) / 1_000_000_000;
+        while self.series.len() >= SERIES_SECONDS {
+            match self.series.first_key_value() {
+                Some((&k, _)) if k < sec => {
+                    self.series.pop_first();
+                }
+                _ => break,
+            }
+        }
+        self.series.entry(sec).or_default()
     }
 
     pub fn apply(&mut self, e: &Event) {
@@ -213,59 +287,92 @@ impl Model {
                 outcome,
                 wait_ns,
                 wake_to_return_ns,
+                sched_delay_ns,
+                waker,
+                kernel,
                 ..
             } => {
                 let b = self.bucket(bucket);
                 b.depth -= 1;
-                let blocked = outcome != Outcome::Mismatch;
+                let blocked = outcome.blocked();
                 match outcome {
                     Outcome::Mismatch => b.mismatches += 1,
                     Outcome::TimedOut => b.timeouts += 1,
-                    Outcome::Woken => {}
+                    Outcome::Woken | Outcome::Interrupted | Outcome::Failed => {}
                 }
                 if blocked {
                     b.waits_blocked += 1;
                 }
                 let a = self.addresses.entry(addr).or_default();
+                a.pid = e.pid;
                 a.waits += 1;
                 *a.kinds.entry(wait).or_default() += 1;
                 match outcome {
                     Outcome::Woken => a.woken += 1,
                     Outcome::TimedOut => a.timeouts += 1,
                     Outcome::Mismatch => a.mismatches += 1,
+                    Outcome::Interrupted | Outcome::Failed => {}
                 }
+                let stack = kernel.and_then(|k| k.stack);
                 if blocked {
                     a.waits_blocked += 1;
                     a.wait_ns_total += wait_ns;
                     a.wait_ns.record(wait_ns);
+                    if let Some(id) = stack {
+                        *a.stacks.entry(id).or_default() += wait_ns;
+                    }
                     if wait.is_idle() {
                         self.wait_idle.record(wait_ns);
                     } else {
                         self.wait_contention.record(wait_ns);
                     }
                     self.totals.waits_blocked += 1;
-                } else {
-                    self.totals.mismatches += 1;
+                    if let Some(id) = stack {
+                        let s = self.stacks.entry((e.pid, id)).or_default();
+                        s.waits += 1;
+                        s.wait_ns += wait_ns;
+                    }
+                    if let Some(id) = waker.and_then(|w| w.stack) {
+                        let s = self.waker_stacks.entry((e.pid, id)).or_default();
+                        s.waits += 1;
+                        s.wait_ns += wait_ns;
+                    }
+                    let sec = self.second(e.ts_ns);
+                    sec.waits_blocked += 1;
+                    sec.wait_ns += wait_ns;
                 }
-                if outcome == Outcome::TimedOut {
-                    self.totals.timeouts += 1;
+                match outcome {
+                    Outcome::Mismatch => self.totals.mismatches += 1,
+                    Outcome::TimedOut => self.totals.timeouts += 1,
+                    Outcome::Interrupted => self.totals.interrupted += 1,
+                    Outcome::Failed => self.totals.failed += 1,
+                    Outcome::Woken => {}
                 }
                 if let Some(l) = wake_to_return_ns {
                     self.wake_to_return.record(l);
                 }
+                if let Some(d) = sched_delay_ns {
+                    self.sched_delay.record(d);
+                }
             }
             EventKind::Wake {
+                addr,
                 bucket,
                 woken,
                 collisions,
                 ..
             } => {
+                let a = self.addresses.entry(addr).or_default();
+                a.pid = e.pid;
+                a.wakes += 1;
+                a.wakes_woke += woken as u64;
                 let b = self.bucket(bucket);
                 b.wakes += 1;
                 b.woken += woken as u64;
                 b.collisions += collisions as u64;
                 self.totals.wakes += 1;
                 self.totals.woken += woken as u64;
+                self.second(e.ts_ns).wakes += 1;
             }
             EventKind::Requeue {
                 from,
@@ -296,6 +403,7 @@ impl Model {
                 self.totals.requeues += 1;
                 self.totals.woken += woken as u64;
                 self.totals.moved += moved as u64;
+                self.second(e.ts_ns).moved += moved as u64;
             }
             EventKind::LockContended {
                 bucket, wait_ns, ..
@@ -306,6 +414,14 @@ impl Model {
                 self.totals.lock_contended += 1;
             }
             EventKind::Lost { count } => self.totals.lost_events += count,
+            EventKind::OtherOp { ret, .. } => {
+                self.totals.other_ops += 1;
+                if ret < 0 {
+                    self.totals.failed += 1;
+                }
+            }
+            EventKind::Fork { .. } => self.forks += 1,
+            EventKind::Exit => self.exits += 1,
         }
     }
 

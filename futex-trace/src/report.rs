@@ -7,14 +7,19 @@ use serde::Serialize;
 
 use crate::event::WaitKind;
 use crate::model::{BucketOrigin, BucketStats, Log2Hist, Model, Totals};
+use crate::stacks::StackTable;
 
 /// What the report says about where the events came from.
 #[derive(Clone, Debug, Serialize)]
 pub struct SourceInfo {
-    /// "demo (futex-core observer)", later "pid 1234 (eBPF)", …
+    /// "demo (futex-core observer)", "kernel futexes (eBPF)", …
     pub source: String,
+    /// The traced process (the first, when several).
     pub pid: u32,
     pub duration_s: f64,
+    /// Something the reader must know (stacks cut short, a recording that did not end cleanly).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +46,7 @@ impl From<&Log2Hist> for Latency {
 #[derive(Serialize)]
 struct AddressRow<'a> {
     address: String,
+    pid: u32,
     label: Option<&'a str>,
     kind: WaitKind,
     /// Condvar waits are idle (waiting for work), not lock contention.
@@ -50,10 +56,16 @@ struct AddressRow<'a> {
     wait_ns_total: u64,
     woken: u64,
     timeouts: u64,
+    /// Waits that returned at once: the value had changed (EAGAIN).
+    mismatches: u64,
+    /// Wake calls on this address, and how many waiters they woke.
+    wakes: u64,
+    wakes_woke: u64,
     p50_wait_ns: u64,
     p99_wait_ns: u64,
-    /// Needs a stack-capturing source (eBPF); the observer has none.
+    /// The stack that waited longest here, outermost frame first (eBPF sources; the observer has none).
     top_stack: Option<Vec<String>>,
+    top_stack_wait_ns: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -88,18 +100,25 @@ struct Report<'a> {
     wait_contention: Latency,
     wait_idle: Latency,
     wake_to_return: Latency,
+    sched_delay: Latency,
 }
 
 fn hex(a: u64) -> String {
     format!("{a:#x}")
 }
 
-fn build<'a>(m: &'a Model, src: &'a SourceInfo, labels: &'a HashMap<u64, String>) -> Report<'a> {
+fn build<'a>(
+    m: &'a Model,
+    src: &'a SourceInfo,
+    labels: &'a HashMap<u64, String>,
+    stacks: Option<&StackTable>,
+) -> Report<'a> {
     let mut addresses: Vec<AddressRow> = m
         .addresses
         .iter()
         .map(|(&a, s)| AddressRow {
             address: hex(a),
+            pid: s.pid,
             label: labels.get(&a).map(String::as_str),
             kind: s.kind(),
             idle: s.kind().is_idle(),
@@ -108,9 +127,15 @@ fn build<'a>(m: &'a Model, src: &'a SourceInfo, labels: &'a HashMap<u64, String>
             wait_ns_total: s.wait_ns_total,
             woken: s.woken,
             timeouts: s.timeouts,
+            mismatches: s.mismatches,
+            wakes: s.wakes,
+            wakes_woke: s.wakes_woke,
             p50_wait_ns: s.wait_ns.percentile(0.5),
             p99_wait_ns: s.wait_ns.percentile(0.99),
-            top_stack: None,
+            top_stack: stacks
+                .zip(s.top_stack())
+                .map(|(t, (id, _))| t.frame_names((s.pid, id))),
+            top_stack_wait_ns: s.top_stack().map(|(_, ns)| ns),
         })
         .collect();
     addresses.sort_by(|a, b| {
@@ -151,12 +176,19 @@ fn build<'a>(m: &'a Model, src: &'a SourceInfo, labels: &'a HashMap<u64, String>
         wait_contention: (&m.wait_contention).into(),
         wait_idle: (&m.wait_idle).into(),
         wake_to_return: (&m.wake_to_return).into(),
+        sched_delay: (&m.sched_delay).into(),
     }
 }
 
 /// The report as pretty JSON.
-pub fn json(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>) -> String {
-    serde_json::to_string_pretty(&build(m, src, labels)).expect("a report always serialises")
+pub fn json(
+    m: &Model,
+    src: &SourceInfo,
+    labels: &HashMap<u64, String>,
+    stacks: Option<&StackTable>,
+) -> String {
+    serde_json::to_string_pretty(&build(m, src, labels, stacks))
+        .expect("a report always serialises")
 }
 
 fn ns(v: u64) -> String {
@@ -169,8 +201,14 @@ fn ns(v: u64) -> String {
 }
 
 /// The report as text, `top` rows per table.
-pub fn text(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>, top: usize) -> String {
-    let r = build(m, src, labels);
+pub fn text(
+    m: &Model,
+    src: &SourceInfo,
+    labels: &HashMap<u64, String>,
+    stacks: Option<&StackTable>,
+    top: usize,
+) -> String {
+    let r = build(m, src, labels, stacks);
     let t = r.totals;
     let mut o = String::new();
     let _ = writeln!(
@@ -185,6 +223,16 @@ pub fn text(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>, top: usi
         t.waits, t.waits_blocked, t.mismatches, t.timeouts, t.wakes, t.woken, t.requeues, t.moved,
         t.lock_contended, t.events
     );
+    if t.interrupted + t.failed + t.other_ops > 0 {
+        let _ = writeln!(
+            o,
+            "waits ended by a signal {} · failed calls {} · other ops (trylock, fd) {}",
+            t.interrupted, t.failed, t.other_ops
+        );
+    }
+    for w in &src.warnings {
+        let _ = writeln!(o, "WARNING: {w}");
+    }
     if t.lost_events > 0 {
         let _ = writeln!(
             o,
@@ -220,6 +268,11 @@ pub fn text(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>, top: usi
                 ns(a.p99_wait_ns),
                 a.label.unwrap_or("")
             );
+            if let Some(stack) = &a.top_stack {
+                // The innermost frames say most: show up to four, innermost last.
+                let tail = &stack[stack.len().saturating_sub(4)..];
+                let _ = writeln!(o, "      stack: {}", tail.join(" ← ").replace(" ← ", " → "));
+            }
         }
     }
     let _ = writeln!(o, "\nHottest buckets — {}", m.origin.label());
@@ -275,6 +328,7 @@ pub fn text(m: &Model, src: &SourceInfo, labels: &HashMap<u64, String>, top: usi
         ("time waited, contention", &r.wait_contention),
         ("time waited, idle", &r.wait_idle),
         ("wake-to-return", &r.wake_to_return),
+        ("scheduler delay", &r.sched_delay),
     ] {
         let _ = writeln!(
             o,

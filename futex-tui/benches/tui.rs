@@ -92,7 +92,12 @@ fn synthetic(
                     tid: (k % 16) as u32,
                     kind,
                 };
-                batch.push(e(EventKind::WaitStart { addr, bucket, wait }));
+                batch.push(e(EventKind::WaitStart {
+                    addr,
+                    bucket,
+                    wait,
+                    kernel: None,
+                }));
                 batch.push(e(EventKind::Wake {
                     addr,
                     bucket,
@@ -100,6 +105,7 @@ fn synthetic(
                     requested: 1,
                     woken: 1,
                     collisions: (k % 3) as u32,
+                    kernel: None,
                 }));
                 batch.push(e(EventKind::WaitEnd {
                     addr,
@@ -110,6 +116,9 @@ fn synthetic(
                     wait_ns: 1_000 + (k % 100_000),
                     wake_to_return_ns: Some(500 + k % 5_000),
                     requeued: 0,
+                    sched_delay_ns: None,
+                    waker: None,
+                    kernel: None,
                 }));
                 batch.push(e(EventKind::Requeue {
                     from: addr,
@@ -120,6 +129,7 @@ fn synthetic(
                     woken: 0,
                     moved: 0,
                     collisions: 0,
+                    kernel: None,
                 }));
             }
             {

@@ -28,7 +28,12 @@ fn ev(kind: EventKind) -> Event {
 
 fn wait(model: &mut Model, addr: u64, wait: WaitKind, outcome: Outcome, wait_ns: u64) {
     let bucket = futex_trace::bucket_of(addr, 64) as u32;
-    model.apply(&ev(EventKind::WaitStart { addr, bucket, wait }));
+    model.apply(&ev(EventKind::WaitStart {
+        addr,
+        bucket,
+        wait,
+        kernel: None,
+    }));
     model.apply(&ev(EventKind::WaitEnd {
         addr,
         final_addr: addr,
@@ -38,6 +43,9 @@ fn wait(model: &mut Model, addr: u64, wait: WaitKind, outcome: Outcome, wait_ns:
         wait_ns,
         wake_to_return_ns: (outcome == Outcome::Woken).then_some(wait_ns / 10),
         requeued: 0,
+        sched_delay_ns: None,
+        waker: None,
+        kernel: None,
     }));
 }
 
@@ -87,6 +95,7 @@ fn fixed_app() -> App {
             woken: 1,
             moved: 3,
             collisions: 0,
+            kernel: None,
         }));
         app.update(m.clone(), 1.0 + round as f64);
     }

@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: GPL-2.0
+//
+// futex-trace's kernel side: every futex syscall of the traced processes, with the scheduler events
+// that tell who woke a waiter, when, and how long it then waited for a CPU.
+//
+// Built with `clang -O2 -g -target bpf` (ebpf/build.sh); the object is committed beside this file and
+// loaded by aya from futex-trace (src/ebpf.rs). The layout of `struct ft_event` is mirrored there
+// (`RawEvent`) and checked by a test; change both together.
+//
+// One event per futex syscall, sent from sys_exit with what sys_enter saw (plus a WAIT_BEGIN event at
+// the entry of a wait, so that waiters are visible while they sleep). Per-thread state lives in
+// `inflight` between enter and exit; sched_waking/wakeup/switch annotate a sleeping waiter with its
+// waker and its wake-up and on-CPU times. Nothing is dropped silently: every ring-buffer reservation
+// and stack capture that fails is counted in `counters`.
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef int s32;
+typedef unsigned long long u64;
+typedef long long s64;
+
+char LICENSE[] SEC("license") = "GPL";
+
+// Event types.
+#define FT_FUTEX 1      // a futex syscall returned (all fields)
+#define FT_WAIT_BEGIN 2 // a wait op entered the kernel (ts, uaddr, op, stack)
+#define FT_EXIT 3       // a traced process ended (group_dead)
+#define FT_FORK 4       // a traced process forked a child that is now traced
+
+// futex2 syscalls are given op numbers above the futex(2) commands (which end at 13).
+#define FT_OP_FUTEX2_WAIT 64
+#define FT_OP_FUTEX2_WAKE 65
+#define FT_OP_FUTEX2_REQUEUE 66
+#define FT_OP_FUTEX2_WAITV 67
+
+// Indices into `counters`.
+#define C_LOST_EVENTS 0   // ring buffer full: event not sent
+#define C_STACK_ERRORS 1  // bpf_get_stackid failed (map full or collision): stack not stored
+#define C_INFLIGHT_FULL 2 // no room for a thread's in-flight state: that syscall is not traced
+#define C_NCOUNTERS 4
+
+// Indices into `config`.
+#define CFG_FOLLOW_FORKS 0 // non-zero: children of traced processes are traced too
+#define CFG_NCONFIG 4
+
+struct ft_event {
+    u64 ts;        // when it happened (exit of the syscall for FT_FUTEX), CLOCK_MONOTONIC ns
+    u64 start_ts;  // entry into the syscall
+    u64 uaddr;     // first futex word
+    u64 uaddr2;    // second word (requeue target, WAKE_OP's second word)
+    u64 wake_ts;   // a waiter: sched_waking of this thread while it waited (0: none seen)
+    u64 wakeup_ts; // a waiter: sched_wakeup (runnable) while it waited
+    u64 oncpu_ts;  // a waiter: first sched_switch onto a CPU after wakeup_ts
+    u64 final_uaddr; // a waiter: the word its waker was working on (differs after a requeue)
+    s64 ret;       // syscall return value (negative errno)
+    u32 pid;       // tgid
+    u32 tid;
+    u32 val;       // FUTEX_WAIT: expected value; wake/requeue: how many to wake
+    u32 val2;      // requeue: how many to move (the `utime` argument); futex2 waitv: nr_futexes
+    u32 val3;      // bitset / CMP_REQUEUE's expected value / WAKE_OP's encoded op
+    u32 waker_tid; // a waiter: thread (of a traced process) whose futex call woke it; 0 unknown
+    s32 stack_id;  // user stack at entry; negative: not captured
+    s32 waker_stack_id;
+    u32 woken_seen; // wake/requeue: traced waiters this call woke (from sched_waking)
+    u32 flags;     // the raw op word (futex(2)) or the flags argument (futex2)
+    u8 type;       // FT_*
+    u8 op;         // futex(2) command (op & 127) or FT_OP_FUTEX2_*
+    u8 has_timeout;
+    u8 pad[5];
+};
+
+struct inflight {
+    u64 start_ts;
+    u64 uaddr;
+    u64 uaddr2;
+    u64 wake_ts;
+    u64 wakeup_ts;
+    u64 oncpu_ts;
+    u64 final_uaddr;
+    u32 val;
+    u32 val2;
+    u32 val3;
+    u32 waker_tid;
+    s32 stack_id;
+    s32 waker_stack_id;
+    u32 woken_seen;
+    u32 flags;
+    u8 op;
+    u8 has_timeout;
+    u8 pad[6];
+};
+
+// Processes to trace (tgid → 1). Written by userspace; FT_FORK children added here when following.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, u32);
+    __type(value, u8);
+} targets SEC(".maps");
+
+// Thread id → what its current futex syscall is doing.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, u32);
+    __type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_STACK_TRACE);
+    __uint(max_entries, 16384);
+    __uint(key_size, sizeof(u32));
+    __uint(value_size, 127 * sizeof(u64));
+} stacks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, C_NCOUNTERS);
+    __type(key, u32);
+    __type(value, u64);
+} counters SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, CFG_NCONFIG);
+    __type(key, u32);
+    __type(value, u64);
+} config SEC(".maps");
+
+static __always_inline void count(u32 idx)
+{
+    u64 *c = bpf_map_lookup_elem(&counters, &idx);
+    if (c)
+        *c += 1;
+}
+
+static __always_inline u64 cfg(u32 idx)
+{
+    u64 *v = bpf_map_lookup_elem(&config, &idx);
+    return v ? *v : 0;
+}
+
+static __always_inline int traced(u32 tgid)
+{
+    return bpf_map_lookup_elem(&targets, &tgid) != 0;
+}
+
+static __always_inline int is_wait(u8 op)
+{
+    switch (op) {
+    case 0:  // FUTEX_WAIT
+    case 6:  // FUTEX_LOCK_PI
+    case 9:  // FUTEX_WAIT_BITSET
+    case 11: // FUTEX_WAIT_REQUEUE_PI
+    case 13: // FUTEX_LOCK_PI2
+    case FT_OP_FUTEX2_WAIT:
+    case FT_OP_FUTEX2_WAITV:
+        return 1;
+    }
+    return 0;
+}
+
+static __always_inline int is_waker(u8 op)
+{
+    switch (op) {
+    case 1:  // FUTEX_WAKE
+    case 3:  // FUTEX_REQUEUE
+    case 4:  // FUTEX_CMP_REQUEUE
+    case 5:  // FUTEX_WAKE_OP
+    case 7:  // FUTEX_UNLOCK_PI
+    case 10: // FUTEX_WAKE_BITSET
+    case 12: // FUTEX_CMP_REQUEUE_PI
+    case FT_OP_FUTEX2_WAKE:
+    case FT_OP_FUTEX2_REQUEUE:
+        return 1;
+    }
+    return 0;
+}
+
+// Common entry: records the thread's in-flight state and, for waits, sends WAIT_BEGIN.
+static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 val, u32 val2, u32 val3,
+                                 u32 flags, u8 has_timeout)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    if (!traced(tgid))
+        return 0;
+
+    struct inflight st = {};
+    st.start_ts = bpf_ktime_get_ns();
+    st.uaddr = uaddr;
+    st.uaddr2 = uaddr2;
+    st.final_uaddr = uaddr;
+    st.val = val;
+    st.val2 = val2;
+    st.val3 = val3;
+    st.flags = flags;
+    st.op = op;
+    st.has_timeout = has_timeout;
+    st.stack_id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+    st.waker_stack_id = -1;
+    if (st.stack_id < 0)
+        count(C_STACK_ERRORS);
+    if (bpf_map_update_elem(&inflight, &tid, &st, BPF_ANY) != 0) {
+        count(C_INFLIGHT_FULL);
+        return 0;
+    }
+
+    if (is_wait(op)) {
+        struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+        if (!e) {
+            count(C_LOST_EVENTS);
+            return 0;
+        }
+        __builtin_memset(e, 0, sizeof(*e));
+        e->type = FT_WAIT_BEGIN;
+        e->ts = st.start_ts;
+        e->start_ts = st.start_ts;
+        e->pid = tgid;
+        e->tid = tid;
+        e->uaddr = uaddr;
+        e->uaddr2 = uaddr2;
+        e->final_uaddr = uaddr;
+        e->val = val;
+        e->val2 = val2;
+        e->val3 = val3;
+        e->flags = flags;
+        e->op = op;
+        e->has_timeout = has_timeout;
+        e->stack_id = st.stack_id;
+        e->waker_stack_id = -1;
+        bpf_ringbuf_submit(e, 0);
+    }
+    return 0;
+}
+
+static __always_inline int leave(s64 ret)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    if (!st)
+        return 0;
+
+    struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(C_LOST_EVENTS);
+        bpf_map_delete_elem(&inflight, &tid);
+        return 0;
+    }
+    e->type = FT_FUTEX;
+    e->ts = bpf_ktime_get_ns();
+    e->start_ts = st->start_ts;
+    e->uaddr = st->uaddr;
+    e->uaddr2 = st->uaddr2;
+    e->wake_ts = st->wake_ts;
+    e->wakeup_ts = st->wakeup_ts;
+    e->oncpu_ts = st->oncpu_ts;
+    e->final_uaddr = st->final_uaddr;
+    e->ret = ret;
+    e->pid = tgid;
+    e->tid = tid;
+    e->val = st->val;
+    e->val2 = st->val2;
+    e->val3 = st->val3;
+    e->waker_tid = st->waker_tid;
+    e->stack_id = st->stack_id;
+    e->waker_stack_id = st->waker_stack_id;
+    e->woken_seen = st->woken_seen;
+    e->flags = st->flags;
+    e->op = st->op;
+    e->has_timeout = st->has_timeout;
+    __builtin_memset(e->pad, 0, sizeof(e->pad));
+    bpf_ringbuf_submit(e, 0);
+    bpf_map_delete_elem(&inflight, &tid);
+    return 0;
+}
+
+// Tracepoint records, as /sys/kernel/tracing/events/syscalls/*/format gives them: an 8-byte common
+// header, the syscall number, then each argument in an 8-byte slot.
+struct sys_enter_args {
+    u64 common;
+    s64 nr;
+    u64 args[6];
+};
+
+struct sys_exit_args {
+    u64 common;
+    s64 nr;
+    s64 ret;
+};
+
+SEC("tracepoint/syscalls/sys_enter_futex")
+int futex_enter(struct sys_enter_args *ctx)
+{
+    // futex(uaddr, op, val, utime|val2, uaddr2, val3)
+    u32 raw = (u32)ctx->args[1];
+    u8 cmd = raw & 127;
+    u8 has_timeout = 0;
+    u32 val2 = 0;
+    if (cmd == 3 || cmd == 4 || cmd == 5 || cmd == 12)
+        val2 = (u32)ctx->args[3]; // the `utime` slot carries nr_requeue / val2
+    else
+        has_timeout = ctx->args[3] != 0;
+    return enter(ctx, cmd, ctx->args[0], ctx->args[4], (u32)ctx->args[2], val2, (u32)ctx->args[5], raw,
+                 has_timeout);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex")
+int futex_exit(struct sys_exit_args *ctx)
+{
+    return leave(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex_wait")
+int futex2_wait_enter(struct sys_enter_args *ctx)
+{
+    // futex_wait(uaddr, val, mask, flags, timeout, clockid)
+    return enter(ctx, FT_OP_FUTEX2_WAIT, ctx->args[0], 0, (u32)ctx->args[1], 0, (u32)ctx->args[2],
+                 (u32)ctx->args[3], ctx->args[4] != 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex_wake")
+int futex2_wake_enter(struct sys_enter_args *ctx)
+{
+    // futex_wake(uaddr, mask, nr, flags)
+    return enter(ctx, FT_OP_FUTEX2_WAKE, ctx->args[0], 0, (u32)ctx->args[2], 0, (u32)ctx->args[1],
+                 (u32)ctx->args[3], 0);
+}
+
+// struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 reserved; }
+struct futex_waitv_user {
+    u64 val;
+    u64 uaddr;
+    u32 flags;
+    u32 reserved;
+};
+
+SEC("tracepoint/syscalls/sys_enter_futex_requeue")
+int futex2_requeue_enter(struct sys_enter_args *ctx)
+{
+    // futex_requeue(waiters[2], flags, nr_wake, nr_requeue)
+    struct futex_waitv_user w[2] = {};
+    bpf_probe_read_user(&w, sizeof(w), (void *)ctx->args[0]);
+    return enter(ctx, FT_OP_FUTEX2_REQUEUE, w[0].uaddr, w[1].uaddr, (u32)ctx->args[2],
+                 (u32)ctx->args[3], (u32)w[0].val, (u32)ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_futex_waitv")
+int futex2_waitv_enter(struct sys_enter_args *ctx)
+{
+    // futex_waitv(waiters, nr_futexes, flags, timeout, clockid): the first word is the one shown.
+    struct futex_waitv_user w = {};
+    bpf_probe_read_user(&w, sizeof(w), (void *)ctx->args[0]);
+    return enter(ctx, FT_OP_FUTEX2_WAITV, w.uaddr, 0, (u32)w.val, (u32)ctx->args[1], 0,
+                 (u32)ctx->args[2], ctx->args[3] != 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_futex_wait")
+int futex2_wait_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_futex_wake")
+int futex2_wake_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_futex_requeue")
+int futex2_requeue_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+
+SEC("tracepoint/syscalls/sys_exit_futex_waitv")
+int futex2_waitv_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+
+// sched:sched_waking / sched_wakeup: comm[16] at 8, pid at 24.
+struct sched_wake_args {
+    u64 common;
+    char comm[16];
+    s32 pid;
+    s32 prio;
+    s32 target_cpu;
+};
+
+// Runs in the waker's context: if the wakee sleeps in a traced futex wait and the waker is inside a
+// traced futex wake or requeue, that is the waker → wakee edge.
+SEC("tracepoint/sched/sched_waking")
+int sched_waking(struct sched_wake_args *ctx)
+{
+    u32 wakee = ctx->pid;
+    struct inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
+    if (!w || !is_wait(w->op) || w->wake_ts)
+        return 0;
+    w->wake_ts = bpf_ktime_get_ns();
+    u32 me = (u32)bpf_get_current_pid_tgid();
+    struct inflight *k = bpf_map_lookup_elem(&inflight, &me);
+    if (k && is_waker(k->op)) {
+        w->waker_tid = me;
+        w->waker_stack_id = k->stack_id;
+        // A requeued waiter is woken from the word it was moved to.
+        w->final_uaddr = k->uaddr;
+        k->woken_seen += 1;
+    }
+    return 0;
+}
+
+SEC("tracepoint/sched/sched_wakeup")
+int sched_wakeup(struct sched_wake_args *ctx)
+{
+    u32 wakee = ctx->pid;
+    struct inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
+    if (!w || !is_wait(w->op) || w->wakeup_ts)
+        return 0;
+    w->wakeup_ts = bpf_ktime_get_ns();
+    return 0;
+}
+
+struct sched_switch_args {
+    u64 common;
+    char prev_comm[16];
+    s32 prev_pid;
+    s32 prev_prio;
+    s64 prev_state;
+    char next_comm[16];
+    s32 next_pid;
+    s32 next_prio;
+};
+
+SEC("tracepoint/sched/sched_switch")
+int sched_switch(struct sched_switch_args *ctx)
+{
+    u32 next = ctx->next_pid;
+    if (!next)
+        return 0;
+    struct inflight *w = bpf_map_lookup_elem(&inflight, &next);
+    if (!w || !w->wakeup_ts || w->oncpu_ts)
+        return 0;
+    w->oncpu_ts = bpf_ktime_get_ns();
+    return 0;
+}
+
+// sched_process_fork's layout changed across kernels (comm became __data_loc in 6.x). A tracepoint
+// program may not read past the record (the kernel refuses to attach it), so there is one program per
+// layout; userspace reads the format from tracefs and attaches the matching one.
+struct fork_args_dataloc { // 6.x: __data_loc parent_comm; parent_pid; __data_loc child_comm; child_pid
+    u64 common;
+    u32 parent_comm;
+    s32 parent_pid;
+    u32 child_comm;
+    s32 child_pid;
+};
+
+struct fork_args_array { // older: char parent_comm[16]; parent_pid; char child_comm[16]; child_pid
+    u64 common;
+    char parent_comm[16];
+    s32 parent_pid;
+    char child_comm[16];
+    s32 child_pid;
+};
+
+static __always_inline int on_fork(s32 parent, s32 child)
+{
+    if (!cfg(CFG_FOLLOW_FORKS))
+        return 0;
+    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (!traced(tgid) || child <= 0)
+        return 0;
+    // Threads (clone with CLONE_THREAD) are already covered by their tgid; a key for them is harmless
+    // and removed when the thread exits (sched_process_exit below).
+    u32 key = child;
+    u8 one = 1;
+    bpf_map_update_elem(&targets, &key, &one, BPF_NOEXIST);
+    struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(C_LOST_EVENTS);
+        return 0;
+    }
+    __builtin_memset(e, 0, sizeof(*e));
+    e->type = FT_FORK;
+    e->ts = bpf_ktime_get_ns();
+    e->pid = tgid;
+    e->tid = parent;
+    e->val = child;
+    e->stack_id = -1;
+    e->waker_stack_id = -1;
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+
+SEC("tracepoint/sched/sched_process_fork")
+int sched_fork(struct fork_args_dataloc *ctx)
+{
+    return on_fork(ctx->parent_pid, ctx->child_pid);
+}
+
+SEC("tracepoint/sched/sched_process_fork")
+int sched_fork_old(struct fork_args_array *ctx)
+{
+    return on_fork(ctx->parent_pid, ctx->child_pid);
+}
+
+struct sched_exit_args {
+    u64 common;
+    char comm[16];
+    s32 pid;
+    s32 prio;
+    u8 group_dead;
+};
+
+SEC("tracepoint/sched/sched_process_exit")
+int sched_exit(struct sched_exit_args *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    if (!traced(tgid))
+        return 0;
+    // A thread killed inside a futex wait never reaches sys_exit.
+    bpf_map_delete_elem(&inflight, &tid);
+    if (tid != tgid)
+        bpf_map_delete_elem(&targets, &tid);
+    if (!ctx->group_dead)
+        return 0;
+    struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        count(C_LOST_EVENTS);
+        return 0;
+    }
+    __builtin_memset(e, 0, sizeof(*e));
+    e->type = FT_EXIT;
+    e->ts = bpf_ktime_get_ns();
+    e->pid = tgid;
+    e->tid = tid;
+    e->stack_id = -1;
+    e->waker_stack_id = -1;
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+
+// The layout futex-trace's `RawEvent` mirrors (src/kernel.rs asserts the same numbers).
+_Static_assert(sizeof(struct ft_event) == 120, "ft_event size");
+_Static_assert(__builtin_offsetof(struct ft_event, ret) == 64, "ft_event.ret");
+_Static_assert(__builtin_offsetof(struct ft_event, pid) == 72, "ft_event.pid");
+_Static_assert(__builtin_offsetof(struct ft_event, stack_id) == 96, "ft_event.stack_id");
+_Static_assert(__builtin_offsetof(struct ft_event, type) == 112, "ft_event.type");

@@ -1,0 +1,258 @@
+//! A workload whose futex activity is known exactly: it makes raw futex syscalls, counts them, and
+//! prints what it did as JSON on stdout. futex-trace's tests trace it and compare; you can too, to
+//! check that tracing works on a machine:
+//!
+//! ```text
+//! sudo futex-trace report -- futex-workload
+//! ```
+//!
+//! Per address (private futexes, words of this process):
+//! - `a`: 4 threads wait (value unchanged, so each sleeps); the main thread wakes them one at a time.
+//! - `b` → `c`: 5 threads wait on `b`; one `FUTEX_CMP_REQUEUE` wakes 1 and moves the rest to `c`; then
+//!   the main thread wakes `c` until all are back.
+//! - `d`: one wait with a 100 ms timeout that times out.
+//! - `e`: one wait whose expected value is wrong, so it returns at once (`EAGAIN`).
+//!
+//! `--wait-stdin` waits for a line on stdin before starting (so a tracer can attach by pid first);
+//! `--contend SECS` instead runs a contended `std::sync::Mutex` loop and prints its throughput.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FUTEX_WAIT: i32 = 0;
+const FUTEX_WAKE: i32 = 1;
+const FUTEX_CMP_REQUEUE: i32 = 4;
+const FUTEX_PRIVATE_FLAG: i32 = 128;
+
+fn futex(
+    word: &AtomicU32,
+    op: i32,
+    val: u32,
+    timeout: Option<Duration>,
+    val2: usize,
+    word2: Option<&AtomicU32>,
+    val3: u32,
+) -> i64 {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let utime: usize = match &ts {
+        Some(t) => t as *const libc::timespec as usize,
+        None => val2,
+    };
+    let uaddr2 = word2.map_or(std::ptr::null(), |w| w.as_ptr() as *const u32);
+    // SAFETY: the words are live AtomicU32s for the duration of the call; `utime` is either a pointer
+    // to a timespec that outlives the call or, for requeue, the count the kernel reads from that slot.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op | FUTEX_PRIVATE_FLAG,
+            val,
+            utime,
+            uaddr2,
+            val3,
+        )
+    };
+    if r < 0 {
+        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
+    } else {
+        r
+    }
+}
+
+/// Blocks until every thread in `tids` is inside a futex syscall (read from /proc).
+fn wait_until_in_futex(tids: &[i32]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = tids.iter().all(|tid| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+                .map(|s| s.split_whitespace().next() == Some(&libc::SYS_futex.to_string()))
+                .unwrap_or(false)
+        });
+        if all {
+            // In the syscall is not yet asleep on the queue: give the kernel a moment.
+            std::thread::sleep(Duration::from_millis(20));
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiters did not block within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+#[inline(never)]
+fn workload_waiter_on_a(word: &AtomicU32) -> i64 {
+    futex(word, FUTEX_WAIT, 0, None, 0, None, 0)
+}
+
+#[inline(never)]
+fn workload_waiter_on_b(word: &AtomicU32) -> i64 {
+    futex(word, FUTEX_WAIT, 0, None, 0, None, 0)
+}
+
+#[inline(never)]
+fn workload_waker(word: &AtomicU32) -> i64 {
+    futex(word, FUTEX_WAKE, 1, None, 0, None, 0)
+}
+
+fn spawn_waiters(
+    n: usize,
+    word: &Arc<AtomicU32>,
+    f: fn(&AtomicU32) -> i64,
+) -> (Vec<std::thread::JoinHandle<i64>>, Vec<i32>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handles = (0..n)
+        .map(|_| {
+            let (w, tx) = (word.clone(), tx.clone());
+            std::thread::spawn(move || {
+                tx.send(gettid()).unwrap();
+                f(&w)
+            })
+        })
+        .collect();
+    let tids = (0..n).map(|_| rx.recv().unwrap()).collect();
+    (handles, tids)
+}
+
+fn exact() {
+    let words: Vec<Arc<AtomicU32>> = (0..5).map(|_| Arc::new(AtomicU32::new(0))).collect();
+    let [a, b, c, d, e] = [&words[0], &words[1], &words[2], &words[3], &words[4]];
+    let addr = |w: &Arc<AtomicU32>| format!("{:#x}", w.as_ptr() as usize);
+
+    // a: 4 waiters, woken one at a time.
+    let (handles, tids) = spawn_waiters(4, a, workload_waiter_on_a);
+    wait_until_in_futex(&tids);
+    let (mut wakes_a, mut woken_a) = (0u64, 0u64);
+    while woken_a < 4 {
+        let r = workload_waker(a);
+        assert!(r >= 0, "FUTEX_WAKE failed: {r}");
+        wakes_a += 1;
+        woken_a += r as u64;
+        if r == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 0);
+    }
+
+    // b → c: 5 waiters; wake 1, move the rest; then wake c.
+    let (handles, tids) = spawn_waiters(5, b, workload_waiter_on_b);
+    wait_until_in_futex(&tids);
+    let r = futex(b, FUTEX_CMP_REQUEUE, 1, None, i32::MAX as usize, Some(c), 0);
+    assert!(r >= 1, "FUTEX_CMP_REQUEUE failed: {r}");
+    let (requeue_woken, moved) = (1u64, r as u64 - 1);
+    let (mut wakes_c, mut woken_c) = (0u64, 0u64);
+    while woken_c < moved {
+        let r = workload_waker(c);
+        assert!(r >= 0);
+        wakes_c += 1;
+        woken_c += r as u64;
+    }
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 0);
+    }
+
+    // d: a wait that times out after 100 ms.
+    let t = Instant::now();
+    let r = futex(
+        d,
+        FUTEX_WAIT,
+        0,
+        Some(Duration::from_millis(100)),
+        0,
+        None,
+        0,
+    );
+    let timed_wait_ns = t.elapsed().as_nanos() as u64;
+    assert_eq!(r, -(libc::ETIMEDOUT as i64));
+
+    // e: the value is not what the waiter expects: EAGAIN, no sleep.
+    let r = futex(e, FUTEX_WAIT, 1, None, 0, None, 0);
+    assert_eq!(r, -(libc::EAGAIN as i64));
+
+    let report = serde_json::json!({
+        "pid": std::process::id(),
+        "addresses": { "a": addr(a), "b": addr(b), "c": addr(c), "d": addr(d), "e": addr(e) },
+        // Waits by the address they began on.
+        "waits": { "a": 4, "b": 5, "d": 1, "e": 1 },
+        "woken": { "a": 4, "b": 5 },
+        "timeouts": { "d": 1 },
+        "mismatches": { "e": 1 },
+        "wakes": { "a": wakes_a, "c": wakes_c },
+        "wake_woken": { "a": woken_a, "c": woken_c },
+        "requeue": { "from": addr(b), "to": addr(c), "woken": requeue_woken, "moved": moved },
+        "timed_wait_ns": timed_wait_ns,
+    });
+    println!("{report}");
+}
+
+/// Contended std Mutex for `secs`: prints lock acquisitions per second.
+fn contend(secs: f64, threads: usize) {
+    let m = Arc::new(std::sync::Mutex::new(0u64));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let (m, stop) = (m.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..64 {
+                        *m.lock().unwrap() += 1;
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    let ops = total as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "futex-workload: makes futex calls whose counts are known and prints them as JSON.\n\
+             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N]]"
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--wait-stdin") {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse::<f64>().unwrap_or_else(|_| {
+                    eprintln!("futex-workload: {flag} needs a number, not '{v}'");
+                    std::process::exit(2)
+                })
+            })
+    };
+    match value("--contend") {
+        Some(secs) => contend(secs, value("--threads").map_or(2, |t| t as usize)),
+        None => exact(),
+    }
+}

@@ -1,0 +1,398 @@
+//! Kernel futex events: the record the eBPF programs send (`struct ft_event` in `ebpf/futex.bpf.c`) and
+//! its decoding into [`Event`]s. Pure code, tested without privileges; the loader is in [`crate::ebpf`].
+
+use crate::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
+
+/// Event types (`FT_*` in the C source).
+pub const FT_FUTEX: u8 = 1;
+pub const FT_WAIT_BEGIN: u8 = 2;
+pub const FT_EXIT: u8 = 3;
+pub const FT_FORK: u8 = 4;
+
+/// `struct ft_event`, field for field. The C source asserts the same size and offsets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RawEvent {
+    pub ts: u64,
+    pub start_ts: u64,
+    pub uaddr: u64,
+    pub uaddr2: u64,
+    pub wake_ts: u64,
+    pub wakeup_ts: u64,
+    pub oncpu_ts: u64,
+    pub final_uaddr: u64,
+    pub ret: i64,
+    pub pid: u32,
+    pub tid: u32,
+    pub val: u32,
+    pub val2: u32,
+    pub val3: u32,
+    pub waker_tid: u32,
+    pub stack_id: i32,
+    pub waker_stack_id: i32,
+    pub woken_seen: u32,
+    pub flags: u32,
+    pub kind: u8,
+    pub op: u8,
+    pub has_timeout: u8,
+    pub pad: [u8; 5],
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<RawEvent>() == 120);
+    assert!(std::mem::offset_of!(RawEvent, ret) == 64);
+    assert!(std::mem::offset_of!(RawEvent, pid) == 72);
+    assert!(std::mem::offset_of!(RawEvent, stack_id) == 96);
+    assert!(std::mem::offset_of!(RawEvent, kind) == 112);
+};
+
+impl RawEvent {
+    /// Reads a record from the ring buffer's bytes; `None` if it is too short (never expected: the
+    /// kernel side always sends whole records).
+    pub fn from_bytes(b: &[u8]) -> Option<RawEvent> {
+        if b.len() < std::mem::size_of::<RawEvent>() {
+            return None;
+        }
+        // SAFETY: `RawEvent` is `repr(C)` plain old data (integers only, every bit pattern valid), and
+        // `b` holds at least `size_of::<RawEvent>()` bytes; `read_unaligned` copes with any alignment.
+        Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<RawEvent>()) })
+    }
+}
+
+const FUTEX_PRIVATE_FLAG: u32 = 128;
+const EAGAIN: i64 = 11;
+const EINTR: i64 = 4;
+const ETIMEDOUT: i64 = 110;
+/// The kernel's internal restart codes (ERESTARTSYS..ERESTART_RESTARTBLOCK), seen at syscall exit when
+/// a signal interrupts a sleep.
+const ERESTART: std::ops::RangeInclusive<i64> = 512..=516;
+
+/// The operation number the eBPF side sends: a `futex(2)` command (`op & 127`), or 64.. for futex2.
+pub fn futex_op(op: u8) -> FutexOp {
+    match op {
+        0 => FutexOp::Wait,
+        1 => FutexOp::Wake,
+        2 => FutexOp::Fd,
+        3 => FutexOp::Requeue,
+        4 => FutexOp::CmpRequeue,
+        5 => FutexOp::WakeOp,
+        6 => FutexOp::LockPi,
+        7 => FutexOp::UnlockPi,
+        8 => FutexOp::TrylockPi,
+        9 => FutexOp::WaitBitset,
+        10 => FutexOp::WakeBitset,
+        11 => FutexOp::WaitRequeuePi,
+        12 => FutexOp::CmpRequeuePi,
+        13 => FutexOp::LockPi2,
+        64 => FutexOp::Futex2Wait,
+        65 => FutexOp::Futex2Wake,
+        66 => FutexOp::Futex2Requeue,
+        67 => FutexOp::Futex2Waitv,
+        _ => FutexOp::Unknown,
+    }
+}
+
+/// What an operation does, for the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    Wait,
+    Wake,
+    Requeue,
+    Other,
+}
+
+impl FutexOp {
+    pub fn class(self) -> OpClass {
+        use FutexOp::*;
+        match self {
+            Wait | WaitBitset | WaitRequeuePi | LockPi | LockPi2 | Futex2Wait | Futex2Waitv => {
+                OpClass::Wait
+            }
+            Wake | WakeBitset | WakeOp | UnlockPi | Futex2Wake => OpClass::Wake,
+            Requeue | CmpRequeue | CmpRequeuePi | Futex2Requeue => OpClass::Requeue,
+            Fd | TrylockPi | Unknown => OpClass::Other,
+        }
+    }
+}
+
+/// How a wait's return value reads.
+pub fn wait_outcome(op: FutexOp, ret: i64) -> Outcome {
+    match ret {
+        r if r >= 0 => Outcome::Woken, // 0, or futex_waitv's index of the word that woke it
+        r if r == -EAGAIN => Outcome::Mismatch,
+        r if r == -ETIMEDOUT => Outcome::TimedOut,
+        r if r == -EINTR || ERESTART.contains(&-r) => Outcome::Interrupted,
+        // LOCK_PI's EAGAIN-like "owner is exiting" is retried by libc; anything else failed at once.
+        _ => {
+            let _ = op;
+            Outcome::Failed
+        }
+    }
+}
+
+/// Turns raw records into events. Buckets are futex-core's hash of each address over `buckets` queues.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoder {
+    pub buckets: usize,
+}
+
+impl Decoder {
+    fn bucket(&self, addr: u64) -> u32 {
+        crate::bucket_of(addr, self.buckets) as u32
+    }
+
+    pub fn decode(&self, r: &RawEvent) -> Option<Event> {
+        let stack = (r.stack_id >= 0).then_some(r.stack_id as u32);
+        let op = futex_op(r.op);
+        let kernel = Some(Kernel {
+            op: Some(op),
+            private: r.flags & FUTEX_PRIVATE_FLAG != 0,
+            stack,
+        });
+        let kind = match r.kind {
+            FT_WAIT_BEGIN => EventKind::WaitStart {
+                addr: r.uaddr,
+                bucket: self.bucket(r.uaddr),
+                wait: WaitKind::Kernel,
+                kernel,
+            },
+            FT_FUTEX => match op.class() {
+                OpClass::Wait => {
+                    let outcome = wait_outcome(op, r.ret);
+                    let final_addr = if r.final_uaddr != 0 {
+                        r.final_uaddr
+                    } else {
+                        r.uaddr
+                    };
+                    let woken = outcome == Outcome::Woken;
+                    EventKind::WaitEnd {
+                        addr: r.uaddr,
+                        final_addr,
+                        bucket: self.bucket(final_addr),
+                        wait: WaitKind::Kernel,
+                        outcome,
+                        wait_ns: r.ts.saturating_sub(r.start_ts),
+                        wake_to_return_ns: (woken && r.wake_ts != 0 && r.waker_tid != 0)
+                            .then(|| r.ts.saturating_sub(r.wake_ts)),
+                        requeued: u32::from(final_addr != r.uaddr),
+                        sched_delay_ns: (r.wakeup_ts != 0 && r.oncpu_ts >= r.wakeup_ts)
+                            .then(|| r.oncpu_ts - r.wakeup_ts),
+                        waker: (woken && r.waker_tid != 0).then(|| Waker {
+                            tid: r.waker_tid,
+                            stack: (r.waker_stack_id >= 0).then_some(r.waker_stack_id as u32),
+                        }),
+                        kernel,
+                    }
+                }
+                OpClass::Wake if r.ret >= 0 => EventKind::Wake {
+                    addr: r.uaddr,
+                    bucket: self.bucket(r.uaddr),
+                    wait: WaitKind::Kernel,
+                    requested: r.val,
+                    // UNLOCK_PI returns 0 whether or not it woke anyone: count the wakeups seen.
+                    woken: if op == FutexOp::UnlockPi {
+                        r.woken_seen
+                    } else {
+                        r.ret as u32
+                    },
+                    collisions: 0,
+                    kernel,
+                },
+                OpClass::Requeue if r.ret >= 0 => {
+                    // The kernel wakes up to nr_wake first, then moves the rest; it returns the sum.
+                    let total = r.ret as u32;
+                    let woken = total.min(r.val);
+                    EventKind::Requeue {
+                        from: r.uaddr,
+                        to: r.uaddr2,
+                        from_bucket: self.bucket(r.uaddr),
+                        to_bucket: self.bucket(r.uaddr2),
+                        wait: WaitKind::Kernel,
+                        woken,
+                        moved: total - woken,
+                        collisions: 0,
+                        kernel,
+                    }
+                }
+                _ => EventKind::OtherOp {
+                    addr: r.uaddr,
+                    op,
+                    ret: r.ret,
+                },
+            },
+            FT_EXIT => EventKind::Exit,
+            FT_FORK => EventKind::Fork { child: r.val },
+            _ => return None,
+        };
+        Some(Event {
+            ts_ns: r.ts,
+            pid: r.pid,
+            tid: r.tid,
+            kind,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(kind: u8, op: u8, ret: i64) -> RawEvent {
+        RawEvent {
+            kind,
+            op,
+            ret,
+            ts: 5_000,
+            start_ts: 1_000,
+            uaddr: 0x1000,
+            uaddr2: 0x2000,
+            pid: 7,
+            tid: 8,
+            stack_id: 3,
+            waker_stack_id: -1,
+            flags: op as u32 | FUTEX_PRIVATE_FLAG,
+            ..RawEvent::default()
+        }
+    }
+
+    const D: Decoder = Decoder { buckets: 64 };
+
+    #[test]
+    fn wait_outcomes() {
+        let cases = [
+            (0, Outcome::Woken),
+            (-11, Outcome::Mismatch),
+            (-110, Outcome::TimedOut),
+            (-4, Outcome::Interrupted),
+            (-512, Outcome::Interrupted),
+            (-22, Outcome::Failed),
+        ];
+        for (ret, want) in cases {
+            let e = D.decode(&raw(FT_FUTEX, 0, ret)).unwrap();
+            match e.kind {
+                EventKind::WaitEnd {
+                    outcome, wait_ns, ..
+                } => {
+                    assert_eq!(outcome, want, "ret {ret}");
+                    assert_eq!(wait_ns, 4_000);
+                }
+                k => panic!("{k:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn woken_waiter_has_waker_latency_and_final_address() {
+        let mut r = raw(FT_FUTEX, 9, 0);
+        r.wake_ts = 4_000;
+        r.wakeup_ts = 4_100;
+        r.oncpu_ts = 4_600;
+        r.waker_tid = 9;
+        r.waker_stack_id = 12;
+        r.final_uaddr = 0x2000;
+        let e = D.decode(&r).unwrap();
+        let EventKind::WaitEnd {
+            addr,
+            final_addr,
+            bucket,
+            wake_to_return_ns,
+            sched_delay_ns,
+            waker,
+            requeued,
+            kernel,
+            ..
+        } = e.kind
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!((addr, final_addr, requeued), (0x1000, 0x2000, 1));
+        assert_eq!(bucket as usize, crate::bucket_of(0x2000, 64));
+        assert_eq!(wake_to_return_ns, Some(1_000));
+        assert_eq!(sched_delay_ns, Some(500));
+        assert_eq!(
+            waker,
+            Some(Waker {
+                tid: 9,
+                stack: Some(12)
+            })
+        );
+        let k = kernel.unwrap();
+        assert_eq!(
+            (k.op, k.private, k.stack),
+            (Some(FutexOp::WaitBitset), true, Some(3))
+        );
+    }
+
+    #[test]
+    fn requeue_splits_woken_and_moved() {
+        let mut r = raw(FT_FUTEX, 4, 5); // CMP_REQUEUE returned 5 = woken + moved
+        r.val = 1; // nr_wake
+        r.val2 = i32::MAX as u32;
+        let EventKind::Requeue {
+            from,
+            to,
+            woken,
+            moved,
+            ..
+        } = D.decode(&r).unwrap().kind
+        else {
+            panic!()
+        };
+        assert_eq!((from, to, woken, moved), (0x1000, 0x2000, 1, 4));
+        // Fewer waiters than nr_wake: all woken, none moved.
+        r.val = 8;
+        let EventKind::Requeue { woken, moved, .. } = D.decode(&r).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!((woken, moved), (5, 0));
+    }
+
+    #[test]
+    fn wakes_failures_and_process_events() {
+        let mut r = raw(FT_FUTEX, 1, 3);
+        r.val = i32::MAX as u32;
+        assert!(matches!(
+            D.decode(&r).unwrap().kind,
+            EventKind::Wake { woken: 3, .. }
+        ));
+        let mut u = raw(FT_FUTEX, 7, 0);
+        u.woken_seen = 1;
+        assert!(matches!(
+            D.decode(&u).unwrap().kind,
+            EventKind::Wake { woken: 1, .. }
+        ));
+        assert!(matches!(
+            D.decode(&raw(FT_FUTEX, 1, -14)).unwrap().kind,
+            EventKind::OtherOp { ret: -14, .. }
+        ));
+        assert!(matches!(
+            D.decode(&raw(FT_FUTEX, 8, 0)).unwrap().kind,
+            EventKind::OtherOp {
+                op: FutexOp::TrylockPi,
+                ..
+            }
+        ));
+        let mut f = raw(FT_FORK, 0, 0);
+        f.val = 99;
+        assert_eq!(D.decode(&f).unwrap().kind, EventKind::Fork { child: 99 });
+        assert_eq!(D.decode(&raw(FT_EXIT, 0, 0)).unwrap().kind, EventKind::Exit);
+        assert_eq!(D.decode(&raw(200, 0, 0)), None);
+    }
+
+    #[test]
+    fn from_bytes_reads_the_c_layout() {
+        let mut b = vec![0u8; 120];
+        b[16..24].copy_from_slice(&0xdead_beefu64.to_le_bytes()); // uaddr
+        b[64..72].copy_from_slice(&(-11i64).to_le_bytes()); // ret
+        b[72..76].copy_from_slice(&42u32.to_le_bytes()); // pid
+        b[96..100].copy_from_slice(&(-1i32).to_le_bytes()); // stack_id
+        b[112] = FT_FUTEX;
+        b[113] = 9;
+        let r = RawEvent::from_bytes(&b).unwrap();
+        assert_eq!(
+            (r.uaddr, r.ret, r.pid, r.stack_id, r.kind, r.op),
+            (0xdead_beef, -11, 42, -1, FT_FUTEX, 9)
+        );
+        assert!(RawEvent::from_bytes(&b[..119]).is_none());
+    }
+}

@@ -1,0 +1,245 @@
+//! User stacks: the frames behind stack ids, the memory maps of the traced processes, and their
+//! symbolization with blazesym (ELF symbols and DWARF; Rust and C++ names demangled).
+//!
+//! Maps are read from `/proc/PID/maps` while a process runs, so that its stacks can be symbolized after it
+//! has exited: each frame becomes (file, file offset), which blazesym resolves from the file on disk.
+
+use std::collections::{BTreeMap, HashMap};
+
+use blazesym::symbolize::source::{Elf, Source};
+use blazesym::symbolize::{Input, Symbolized, Symbolizer};
+use serde::{Deserialize, Serialize};
+
+use crate::model::StackKey;
+
+/// One executable file mapping of a process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// Offset in the file of `start`.
+    pub offset: u64,
+    pub path: String,
+}
+
+/// Parses `/proc/PID/maps` text, keeping executable mappings of files.
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let range = it.next()?;
+            let perms = it.next()?;
+            let offset = u64::from_str_radix(it.next()?, 16).ok()?;
+            let _dev = it.next()?;
+            let _inode = it.next()?;
+            let path: String = it.collect::<Vec<_>>().join(" ");
+            if !perms.contains('x') || !path.starts_with('/') {
+                return None;
+            }
+            let (s, e) = range.split_once('-')?;
+            Some(Mapping {
+                start: u64::from_str_radix(s, 16).ok()?,
+                end: u64::from_str_radix(e, 16).ok()?,
+                offset,
+                path: path.trim_end_matches(" (deleted)").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What is known of a traced process: its name and the executable mappings seen so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub comm: String,
+    pub maps: Vec<Mapping>,
+}
+
+/// The stacks and processes of a trace: enough to symbolize it later, even after the processes exited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackTable {
+    /// (pid, stack id) → instruction pointers, innermost first.
+    pub stacks: BTreeMap<(u32, u32), Vec<u64>>,
+    pub processes: BTreeMap<u32, ProcessInfo>,
+    /// (pid, ip) → frame names (the function, then the functions inlined into it, outermost first).
+    pub symbols: BTreeMap<(u32, u64), Vec<String>>,
+}
+
+impl StackTable {
+    /// Reads (again) the maps and name of a running process; mappings seen before are kept, so that
+    /// libraries unloaded since still resolve.
+    pub fn refresh_process(&mut self, pid: u32) {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            return;
+        };
+        let p = self.processes.entry(pid).or_default();
+        if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            p.comm = comm.trim().to_string();
+        }
+        for m in parse_maps(&text) {
+            if !p.maps.contains(&m) {
+                p.maps.push(m);
+            }
+        }
+    }
+
+    /// The mapping holding `ip` in process `pid`: (file, offset in the file).
+    pub fn locate(&self, pid: u32, ip: u64) -> Option<(&str, u64)> {
+        self.processes.get(&pid)?.maps.iter().rev().find_map(|m| {
+            (m.start <= ip && ip < m.end).then(|| (m.path.as_str(), ip - m.start + m.offset))
+        })
+    }
+
+    /// Symbolizes every frame not yet symbolized. Frames blazesym cannot name stay absent and print
+    /// as `file+0xoffset` (see [`StackTable::frame_names`]).
+    pub fn symbolize(&mut self) {
+        let symbolizer = Symbolizer::builder().enable_demangling(true).build();
+        // Group the frames by file, so each file is opened once.
+        // file → [((pid, ip), offset in the file)]
+        type Frames = Vec<((u32, u64), u64)>;
+        let mut by_file: HashMap<String, Frames> = HashMap::new();
+        for (&(pid, _), ips) in &self.stacks {
+            for &ip in ips {
+                if self.symbols.contains_key(&(pid, ip)) {
+                    continue;
+                }
+                // Return addresses point after the call: look up the call itself.
+                if let Some((path, off)) = self.locate(pid, ip) {
+                    by_file
+                        .entry(path.to_string())
+                        .or_default()
+                        .push(((pid, ip), off.saturating_sub(1)));
+                }
+            }
+        }
+        for (path, frames) in by_file {
+            let src = Source::Elf(Elf::new(&path));
+            let offsets: Vec<u64> = frames.iter().map(|f| f.1).collect();
+            let Ok(syms) = symbolizer.symbolize(&src, Input::FileOffset(&offsets)) else {
+                continue;
+            };
+            for ((key, _), sym) in frames.iter().zip(syms) {
+                if let Symbolized::Sym(s) = sym {
+                    let mut names = vec![s.name.to_string()];
+                    names.extend(s.inlined.iter().map(|f| f.name.to_string()));
+                    self.symbols.insert(*key, names);
+                }
+            }
+        }
+    }
+
+    /// The frames of a stack, outermost first, as names: symbols where known, else `file+0xoffset`,
+    /// else the raw address. Inlined functions appear as frames of their own.
+    pub fn frame_names(&self, key: StackKey) -> Vec<String> {
+        let (pid, _) = key;
+        let Some(ips) = self.stacks.get(&key) else {
+            return vec!["[stack not captured]".into()];
+        };
+        let mut out = Vec::with_capacity(ips.len());
+        for &ip in ips.iter().rev() {
+            match self.symbols.get(&(pid, ip)) {
+                Some(names) => out.extend(names.iter().cloned()),
+                None => match self.locate(pid, ip) {
+                    Some((path, off)) => {
+                        let file = path.rsplit('/').next().unwrap_or(path);
+                        out.push(format!("{file}+{off:#x}"));
+                    }
+                    None => out.push(format!("[unknown] {ip:#x}")),
+                },
+            }
+        }
+        out
+    }
+
+    /// The share (0..=1) of the given stacks, weighted, that have at most two frames: the sign of a
+    /// program (or libc) built without frame pointers, whose stacks the kernel cannot walk.
+    pub fn short_stack_share<'a>(
+        &self,
+        weighted: impl Iterator<Item = (&'a StackKey, u64)>,
+    ) -> f64 {
+        let (mut short, mut all) = (0u64, 0u64);
+        for (key, w) in weighted {
+            if let Some(ips) = self.stacks.get(key) {
+                all += w;
+                if ips.len() <= 2 {
+                    short += w;
+                }
+            }
+        }
+        if all == 0 {
+            0.0
+        } else {
+            short as f64 / all as f64
+        }
+    }
+}
+
+/// What to tell a user whose stacks are mostly cut short.
+pub const SHORT_STACKS_HELP: &str = "most stacks have at most two frames: the traced program (or the libc \
+it calls into) was built without frame pointers, so the kernel cannot walk its stacks. Rebuild Rust code \
+with RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer); see futex-trace's README.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_executable_file_mappings() {
+        let text = "\
+55d4c0a00000-55d4c0a10000 r--p 00000000 08:01 123 /usr/bin/app
+55d4c0a10000-55d4c0a80000 r-xp 00010000 08:01 123 /usr/bin/app
+7f0000000000-7f0000021000 rw-p 00000000 00:00 0
+7f1000000000-7f1000100000 r-xp 00028000 08:01 456 /usr/lib/x86_64-linux-gnu/libc.so.6
+7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]
+7f2000000000-7f2000001000 r-xp 00000000 08:01 789 /tmp/my lib.so (deleted)
+";
+        let m = parse_maps(text);
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(
+            m[0],
+            Mapping {
+                start: 0x55d4c0a10000,
+                end: 0x55d4c0a80000,
+                offset: 0x10000,
+                path: "/usr/bin/app".into()
+            }
+        );
+        assert_eq!(m[2].path, "/tmp/my lib.so");
+        let mut t = StackTable::default();
+        t.processes.insert(
+            1,
+            ProcessInfo {
+                comm: "app".into(),
+                maps: m,
+            },
+        );
+        assert_eq!(t.locate(1, 0x55d4c0a10010), Some(("/usr/bin/app", 0x10010)));
+        assert_eq!(t.locate(1, 0x55d4c0a00010), None);
+        t.stacks.insert((1, 5), vec![0x55d4c0a10010, 0x1234]);
+        assert_eq!(
+            t.frame_names((1, 5)),
+            vec!["[unknown] 0x1234".to_string(), "app+0x10010".to_string()]
+        );
+    }
+
+    #[test]
+    fn symbolizes_this_test_binary() {
+        // A function of this very binary, found through our own maps, comes back by name.
+        #[inline(never)]
+        fn marker_function_for_symbolizer() -> u64 {
+            marker_function_for_symbolizer as *const () as u64
+        }
+        let pid = std::process::id();
+        let mut t = StackTable::default();
+        t.refresh_process(pid);
+        let ip = marker_function_for_symbolizer() + 1; // as a return address would be
+        t.stacks.insert((pid, 0), vec![ip]);
+        t.symbolize();
+        let names = t.frame_names((pid, 0));
+        assert!(
+            names
+                .iter()
+                .any(|n| n.contains("marker_function_for_symbolizer")),
+            "{names:?}"
+        );
+    }
+}
