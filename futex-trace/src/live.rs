@@ -166,6 +166,15 @@ pub fn trace(
         ),
         LiveTarget::Command(argv) => format!("`{}`", argv.join(" ")),
     };
+    if status {
+        match duration {
+            Some(d) => eprintln!(
+                "futex-trace: tracing {what} for {} (Ctrl-C stops early)",
+                humantime::format_duration(d)
+            ),
+            None => eprintln!("futex-trace: tracing {what} (Ctrl-C stops)"),
+        }
+    }
     let start = Instant::now();
     let mut last_refresh = Instant::now();
     let mut on_events = |batch: &[Event]| -> bool {
