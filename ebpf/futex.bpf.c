@@ -63,7 +63,7 @@ struct ft_event {
     u32 val2;      // requeue: how many to move (the `utime` argument); futex2 waitv: nr_futexes
     u32 val3;      // bitset / CMP_REQUEUE's expected value / WAKE_OP's encoded op
     u32 waker_tid; // a waiter: thread (of a traced process) whose futex call woke it; 0 unknown
-    s32 stack_id;  // user stack at entry; negative: not captured
+    s32 stack_id;  // user stack (of a wait that slept, or a waker that woke someone); negative: none
     s32 waker_stack_id;
     u32 woken_seen; // wake/requeue: traced waiters this call woke (from sched_waking)
     u32 flags;     // the raw op word (futex(2)) or the flags argument (futex2)
@@ -136,6 +136,31 @@ struct {
     __type(value, u64);
 } config SEC(".maps");
 
+// Waking the reader for every event costs more than the event: wake it only once a batch is waiting
+// (userspace also drains the ring every few milliseconds, so nothing waits long).
+static __always_inline void count(u32 idx);
+
+#define WAKEUP_BYTES (256 * 1024)
+
+static __always_inline void submit(void *e)
+{
+    u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+    bpf_ringbuf_submit(e, avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+// Stacks are captured only where they are used, because walking a user stack is the most expensive
+// thing done here: a wait that slept (at its return), and a waker that woke a traced waiter (in
+// sched_waking, still in the waker's context). A wake with nobody waiting costs no stack.
+#define STACK_NOT_YET -1000
+
+static __always_inline s32 capture_stack(void *ctx)
+{
+    s32 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+    if (id < 0)
+        count(C_STACK_ERRORS);
+    return id;
+}
+
 static __always_inline void count(u32 idx)
 {
     u64 *c = bpf_map_lookup_elem(&counters, &idx);
@@ -206,10 +231,8 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     st.flags = flags;
     st.op = op;
     st.has_timeout = has_timeout;
-    st.stack_id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+    st.stack_id = STACK_NOT_YET;
     st.waker_stack_id = -1;
-    if (st.stack_id < 0)
-        count(C_STACK_ERRORS);
     if (bpf_map_update_elem(&inflight, &tid, &st, BPF_ANY) != 0) {
         count(C_INFLIGHT_FULL);
         return 0;
@@ -236,14 +259,14 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
         e->flags = flags;
         e->op = op;
         e->has_timeout = has_timeout;
-        e->stack_id = st.stack_id;
+        e->stack_id = -1; // captured at the return, if the wait slept
         e->waker_stack_id = -1;
-        bpf_ringbuf_submit(e, 0);
+        submit(e);
     }
     return 0;
 }
 
-static __always_inline int leave(s64 ret)
+static __always_inline int leave(void *ctx, s64 ret)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
@@ -251,6 +274,11 @@ static __always_inline int leave(s64 ret)
     if (!st)
         return 0;
 
+    s32 stack_id = st->stack_id;
+    if (stack_id == STACK_NOT_YET) {
+        // A wait that slept (anything but EAGAIN) gets its stack now; a waker got it when it woke.
+        stack_id = is_wait(st->op) && ret != -11 ? capture_stack(ctx) : -1;
+    }
     struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         count(C_LOST_EVENTS);
@@ -273,14 +301,14 @@ static __always_inline int leave(s64 ret)
     e->val2 = st->val2;
     e->val3 = st->val3;
     e->waker_tid = st->waker_tid;
-    e->stack_id = st->stack_id;
+    e->stack_id = stack_id;
     e->waker_stack_id = st->waker_stack_id;
     e->woken_seen = st->woken_seen;
     e->flags = st->flags;
     e->op = st->op;
     e->has_timeout = st->has_timeout;
     __builtin_memset(e->pad, 0, sizeof(e->pad));
-    bpf_ringbuf_submit(e, 0);
+    submit(e);
     bpf_map_delete_elem(&inflight, &tid);
     return 0;
 }
@@ -318,7 +346,7 @@ int futex_enter(struct sys_enter_args *ctx)
 SEC("tracepoint/syscalls/sys_exit_futex")
 int futex_exit(struct sys_exit_args *ctx)
 {
-    return leave(ctx->ret);
+    return leave(ctx, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_futex_wait")
@@ -366,16 +394,16 @@ int futex2_waitv_enter(struct sys_enter_args *ctx)
 }
 
 SEC("tracepoint/syscalls/sys_exit_futex_wait")
-int futex2_wait_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+int futex2_wait_exit(struct sys_exit_args *ctx) { return leave(ctx, ctx->ret); }
 
 SEC("tracepoint/syscalls/sys_exit_futex_wake")
-int futex2_wake_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+int futex2_wake_exit(struct sys_exit_args *ctx) { return leave(ctx, ctx->ret); }
 
 SEC("tracepoint/syscalls/sys_exit_futex_requeue")
-int futex2_requeue_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+int futex2_requeue_exit(struct sys_exit_args *ctx) { return leave(ctx, ctx->ret); }
 
 SEC("tracepoint/syscalls/sys_exit_futex_waitv")
-int futex2_waitv_exit(struct sys_exit_args *ctx) { return leave(ctx->ret); }
+int futex2_waitv_exit(struct sys_exit_args *ctx) { return leave(ctx, ctx->ret); }
 
 // sched:sched_waking / sched_wakeup: comm[16] at 8, pid at 24.
 struct sched_wake_args {
@@ -399,6 +427,8 @@ int sched_waking(struct sched_wake_args *ctx)
     u32 me = (u32)bpf_get_current_pid_tgid();
     struct inflight *k = bpf_map_lookup_elem(&inflight, &me);
     if (k && is_waker(k->op)) {
+        if (k->stack_id == STACK_NOT_YET)
+            k->stack_id = capture_stack(ctx);
         w->waker_tid = me;
         w->waker_stack_id = k->stack_id;
         // A requeued waiter is woken from the word it was moved to.
@@ -487,7 +517,7 @@ static __always_inline int on_fork(s32 parent, s32 child)
     e->val = child;
     e->stack_id = -1;
     e->waker_stack_id = -1;
-    bpf_ringbuf_submit(e, 0);
+    submit(e);
     return 0;
 }
 
@@ -536,7 +566,7 @@ int sched_exit(struct sched_exit_args *ctx)
     e->tid = tid;
     e->stack_id = -1;
     e->waker_stack_id = -1;
-    bpf_ringbuf_submit(e, 0);
+    submit(e);
     return 0;
 }
 

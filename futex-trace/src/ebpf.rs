@@ -313,6 +313,40 @@ where
     T::try_from(map).map_err(|e| err(format!("map {name}: {e}")))
 }
 
+/// Reads every record in the ring, decoding into `batch` and handing it to `on_batch` in pieces of up
+/// to 8192 events (and what is left at the end). True when the consumer asked to stop.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    decoder: Decoder,
+    batch: &mut Vec<Event>,
+    events: &mut u64,
+    on_batch: &mut dyn FnMut(&[Event]) -> bool,
+) -> bool {
+    loop {
+        let mut more = false;
+        while let Some(item) = ring.next() {
+            if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| decoder.decode(&r)) {
+                batch.push(e);
+            }
+            if batch.len() >= 8192 {
+                more = true;
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            *events += batch.len() as u64;
+            let go_on = on_batch(batch);
+            batch.clear();
+            if !go_on {
+                return true;
+            }
+        }
+        if !more {
+            return false;
+        }
+    }
+}
+
 /// Why a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {
@@ -384,71 +418,65 @@ impl KernelTracer {
         let mut lost_reported = 0u64;
         let mut events = 0u64;
         let mut last_status = (start, 0u64, self.bpf_run_time());
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // The eBPF side wakes us only once 256 KiB are waiting; between wake-ups, drain every 5 ms so
+        // that a live view lags by no more than that. Stop conditions and counters: every 100 ms.
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut consumer_stop = false;
+        let mut last_check = start;
+        let decoder = self.decoder;
         let reason = loop {
-            tokio::select! {
+            let consumer_stop = tokio::select! {
                 guard = fd.readable_mut() => {
                     let mut guard = guard.map_err(|e| err(format!("ring buffer: {e}")))?;
-                    let ring = guard.get_inner_mut();
-                    while let Some(item) = ring.next() {
-                        if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| self.decoder.decode(&r)) {
-                            batch.push(e);
-                        }
-                        if batch.len() >= 8192 {
-                            events += batch.len() as u64;
-                            consumer_stop = !on_batch(&batch);
-                            batch.clear();
-                            if consumer_stop {
-                                break;
-                            }
-                        }
-                    }
+                    let stop = drain(guard.get_inner_mut(), decoder, &mut batch, &mut events, on_batch);
                     guard.clear_ready();
+                    stop
                 }
-                _ = tick.tick() => {
-                    let c = self.counters();
-                    if c.lost_events > lost_reported {
-                        batch.push(Event {
-                            ts_ns: 0,
-                            pid: 0,
-                            tid: 0,
-                            kind: EventKind::Lost { count: c.lost_events - lost_reported },
-                        });
-                        lost_reported = c.lost_events;
-                    }
-                    let now = Instant::now();
-                    if now.duration_since(last_status.0) >= Duration::from_secs(1) {
-                        let dt = now.duration_since(last_status.0).as_secs_f64();
-                        let run = self.bpf_run_time();
-                        (opts.on_status)(&Status {
-                            elapsed: now.duration_since(start),
-                            events: events + batch.len() as u64,
-                            events_per_sec: (events + batch.len() as u64 - last_status.1) as f64 / dt,
-                            counters: c,
-                            bpf_ns_per_sec: run.saturating_sub(last_status.2).as_nanos() as f64 / dt,
-                        });
-                        last_status = (now, events + batch.len() as u64, run);
-                    }
-                    if opts.stop.load(Ordering::Relaxed) {
-                        break StopReason::Interrupted;
-                    }
-                    if opts.duration.is_some_and(|d| start.elapsed() >= d) {
-                        break StopReason::Duration;
-                    }
-                    if (opts.targets_gone)() {
-                        break StopReason::TargetsExited;
-                    }
-                }
-            }
-            if !batch.is_empty() && !consumer_stop {
-                events += batch.len() as u64;
-                consumer_stop = !on_batch(&batch);
-                batch.clear();
-            }
+                _ = tick.tick() => drain(fd.get_mut(), decoder, &mut batch, &mut events, on_batch),
+            };
             if consumer_stop {
                 return Ok((StopReason::Consumer, fd.into_inner()));
+            }
+            let now = Instant::now();
+            if now.duration_since(last_check) < Duration::from_millis(100) {
+                continue;
+            }
+            last_check = now;
+            let c = self.counters();
+            if c.lost_events > lost_reported {
+                let lost = [Event {
+                    ts_ns: 0,
+                    pid: 0,
+                    tid: 0,
+                    kind: EventKind::Lost {
+                        count: c.lost_events - lost_reported,
+                    },
+                }];
+                lost_reported = c.lost_events;
+                if !on_batch(&lost) {
+                    return Ok((StopReason::Consumer, fd.into_inner()));
+                }
+            }
+            if now.duration_since(last_status.0) >= Duration::from_secs(1) {
+                let dt = now.duration_since(last_status.0).as_secs_f64();
+                let run = self.bpf_run_time();
+                (opts.on_status)(&Status {
+                    elapsed: now.duration_since(start),
+                    events,
+                    events_per_sec: (events - last_status.1) as f64 / dt,
+                    counters: c,
+                    bpf_ns_per_sec: run.saturating_sub(last_status.2).as_nanos() as f64 / dt,
+                });
+                last_status = (now, events, run);
+            }
+            if opts.stop.load(Ordering::Relaxed) {
+                break StopReason::Interrupted;
+            }
+            if opts.duration.is_some_and(|d| start.elapsed() >= d) {
+                break StopReason::Duration;
+            }
+            if (opts.targets_gone)() {
+                break StopReason::TargetsExited;
             }
         };
         // What was already in the ring when we stopped is kept.

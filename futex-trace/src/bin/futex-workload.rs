@@ -14,7 +14,9 @@
 //! - `e`: one wait whose expected value is wrong, so it returns at once (`EAGAIN`).
 //!
 //! `--wait-stdin` waits for a line on stdin before starting (so a tracer can attach by pid first);
-//! `--contend SECS` instead runs a contended `std::sync::Mutex` loop and prints its throughput.
+//! `--contend SECS` instead runs a contended `std::sync::Mutex` loop and prints its throughput;
+//! `--pingpong SECS` hands a turn between two threads through a futex and prints hand-offs per second;
+//! `--spam SECS` makes FUTEX_WAKE calls (nobody waiting) as fast as it can and prints how many.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -227,12 +229,80 @@ fn contend(secs: f64, threads: usize) {
     );
 }
 
+/// FUTEX_WAKE with nobody waiting, as fast as one thread can, for `secs`: the cheapest futex call, to
+/// load a tracer. Prints how many calls it made.
+fn spam(secs: f64) {
+    let w = AtomicU32::new(0);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..256 {
+            futex(&w, FUTEX_WAKE, 1, None, 0, None, 0);
+        }
+        calls += 256;
+    }
+    let per_sec = calls as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "calls": calls, "per_sec": per_sec })
+    );
+}
+
+/// Two threads hand a turn back and forth through one futex word for `secs`: every hand-off is a wake
+/// and (usually) a wait. Prints hand-offs per second.
+fn pingpong(secs: f64) {
+    let turn = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let player = |me: u32, turn: Arc<AtomicU32>, stop: Arc<std::sync::atomic::AtomicBool>| {
+        move || {
+            let mut n = 0u64;
+            loop {
+                let t = turn.load(Ordering::Acquire);
+                if t == 2 {
+                    return n;
+                }
+                if t != me {
+                    futex(
+                        &turn,
+                        FUTEX_WAIT,
+                        t,
+                        Some(Duration::from_millis(50)),
+                        0,
+                        None,
+                        0,
+                    );
+                    continue;
+                }
+                let next = if stop.load(Ordering::Relaxed) {
+                    2
+                } else {
+                    1 - me
+                };
+                turn.store(next, Ordering::Release);
+                futex(&turn, FUTEX_WAKE, 1, None, 0, None, 0);
+                n += 1;
+            }
+        }
+    };
+    let start = Instant::now();
+    let a = std::thread::spawn(player(0, turn.clone(), stop.clone()));
+    let b = std::thread::spawn(player(1, turn.clone(), stop.clone()));
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let n = a.join().unwrap() + b.join().unwrap();
+    let per_sec = n as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec })
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "futex-workload: makes futex calls whose counts are known and prints them as JSON.\n\
-             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N]]"
+             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N] | --pingpong SECS | --spam SECS]"
         );
         return;
     }
@@ -251,6 +321,12 @@ fn main() {
                 })
             })
     };
+    if let Some(secs) = value("--spam") {
+        return spam(secs);
+    }
+    if let Some(secs) = value("--pingpong") {
+        return pingpong(secs);
+    }
     match value("--contend") {
         Some(secs) => contend(secs, value("--threads").map_or(2, |t| t as usize)),
         None => exact(),
