@@ -45,6 +45,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 // Indices into `config`.
 #define CFG_FOLLOW_FORKS 0 // non-zero: children of traced processes are traced too
+#define CFG_NO_STACKS 1    // non-zero: capture no stacks (the cheapest tracing)
 #define CFG_NCONFIG 4
 
 struct ft_event {
@@ -153,8 +154,12 @@ static __always_inline void submit(void *e)
 // sched_waking, still in the waker's context). A wake with nobody waiting costs no stack.
 #define STACK_NOT_YET -1000
 
+static __always_inline u64 cfg(u32 idx);
+
 static __always_inline s32 capture_stack(void *ctx)
 {
+    if (cfg(CFG_NO_STACKS))
+        return -1;
     s32 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
     if (id < 0)
         count(C_STACK_ERRORS);

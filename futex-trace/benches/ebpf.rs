@@ -88,12 +88,13 @@ struct Traced {
 }
 
 /// Runs the workload with `args` traced by pid until it exits.
-fn traced(args: &[&str]) -> Traced {
+fn traced(args: &[&str], no_stacks: bool) -> Traced {
     let mut child = held(args);
     let mut tracer = KernelTracer::start(
         &TraceTarget {
             pids: vec![child.id()],
             follow_forks: false,
+            no_stacks,
         },
         64,
     )
@@ -160,7 +161,7 @@ fn main() {
     }
 
     println!("\nring buffer → model (futex-workload --spam {s}: FUTEX_WAKE, nobody waiting, traced by pid)");
-    let t = traced(&["--spam", &s]);
+    let t = traced(&["--spam", &s], false);
     let calls = t.workload["calls"].as_u64().unwrap();
     println!(
         "  workload made {calls} calls ({:.2} M/s traced); delivered {} events, lost {}",
@@ -198,18 +199,24 @@ fn main() {
             vec!["--contend", &s, "--threads", "2"],
         ),
     ] {
-        println!("\n{name}: ops/s without and with the tracer (alternating runs)");
-        let (mut base, mut with) = (Vec::new(), Vec::new());
+        println!(
+            "\n{name}: ops/s without the tracer, with it, and with it but no stacks (--no-stacks); \
+             alternating runs"
+        );
+        let (mut base, mut with, mut bare) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             base.push(untraced(&args)["ops_per_sec"].as_f64().unwrap());
-            let t = traced(&args);
+            let t = traced(&args, false);
             with.push(t.workload["ops_per_sec"].as_f64().unwrap());
+            let n = traced(&args, true);
+            bare.push(n.workload["ops_per_sec"].as_f64().unwrap());
             println!(
-                "  untraced {:>12.0}   traced {:>12.0}   ({} events, {} lost)",
+                "  untraced {:>12.0}   traced {:>12.0}   no stacks {:>12.0}   ({} events, {} lost)",
                 base.last().unwrap(),
                 with.last().unwrap(),
+                bare.last().unwrap(),
                 t.events,
-                t.lost
+                t.lost + n.lost
             );
         }
         // Medians: a 2-core machine's scheduling noise swings single runs by tens of percent.
@@ -217,11 +224,13 @@ fn main() {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let (b, w) = (median(&mut base), median(&mut with));
+        let (b, w, n) = (median(&mut base), median(&mut with), median(&mut bare));
         println!(
-            "  median traced/untraced {:.3} ({:+.1}% throughput)",
+            "  median traced/untraced {:.3} ({:+.1}% throughput); without stacks {:.3} ({:+.1}%)",
             w / b,
-            (w / b - 1.0) * 100.0
+            (w / b - 1.0) * 100.0,
+            n / b,
+            (n / b - 1.0) * 100.0
         );
     }
 }

@@ -183,6 +183,8 @@ pub struct TraceTarget {
     pub pids: Vec<u32>,
     /// Trace the children they fork, too.
     pub follow_forks: bool,
+    /// Capture no user stacks (the cheapest tracing; no flamegraphs).
+    pub no_stacks: bool,
 }
 
 impl KernelTracer {
@@ -208,6 +210,7 @@ impl KernelTracer {
             .map_err(|e| err(format!("config map: {e}")))?;
             config
                 .set(0, u64::from(target.follow_forks), 0)
+                .and_then(|_| config.set(1, u64::from(target.no_stacks), 0))
                 .map_err(|e| err(format!("cannot configure the eBPF programs: {e}")))?;
         }
         let mut targets: BpfHashMap<MapData, u32, u8> = take(&mut bpf, "targets")?;

@@ -112,16 +112,31 @@ fn spawn_gated(
     Ok(child)
 }
 
+/// How a live trace runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiveOptions {
+    /// Stop after this long (default: until `stop`, or the traced processes are gone).
+    pub duration: Option<Duration>,
+    /// Print a start line and a status line each second on stderr.
+    pub status: bool,
+    /// Capture no user stacks: the cheapest tracing, no flamegraphs or top stacks.
+    pub no_stacks: bool,
+}
+
 /// Traces `target` until `duration` passes, `stop` is set, or the traced processes are gone. Each
 /// batch of events is folded into the model and handed to `on_batch` first (which returns false to
 /// stop, e.g. when its output closed). Shows a status line on stderr each second if `status`.
 pub fn trace(
     target: &LiveTarget,
-    duration: Option<Duration>,
+    opts: LiveOptions,
     stop: &AtomicBool,
-    status: bool,
     on_batch: &mut dyn FnMut(&[Event]) -> bool,
 ) -> Result<LiveResult, TraceError> {
+    let LiveOptions {
+        duration,
+        status,
+        no_stacks,
+    } = opts;
     let started_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -135,6 +150,7 @@ pub fn trace(
         &TraceTarget {
             pids: pids.clone(),
             follow_forks: follow,
+            no_stacks,
         },
         BUCKETS,
     )?;

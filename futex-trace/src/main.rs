@@ -139,6 +139,9 @@ struct Target {
     /// Demo: heat ratio between consecutive locks, in (0, 1]; smaller makes the first lock hotter.
     #[arg(long, default_value_t = 0.5, requires = "demo", value_parser = parse_skew)]
     skew: f64,
+    /// eBPF: capture no user stacks (the cheapest tracing; no flamegraphs or top stacks).
+    #[arg(long, conflicts_with = "demo")]
+    no_stacks: bool,
     /// Start this command and trace it and every process it forks (after `--`). Needs root.
     #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["demo", "pids"])]
     command: Vec<String>,
@@ -312,8 +315,12 @@ fn gather(
             })
         }
         Input::Live(target) => {
-            let r = live::trace(target, duration, interrupted, true, on_batch)
-                .map_err(|e| e.to_string())?;
+            let opts = live::LiveOptions {
+                duration,
+                status: true,
+                no_stacks: demo_target.no_stacks,
+            };
+            let r = live::trace(target, opts, interrupted, on_batch).map_err(|e| e.to_string())?;
             if let Some(st) = r.exit_status {
                 if !st.success() {
                     eprintln!("futex-trace: the traced command ended with {st}");
@@ -477,6 +484,9 @@ fn record(
 }
 
 fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Result<(), String> {
+    if g.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && g.model.stacks.is_empty() {
+        eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
+    }
     let Some(stacks) = &g.stacks else {
         return Err(
             "the demo's observer records no stacks: flamegraphs need an eBPF trace \
@@ -560,7 +570,8 @@ fn main() -> ExitCode {
                 }
                 report::text(&g.model, &g.src, &g.labels, g.stacks.as_ref(), *top)
             };
-            println!("{out}");
+            // A closed stdout (`| head`) is not an error worth a word.
+            let _ = writeln!(std::io::stdout().lock(), "{out}");
             Ok(())
         }),
         Command::Flamegraph {

@@ -285,9 +285,8 @@ fn a_recording_replays_to_the_same_model_as_the_live_trace() {
     let stop = AtomicBool::new(false);
     let r = live::trace(
         &LiveTarget::Command(vec![WORKLOAD.into()]),
-        None,
+        live::LiveOptions::default(),
         &stop,
-        false,
         &mut |b| w.events(b).is_ok(),
     )
     .unwrap();
@@ -345,4 +344,54 @@ fn errors_are_one_clear_line() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn ctrl_c_ends_a_recording_and_keeps_it() {
+    if !privileged("ctrl_c_ends_a_recording_and_keeps_it") {
+        return;
+    }
+    let trace = tmp("ctrlc.ftr");
+    let mut rec = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", WORKLOAD, "--contend", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("tracing `") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "recorder ended early"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let kill = Command::new("kill")
+        .args(["-INT", &rec.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = rec.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("recorded"), "{rest}");
+    let rep = bin()
+        .args(["report", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(rep.status.success());
+    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    assert!(
+        r["totals"]["events"].as_u64().unwrap() > 100,
+        "{}",
+        r["totals"]
+    );
+    // It ended cleanly: no warning that the recording was cut short.
+    assert!(r.get("warnings").is_none(), "{}", r["warnings"]);
 }
