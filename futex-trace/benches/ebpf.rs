@@ -50,7 +50,7 @@ fn decode_and_model() -> f64 {
             ..RawEvent::default()
         })
         .collect();
-    let n = 5_000_000usize;
+    let n = 2_000_000usize;
     let t = Instant::now();
     for i in 0..n {
         if let Some(e) = d.decode(&raws[i % raws.len()]) {
@@ -144,10 +144,13 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benchmarks: nothing to list
     }
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not: then a short smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let secs: f64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+        .unwrap_or(if smoke { 0.2 } else { 3.0 });
+    let rounds = if smoke { 1 } else { 3 };
     let s = secs.to_string();
 
     println!("decode + model (userspace ceiling, one core)");
@@ -204,7 +207,7 @@ fn main() {
              alternating runs"
         );
         let (mut base, mut with, mut bare) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..3 {
+        for _ in 0..rounds {
             base.push(untraced(&args)["ops_per_sec"].as_f64().unwrap());
             let t = traced(&args, false);
             with.push(t.workload["ops_per_sec"].as_f64().unwrap());
