@@ -113,7 +113,8 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 16 << 20);
+    // 64 MiB: about 550,000 events, a second of a futex-bound process, for a reader starved of CPU.
+    __uint(max_entries, 64 << 20);
 } events SEC(".maps");
 
 struct {

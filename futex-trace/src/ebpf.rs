@@ -8,6 +8,7 @@
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap};
@@ -165,7 +166,7 @@ pub struct Counters {
 pub struct KernelTracer {
     bpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u8>,
-    stacks: StackTraceMap<MapData>,
+    stacks: StackMap,
     counters: PerCpuArray<MapData, u64>,
     ring: Option<RingBuf<MapData>>,
     /// Keeps the kernel's BPF run-time statistics on while we trace (`None` if refused).
@@ -219,7 +220,7 @@ impl KernelTracer {
                 .insert(pid, 1, 0)
                 .map_err(|e| err(format!("cannot add pid {pid} to the filter: {e}")))?;
         }
-        let stacks: StackTraceMap<MapData> = take(&mut bpf, "stacks")?;
+        let stacks = StackMap(Arc::new(take(&mut bpf, "stacks")?));
         let counters: PerCpuArray<MapData, u64> = take(&mut bpf, "counters")?;
         let ring: RingBuf<MapData> = take(&mut bpf, "events")?;
 
@@ -299,7 +300,23 @@ impl KernelTracer {
 
     /// The user stack `id` (innermost frame first), if the stack map holds it.
     pub fn stack(&self, id: u32) -> Option<Vec<u64>> {
-        self.stacks
+        self.stacks.get(id)
+    }
+
+    /// A handle on the stack map that other threads can read while the tracer runs.
+    pub fn stack_map(&self) -> StackMap {
+        self.stacks.clone()
+    }
+}
+
+/// The kernel's map of user stacks, shareable between threads (lookups only).
+#[derive(Clone)]
+pub struct StackMap(Arc<StackTraceMap<MapData>>);
+
+impl StackMap {
+    /// The user stack `id` (innermost frame first), if the map holds it.
+    pub fn get(&self, id: u32) -> Option<Vec<u64>> {
+        self.0
             .get(&id, 0)
             .ok()
             .map(|s| s.frames().iter().map(|f| f.ip).collect())

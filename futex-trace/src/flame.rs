@@ -7,12 +7,33 @@ use crate::model::{Model, StackKey, StackStats};
 use crate::stacks::StackTable;
 
 /// Which side of a wait.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frames_ending_in_a_number_are_not_read_as_counts() {
+        assert_eq!(super::line("p;mutex;lock 0", 5), "p;mutex;lock #0 5");
+        assert_eq!(super::line("p;main", 5), "p;main 5");
+        assert_eq!(super::line("p;[unknown] 0x12", 5), "p;[unknown] 0x12 5");
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Side {
     /// The waiting threads' stacks, weighted by the time they waited.
     Waiters,
     /// The waking threads' stacks, weighted by the time waited by the waiters they released.
     Wakers,
+}
+
+/// A folded line `stack count`. A stack whose innermost frame ends in a number ("lock 0") would be read
+/// by inferno as a differential line (two counts), so such a number gets a `#`.
+fn line(stack: &str, count: u64) -> String {
+    let (head, last) = stack.rsplit_once(' ').unwrap_or(("", stack));
+    if !head.is_empty() && !last.contains(';') && last.parse::<f64>().is_ok() {
+        format!("{head} #{last} {count}")
+    } else {
+        format!("{stack} {count}")
+    }
 }
 
 /// Folded stacks (`process;outer;...;inner nanoseconds`), sorted, one line per stack. Frame names have
@@ -38,9 +59,32 @@ pub fn folded(model: &Model, stacks: &StackTable, side: Side) -> Vec<String> {
                 line.push(';');
                 line.push_str(&f.replace(';', ":"));
             }
-            line.push(' ');
-            line.push_str(&s.wait_ns.to_string());
-            line
+            self::line(&line, s.wait_ns)
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Folded lines by lock, for sources without stacks (futex-core's observer): `process;kind;lock ns`.
+pub fn folded_by_lock(
+    model: &Model,
+    labels: &std::collections::HashMap<u64, String>,
+) -> Vec<String> {
+    let mut lines: Vec<String> = model
+        .addresses
+        .iter()
+        .filter(|(_, a)| a.wait_ns_total > 0)
+        .map(|(addr, a)| {
+            let name = labels
+                .get(addr)
+                .cloned()
+                .unwrap_or_else(|| format!("{addr:#x}"));
+            let kind = format!("{:?}", a.kind()).to_lowercase();
+            line(
+                &format!("pid {};{kind};{}", a.pid, name.replace(';', ":")),
+                a.wait_ns_total,
+            )
         })
         .collect();
     lines.sort();

@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use std::io::{IsTerminal, Read, Write};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::AtomicBool;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::ebpf::{KernelTracer, RunOptions, Status, StopReason, TraceError, TraceTarget};
+use crate::ebpf::{
+    KernelTracer, RunOptions, StackMap, Status, StopReason, TraceError, TraceTarget,
+};
 use crate::event::{Event, EventKind};
 use crate::model::{BucketOrigin, Model};
-use crate::stacks::StackTable;
+use crate::stacks::{new_symbolizer, StackTable};
 use crate::tracefile::{TraceEnd, TraceMeta};
 
 /// What to trace.
@@ -32,6 +35,122 @@ pub struct LiveResult {
     pub exit_status: Option<ExitStatus>,
     /// Share of waiting time whose stacks have ≤ 2 frames (frame pointers missing).
     pub short_stack_share: f64,
+}
+
+/// What a live trace shares with its readers (a dashboard) while it runs: the model, folded on the
+/// tracer's thread, and the stacks, resolved and symbolized on a thread of their own.
+#[derive(Clone)]
+pub struct Shared {
+    pub model: Arc<Mutex<Model>>,
+    pub stacks: Arc<Mutex<StackTable>>,
+    /// The tracer's status, updated once a second.
+    pub status: Arc<Mutex<Status>>,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Shared {
+            model: Arc::new(Mutex::new(Model::new(BUCKETS, BucketOrigin::FutexCoreHash))),
+            stacks: Arc::default(),
+            status: Arc::default(),
+        }
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+enum ResolverMsg {
+    /// A process seen for the first time: read its maps now (it may not live long).
+    Pid(u32),
+    /// Stack ids seen in events.
+    Ids(Vec<(u32, u32)>),
+    /// Resolve everything pending now, then answer.
+    Flush(mpsc::Sender<()>),
+}
+
+/// Reads process maps, fetches stack frames from the kernel's map and symbolizes them, off the tracer's
+/// thread (symbolizing a large binary the first time takes a while), publishing into `Shared::stacks`.
+struct Resolver {
+    tx: mpsc::Sender<ResolverMsg>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Resolver {
+    fn spawn(map: StackMap, out: Arc<Mutex<StackTable>>) -> Resolver {
+        let (tx, rx) = mpsc::channel::<ResolverMsg>();
+        let handle = std::thread::Builder::new()
+            .name("futex-stacks".into())
+            .spawn(move || {
+                let symbolizer = new_symbolizer();
+                let mut table = StackTable::default();
+                let mut pending: BTreeSet<(u32, u32)> = BTreeSet::new();
+                let mut pids: BTreeSet<u32> = BTreeSet::new();
+                let mut last = Instant::now();
+                loop {
+                    let mut flush = None;
+                    match rx.recv_timeout(Duration::from_millis(250)) {
+                        Ok(ResolverMsg::Pid(p)) => {
+                            table.refresh_process(p);
+                            pids.insert(p);
+                        }
+                        Ok(ResolverMsg::Ids(ids)) => pending.extend(ids),
+                        Ok(ResolverMsg::Flush(done)) => flush = Some(done),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                    if flush.is_none() && last.elapsed() < Duration::from_secs(1) {
+                        continue;
+                    }
+                    last = Instant::now();
+                    // Libraries loaded since (dlopen) show in the maps: read them again.
+                    for &p in &pids {
+                        if !process_gone(p) {
+                            table.refresh_process(p);
+                        }
+                    }
+                    let mut new = false;
+                    for key in std::mem::take(&mut pending) {
+                        if table.stacks.contains_key(&key) {
+                            continue;
+                        }
+                        if let Some(ips) = map.get(key.1) {
+                            table.stacks.insert(key, ips);
+                            new = true;
+                        }
+                    }
+                    if new {
+                        table.symbolize_with(&symbolizer);
+                    }
+                    *lock(&out) = table.clone();
+                    if let Some(done) = flush {
+                        let _ = done.send(());
+                    }
+                }
+            })
+            .expect("spawn the stack resolver");
+        Resolver { tx, handle }
+    }
+
+    fn send(&self, m: ResolverMsg) {
+        let _ = self.tx.send(m);
+    }
+
+    /// Resolves what is pending and stops.
+    fn finish(self) {
+        let (done_tx, done_rx) = mpsc::channel();
+        self.send(ResolverMsg::Flush(done_tx));
+        let _ = done_rx.recv();
+        drop(self.tx);
+        let _ = self.handle.join();
+    }
 }
 
 /// The futex-core table size kernel addresses are hashed into.
@@ -62,6 +181,7 @@ fn process_gone(pid: u32) -> bool {
 /// instruction; returns the child once `release` has been called with the pid and let it go.
 fn spawn_gated(
     argv: &[String],
+    log: Option<&std::path::Path>,
     release: &mut dyn FnMut(u32) -> Result<(), TraceError>,
 ) -> Result<Child, TraceError> {
     use std::os::fd::AsRawFd;
@@ -76,6 +196,14 @@ fn spawn_gated(
     let (pid_fd, gate_fd) = (pid_w.as_raw_fd(), gate_r.as_raw_fd());
     let mut cmd = Command::new(program);
     cmd.args(args);
+    if let Some(log) = log {
+        let f = std::fs::File::create(log)
+            .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
+        let f2 = f
+            .try_clone()
+            .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
+        cmd.stdin(std::process::Stdio::null()).stdout(f).stderr(f2);
+    }
     // SAFETY: between fork and exec the closure only calls getpid, write and read on two pipe fds
     // that stay open in the child (their owners live in the closure, moved into `cmd`): all
     // async-signal-safe, no allocation, no locks.
@@ -113,8 +241,11 @@ fn spawn_gated(
 }
 
 /// How a live trace runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LiveOptions {
+    /// A started command's stdout and stderr go to this file instead of ours (a dashboard owns the
+    /// terminal); its stdin is then /dev/null.
+    pub command_log: Option<std::path::PathBuf>,
     /// Stop after this long (default: until `stop`, or the traced processes are gone).
     pub duration: Option<Duration>,
     /// Print a start line and a status line each second on stderr.
@@ -132,10 +263,23 @@ pub fn trace(
     stop: &AtomicBool,
     on_batch: &mut dyn FnMut(&[Event]) -> bool,
 ) -> Result<LiveResult, TraceError> {
+    trace_into(target, opts, stop, &Shared::new(), on_batch)
+}
+
+/// As [`trace`], folding into `shared` (which a dashboard reads while the trace runs). The result holds
+/// copies of the final model and stacks.
+pub fn trace_into(
+    target: &LiveTarget,
+    opts: LiveOptions,
+    stop: &AtomicBool,
+    shared: &Shared,
+    on_batch: &mut dyn FnMut(&[Event]) -> bool,
+) -> Result<LiveResult, TraceError> {
     let LiveOptions {
         duration,
         status,
         no_stacks,
+        command_log,
     } = opts;
     let started_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -160,19 +304,19 @@ pub fn trace(
              Linux 6.7+): only futex(2) is traced"
         );
     }
-    let mut stacks = StackTable::default();
+    let resolver = Resolver::spawn(tracer.stack_map(), shared.stacks.clone());
     let mut child = None;
     let mut traced_pids = pids.clone();
     if let LiveTarget::Command(argv) = target {
-        let c = spawn_gated(argv, &mut |pid| tracer.add_pid(pid))?;
+        let c = spawn_gated(argv, command_log.as_deref(), &mut |pid| tracer.add_pid(pid))?;
         traced_pids.push(c.id());
         child = Some(c);
     }
     // A command's maps are read at its first event (after exec and the dynamic loader), not now.
     let mut seen_pids: BTreeSet<u32> = BTreeSet::new();
 
-    let mut model = Model::new(BUCKETS, BucketOrigin::FutexCoreHash);
     let mut stack_ids: BTreeSet<(u32, u32)> = BTreeSet::new();
+    let mut new_ids: Vec<(u32, u32)> = Vec::new();
     let mut exit_status = None;
     let tty = std::io::stderr().is_terminal();
     let what = match target {
@@ -192,19 +336,11 @@ pub fn trace(
         }
     }
     let start = Instant::now();
-    let mut last_refresh = Instant::now();
     let mut on_events = |batch: &[Event]| -> bool {
-        // Libraries loaded since (dlopen) show in the maps: read them again once a second.
-        if last_refresh.elapsed() >= Duration::from_secs(1) {
-            last_refresh = Instant::now();
-            for &p in &seen_pids {
-                stacks.refresh_process(p);
-            }
-        }
+        lock(&shared.model).extend(batch);
         for e in batch {
-            model.apply(e);
             if e.pid != 0 && seen_pids.insert(e.pid) {
-                stacks.refresh_process(e.pid);
+                resolver.send(ResolverMsg::Pid(e.pid));
             }
             let (k, w) = match e.kind {
                 EventKind::WaitStart { kernel, .. }
@@ -213,12 +349,17 @@ pub fn trace(
                 EventKind::WaitEnd { kernel, waker, .. } => (kernel, waker),
                 _ => (None, None),
             };
-            if let Some(id) = k.and_then(|k| k.stack) {
-                stack_ids.insert((e.pid, id));
+            for id in [k.and_then(|k| k.stack), w.and_then(|w| w.stack)]
+                .into_iter()
+                .flatten()
+            {
+                if stack_ids.insert((e.pid, id)) {
+                    new_ids.push((e.pid, id));
+                }
             }
-            if let Some(id) = w.and_then(|w| w.stack) {
-                stack_ids.insert((e.pid, id));
-            }
+        }
+        if !new_ids.is_empty() {
+            resolver.send(ResolverMsg::Ids(std::mem::take(&mut new_ids)));
         }
         on_batch(batch)
     };
@@ -234,6 +375,7 @@ pub fn trace(
         None => traced_pids.iter().all(|&p| process_gone(p)),
     };
     let mut on_status = |s: &Status| {
+        *lock(&shared.status) = *s;
         if !status {
             return;
         }
@@ -263,18 +405,9 @@ pub fn trace(
     if status && tty {
         eprintln!();
     }
-    // The maps of processes still running may have grown (dlopen) since first seen.
-    for &p in &seen_pids {
-        if !process_gone(p) {
-            stacks.refresh_process(p);
-        }
-    }
-    for &(pid, id) in &stack_ids {
-        if let Some(ips) = tracer.stack(id) {
-            stacks.stacks.insert((pid, id), ips);
-        }
-    }
-    stacks.symbolize();
+    resolver.finish();
+    let stacks = lock(&shared.stacks).clone();
+    let model = lock(&shared.model).clone();
     let counters = tracer.counters();
     let short = stacks.short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
     if let Some(mut c) = child {
@@ -310,6 +443,7 @@ pub fn trace(
             StopReason::Consumer => "output closed",
         }
         .into(),
+        labels: Vec::new(),
     };
     let meta = TraceMeta {
         source: "kernel futexes (eBPF)".into(),

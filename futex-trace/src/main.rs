@@ -319,6 +319,7 @@ fn gather(
                 duration,
                 status: true,
                 no_stacks: demo_target.no_stacks,
+                command_log: None,
             };
             let r = live::trace(target, opts, interrupted, on_batch).map_err(|e| e.to_string())?;
             if let Some(st) = r.exit_status {
@@ -391,8 +392,12 @@ fn gather(
                 },
                 pids,
                 model,
+                labels: trace
+                    .end
+                    .as_ref()
+                    .map(|e| e.labels.iter().cloned().collect())
+                    .unwrap_or_default(),
                 stacks: Some(trace.stacks),
-                labels: HashMap::new(),
             })
         }
     }
@@ -461,6 +466,7 @@ fn record(
         } else {
             "ended".into()
         },
+        labels: g.labels.iter().map(|(a, l)| (*a, l.clone())).collect(),
     };
     let stacks = g.stacks.unwrap_or_default();
     w.finish(&stacks, &end)

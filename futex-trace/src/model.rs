@@ -141,6 +141,11 @@ pub struct AddrStats {
     /// Wake calls on this address, and the waiters they woke.
     pub wakes: u64,
     pub wakes_woke: u64,
+    /// Threads waiting now that began their wait here (from the start of the trace: a wait already
+    /// under way when it started is not counted, and its end is not subtracted below zero).
+    pub waiting: i64,
+    /// Time waited here by waiters each waker stack released (stack ids of the same process).
+    pub waker_stacks: HashMap<u32, u64>,
 }
 
 impl AddrStats {
@@ -273,7 +278,10 @@ impl Model {
             self.last_ts_ns = self.last_ts_ns.max(e.ts_ns);
         }
         match e.kind {
-            EventKind::WaitStart { bucket, .. } => {
+            EventKind::WaitStart { addr, bucket, .. } => {
+                let a = self.addresses.entry(addr).or_default();
+                a.pid = e.pid;
+                a.waiting += 1;
                 let b = self.bucket(bucket);
                 b.waits += 1;
                 b.depth += 1;
@@ -305,6 +313,7 @@ impl Model {
                 }
                 let a = self.addresses.entry(addr).or_default();
                 a.pid = e.pid;
+                a.waiting = (a.waiting - 1).max(0);
                 a.waits += 1;
                 *a.kinds.entry(wait).or_default() += 1;
                 match outcome {
@@ -320,6 +329,9 @@ impl Model {
                     a.wait_ns.record(wait_ns);
                     if let Some(id) = stack {
                         *a.stacks.entry(id).or_default() += wait_ns;
+                    }
+                    if let Some(id) = waker.and_then(|w| w.stack) {
+                        *a.waker_stacks.entry(id).or_default() += wait_ns;
                     }
                     if wait.is_idle() {
                         self.wait_idle.record(wait_ns);
@@ -413,7 +425,13 @@ impl Model {
                 b.lock_wait_ns += wait_ns;
                 self.totals.lock_contended += 1;
             }
-            EventKind::Lost { count } => self.totals.lost_events += count,
+            EventKind::Lost { count } => {
+                self.totals.lost_events += count;
+                // Lost ends would leave waiters counted forever: start counting "waiting now" afresh.
+                for a in self.addresses.values_mut() {
+                    a.waiting = 0;
+                }
+            }
             EventKind::OtherOp { ret, .. } => {
                 self.totals.other_ops += 1;
                 if ret < 0 {
@@ -422,6 +440,13 @@ impl Model {
             }
             EventKind::Fork { .. } => self.forks += 1,
             EventKind::Exit => self.exits += 1,
+        }
+    }
+
+    /// Folds a batch of events.
+    pub fn extend(&mut self, events: &[Event]) {
+        for e in events {
+            self.apply(e);
         }
     }
 

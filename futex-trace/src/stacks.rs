@@ -92,7 +92,11 @@ impl StackTable {
     /// Symbolizes every frame not yet symbolized. Frames blazesym cannot name stay absent and print
     /// as `file+0xoffset` (see [`StackTable::frame_names`]).
     pub fn symbolize(&mut self) {
-        let symbolizer = Symbolizer::builder().enable_demangling(true).build();
+        self.symbolize_with(&new_symbolizer());
+    }
+
+    /// As [`StackTable::symbolize`], with a symbolizer kept between calls (it caches parsed files).
+    pub fn symbolize_with(&mut self, symbolizer: &Symbolizer) {
         // Group the frames by file, so each file is opened once.
         // file → [((pid, ip), offset in the file)]
         type Frames = Vec<((u32, u64), u64)>;
@@ -171,6 +175,11 @@ impl StackTable {
             short as f64 / all as f64
         }
     }
+}
+
+/// A symbolizer that demangles Rust and C++ names.
+pub fn new_symbolizer() -> Symbolizer {
+    Symbolizer::builder().enable_demangling(true).build()
 }
 
 /// What to tell a user whose stacks are mostly cut short.

@@ -57,6 +57,9 @@ pub struct TraceEnd {
     pub lost_events: u64,
     pub stack_errors: u64,
     pub reason: String,
+    /// Names of addresses, where the source knows them (the demo's locks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(u64, String)>,
 }
 
 /// The STACKS chunk: JSON cannot key maps by tuples, hence lists.

@@ -3,8 +3,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use std::path::{Path, PathBuf};
+
 use futex_trace::event::WaitKind;
+use futex_trace::flame::{self, Side};
 use futex_trace::model::Model;
+use futex_trace::stacks::StackTable;
 
 /// Seconds of bucket history the heatmap keeps.
 pub const HISTORY: usize = 60;
@@ -53,6 +57,28 @@ pub struct LockRow {
     pub p99: u64,
     pub timeouts: u64,
     pub bucket: usize,
+    /// Threads waiting on it now.
+    pub waiting: i64,
+    /// The innermost telling frame of the stack that waited longest here (eBPF sources).
+    pub top_stack: Option<String>,
+}
+
+/// The frame of a stack worth a column: the innermost one that is not a syscall or futex wrapper.
+pub fn telling_frame(frames: &[String]) -> Option<String> {
+    frames
+        .iter()
+        .rev()
+        .find(|f| {
+            let l = f.to_lowercase();
+            !(l.contains("syscall")
+                || l.contains("futex")
+                || l.starts_with("__lll_")
+                || l.starts_with("[unknown]")
+                || l.contains("parker")
+                || l.contains("thread_parking"))
+        })
+        .or(frames.last())
+        .cloned()
 }
 
 pub struct App {
@@ -78,6 +104,15 @@ pub struct App {
     pub detail: bool,
     /// A one-line message for the user (errors, hints), shown in the footer.
     pub message: Option<String>,
+    /// Stacks and symbols of an eBPF source (none for the observer).
+    pub stacks: Option<StackTable>,
+    /// The tracer's own cost, for the header: BPF run time in ms per second (eBPF sources).
+    pub tracer_ms_per_sec: Option<f64>,
+    /// Replay: playback speed, and a one-second step asked for while paused.
+    pub speed: Option<f64>,
+    pub step: bool,
+    /// Where `f` writes flamegraphs.
+    pub out_dir: PathBuf,
     prev_buckets: Vec<u64>,
     prev_addr_waits: HashMap<u64, u64>,
     prev_edges: HashMap<(u64, u64), u64>,
@@ -107,6 +142,11 @@ impl App {
             help: false,
             detail: false,
             message: None,
+            stacks: None,
+            tracer_ms_per_sec: None,
+            speed: None,
+            step: false,
+            out_dir: PathBuf::from("."),
             prev_buckets: Vec::new(),
             prev_addr_waits: HashMap::new(),
             prev_edges: HashMap::new(),
@@ -119,7 +159,8 @@ impl App {
     /// Takes a new model at `uptime_s`. Once a second (or more), rates and a heatmap row are computed
     /// from the difference with the previous second; the lock rows are rebuilt every time.
     pub fn update(&mut self, model: Model, uptime_s: f64) {
-        if self.paused {
+        // Paused freezes the display; in a replay it pauses playback instead (and `n` steps).
+        if self.paused && self.speed.is_none() {
             return;
         }
         self.model = model;
@@ -199,6 +240,12 @@ impl App {
                 p99: s.wait_ns.percentile(0.99),
                 timeouts: s.timeouts,
                 bucket: futex_trace::bucket_of(addr, queues),
+                waiting: s.waiting,
+                top_stack: self
+                    .stacks
+                    .as_ref()
+                    .zip(s.top_stack())
+                    .and_then(|(t, (id, _))| telling_frame(&t.frame_names((s.pid, id)))),
             })
             .collect();
         // Ties broken by address, so the order does not depend on hash-map iteration.
@@ -246,6 +293,34 @@ impl App {
         }
     }
 
+    /// Writes a flamegraph (SVG) of the model as shown now into `dir`: by waiting stack when the source
+    /// has stacks, else by lock (process → kind → lock). Returns its path.
+    pub fn write_flamegraph(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let path = dir.join(format!("futex-tui-waits-{secs}.svg"));
+        let (lines, what) = match &self.stacks {
+            Some(t) if !self.model.stacks.is_empty() => (
+                flame::folded(&self.model, t, Side::Waiters),
+                "Where threads wait on futexes: time waited, by stack",
+            ),
+            _ => (
+                flame::folded_by_lock(&self.model, &self.labels),
+                "Where threads wait: time waited, by lock (this source has no stacks)",
+            ),
+        };
+        let subtitle = format!(
+            "{} · pid {} · {:.0} s · {} waits slept",
+            self.source, self.pid, self.uptime_s, self.model.totals.waits_blocked
+        );
+        let file = std::fs::File::create(&path)?;
+        let mut out = std::io::BufWriter::new(file);
+        flame::svg(&lines, what, &subtitle, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        Ok(path)
+    }
+
     /// Handles a key; returns false when the app should quit.
     pub fn on_key(&mut self, key: Key) -> bool {
         self.message = None;
@@ -258,6 +333,19 @@ impl App {
             }
             Key::Esc => return false,
             Key::Char('p') => self.paused = !self.paused,
+            Key::Char('f') => {
+                self.message = Some(match self.write_flamegraph(&self.out_dir.clone()) {
+                    Ok(p) => format!("flamegraph written: {}", p.display()),
+                    Err(e) => format!("could not write the flamegraph: {e}"),
+                })
+            }
+            Key::Char('+') if self.speed.is_some() => {
+                self.speed = self.speed.map(|s| (s * 2.0).min(64.0))
+            }
+            Key::Char('-') if self.speed.is_some() => {
+                self.speed = self.speed.map(|s| (s / 2.0).max(1.0 / 16.0))
+            }
+            Key::Char('n') if self.speed.is_some() => self.step = true,
             Key::Char('s') => {
                 self.sort = self.sort.next();
                 self.rebuild_locks(None);

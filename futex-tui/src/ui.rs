@@ -69,16 +69,34 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     };
     let line1 = Line::from(vec![
         Span::styled("futex-tui ", Style::new().bold()),
+        Span::styled(
+            if app.paused { "PAUSED · " } else { "" },
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(match app.speed {
+            Some(x) => format!("replay ×{x} · "),
+            None => String::new(),
+        }),
         Span::raw(format!(
-            "{} · pid {} · up {:.0}s · {:.0} ev/s · ",
-            app.source, app.pid, app.uptime_s, app.events_per_sec
+            "up {:.0}s · {} · pid {} · {:.0} ev/s · ",
+            app.uptime_s, app.source, app.pid, app.events_per_sec
         )),
         lost,
-        Span::raw(if app.paused { " · PAUSED" } else { "" }),
+        Span::raw(match app.tracer_ms_per_sec {
+            Some(ms) => format!(" · tracer {ms:.1} ms/s BPF"),
+            None => String::new(),
+        }),
     ]);
     let line2 = Line::from(format!(
-        "waits {} (slept {}, changed {}, timed out {}) · woke {} · requeued {} · idle waits {:.0}/s",
-        t.waits, t.waits_blocked, t.mismatches, t.timeouts, t.woken, t.moved, app.idle_per_sec
+        "waits {} (slept {}, changed {}, timed out {}) · woke {} · requeued {} · idle waits {:.0}/s · {}",
+        t.waits,
+        t.waits_blocked,
+        t.mismatches,
+        t.timeouts,
+        t.woken,
+        t.moved,
+        app.idle_per_sec,
+        app.model.origin.label()
     ))
     .dim();
     f.render_widget(Paragraph::new(vec![line1, line2]), area);
@@ -93,37 +111,51 @@ fn focused(block: Block<'_>, on: bool) -> Block<'_> {
 }
 
 pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
-    let header = Row::new(["lock", "kind", "waits/s", "total", "p50", "p99"]).bold();
+    // The stack column only when there is room for it beside a readable lock name.
+    let wide = area.width >= 110;
+    let mut titles = vec!["lock", "kind", "waits/s", "total", "p50", "p99", "now"];
+    let mut widths = vec![
+        Constraint::Min(18),
+        Constraint::Length(7),
+        Constraint::Length(8),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(4),
+    ];
+    if wide {
+        titles.push("hottest stack");
+        widths[0] = Constraint::Length(22);
+        widths.push(Constraint::Min(10));
+    }
+    let header = Row::new(titles).bold();
     let rows = app.locks.iter().map(|r| {
-        Row::new([
+        let mut cells = vec![
             Cell::from(r.label.clone().unwrap_or_else(|| format!("{:#x}", r.addr))),
             Cell::from(format!("{:?}", r.kind).to_lowercase()),
             Cell::from(format!("{:.0}", r.waits_per_sec)),
             Cell::from(ns(r.wait_ns_total)),
             Cell::from(ns(r.p50)),
             Cell::from(ns(r.p99)),
-        ])
+            Cell::from(r.waiting.to_string()),
+        ];
+        if wide {
+            cells.push(Cell::from(
+                r.top_stack.clone().unwrap_or_else(|| "-".into()),
+            ));
+        }
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(18),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(8),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(Style::new().reversed())
-    .block(focused(
-        Block::bordered().title(format!(
-            " Top locks (contention) · sort: {} ",
-            app.sort.label()
-        )),
-        app.focus == Focus::Locks,
-    ));
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(Style::new().reversed())
+        .block(focused(
+            Block::bordered().title(format!(
+                " Top locks (contention) · sort: {} ",
+                app.sort.label()
+            )),
+            app.focus == Focus::Locks,
+        ));
     let mut state = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, area, &mut state);
 }
@@ -240,7 +272,11 @@ pub fn draw_latency(f: &mut Frame, area: Rect, app: &App) {
             hist_bars(&m.wake_to_return)
         ))
         .dim(),
-        Line::from("sched delay: needs eBPF source").dim(),
+        if m.sched_delay.count > 0 {
+            latency_line("sched", &m.sched_delay)
+        } else {
+            Line::from("sched delay: eBPF sources only").dim()
+        },
     ];
     f.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" Wakeup latency ")),
@@ -252,8 +288,15 @@ pub fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
     let text = match &app.message {
         Some(m) => Line::from(m.clone()).yellow(),
         None => {
-            Line::from("q quit · p pause · Tab panel · j/k select · Enter detail · s sort · ? help")
-                .dim()
+            let replay = if app.speed.is_some() {
+                " · +/- speed · n step"
+            } else {
+                ""
+            };
+            Line::from(format!(
+                "q quit · p pause · Tab panel · j/k select · Enter detail · s sort · f flamegraph{replay} · ? help"
+            ))
+            .dim()
         }
     };
     f.render_widget(Paragraph::new(text), area);
@@ -271,10 +314,12 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 pub fn draw_help(f: &mut Frame) {
-    let area = centered(f.area(), 56, 13);
+    let area = centered(f.area(), 60, 16);
     let lines: Vec<Line> = [
         "q / Esc   quit",
-        "p         pause or resume the display",
+        "p         pause or resume (replay: pause playback)",
+        "f         write a flamegraph (SVG) of what is shown",
+        "+ / -     replay: faster / slower;  n: one second on",
         "Tab       move between Top locks and Requeue movement",
         "j k ↑ ↓   select a row",
         "Enter     details of the selected lock",
@@ -282,7 +327,8 @@ pub fn draw_help(f: &mut Frame) {
         "?         this help",
         "",
         "Idle waits (condvar) are counted apart from locks.",
-        "Buckets: futex-core's sleep queues (demo).",
+        "Buckets: futex-core's sleep queues (demo), or",
+        "futex-core's hash of kernel futex addresses (-p).",
     ]
     .into_iter()
     .map(Line::from)
@@ -298,7 +344,7 @@ pub fn draw_detail(f: &mut Frame, app: &App) {
     let Some(r) = app.locks.get(app.selected) else {
         return;
     };
-    let area = centered(f.area(), 64, 12);
+    let area = centered(f.area(), 96, 20);
     let s = app.model.addresses.get(&r.addr);
     let mut lines = vec![
         Line::from(format!(
@@ -327,7 +373,24 @@ pub fn draw_detail(f: &mut Frame, app: &App) {
         )));
     }
     lines.push(Line::from(""));
-    lines.push(Line::from("stacks and wakers need the eBPF source").dim());
+    match (s, &app.stacks) {
+        (Some(s), Some(t)) if !s.stacks.is_empty() => {
+            for (title, by) in [("waiting stacks", &s.stacks), ("wakers", &s.waker_stacks)] {
+                let mut v: Vec<(&u32, &u64)> = by.iter().collect();
+                v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                lines.push(Line::from(format!("{title} (time waited)")).bold());
+                if v.is_empty() {
+                    lines.push(Line::from("  none seen").dim());
+                }
+                for (id, w) in v.into_iter().take(2) {
+                    let frames = t.frame_names((s.pid, *id));
+                    let tail: Vec<&str> = frames.iter().rev().take(4).map(String::as_str).collect();
+                    lines.push(Line::from(format!("  {:>7}  {}", ns(*w), tail.join(" ← "))));
+                }
+            }
+        }
+        _ => lines.push(Line::from("stacks and wakers: eBPF sources only (-p PID, -- CMD)").dim()),
+    }
     f.render_widget(Clear, area);
     f.render_widget(
         Paragraph::new(lines).block(

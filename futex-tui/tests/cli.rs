@@ -24,9 +24,17 @@ fn without_a_terminal_it_says_so_and_what_to_run_instead() {
 
 #[test]
 fn pid_and_bad_skew_are_refused_clearly() {
-    let (code, err) = run(&["-p", "1"]);
+    let (code, err) = run(&["-p", "999999999"]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("eBPF") && !err.contains("panicked"), "{err}");
+    assert!(
+        (err.contains("no process with pid 999999999") || err.contains("needs root"))
+            && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, err) = run(&["--replay", "/nonexistent.ftr"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot open /nonexistent.ftr"), "{err}");
     let (code, err) = run(&["--skew", "3"]);
     assert_eq!(code, Some(2));
     assert!(

@@ -169,3 +169,84 @@ fn keys() {
     assert!(!app.help);
     assert!(!app.on_key(Key::Quit));
 }
+
+/// A kernel-futex picture with stacks: a lock whose waiters wait in `app::lock_orders` and whose waker
+/// is `app::ship_order`, symbolized through a stack table.
+fn kernel_app() -> App {
+    use futex_trace::event::{FutexOp, Kernel, Waker};
+    use futex_trace::stacks::StackTable;
+    let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+    let addr = 0x7f00_0000_1000u64;
+    let bucket = futex_trace::bucket_of(addr, 64) as u32;
+    let k = |stack| {
+        Some(Kernel {
+            op: Some(FutexOp::Wait),
+            private: true,
+            stack: Some(stack),
+        })
+    };
+    for i in 0..10 {
+        m.apply(&ev(EventKind::WaitStart {
+            addr,
+            bucket,
+            wait: WaitKind::Kernel,
+            kernel: k(1),
+        }));
+        if i < 8 {
+            m.apply(&ev(EventKind::WaitEnd {
+                addr,
+                final_addr: addr,
+                bucket,
+                wait: WaitKind::Kernel,
+                outcome: Outcome::Woken,
+                wait_ns: 2_000_000,
+                wake_to_return_ns: Some(9_000),
+                requeued: 0,
+                sched_delay_ns: Some(3_000),
+                waker: Some(Waker {
+                    tid: 9,
+                    stack: Some(2),
+                }),
+                kernel: k(1),
+            }));
+        }
+    }
+    let mut t = StackTable::default();
+    t.stacks.insert((42, 1), vec![0x10, 0x20, 0x30]);
+    t.stacks.insert((42, 2), vec![0x40, 0x50]);
+    for (ip, name) in [
+        (0x10, "syscall"),
+        (0x20, "app::lock_orders"),
+        (0x30, "main"),
+        (0x40, "syscall"),
+        (0x50, "app::ship_order"),
+    ] {
+        t.symbols.insert((42, ip), vec![name.to_string()]);
+    }
+    let mut app = App::new(
+        "kernel futexes (eBPF)".into(),
+        42,
+        m.clone(),
+        HashMap::new(),
+    );
+    app.stacks = Some(t);
+    app.update(m, 1.0);
+    app
+}
+
+#[test]
+fn kernel_locks_show_waiters_now_and_the_hottest_stack() {
+    let app = kernel_app();
+    let row = &app.locks[0];
+    assert_eq!(row.waiting, 2, "10 waits began, 8 ended");
+    assert_eq!(row.top_stack.as_deref(), Some("app::lock_orders"));
+    insta::assert_snapshot!(render(120, 4, ui::draw_locks, &app));
+    let mut app = app;
+    app.on_key(Key::Enter);
+    let mut t = Terminal::new(TestBackend::new(120, 24)).unwrap();
+    t.draw(|f| ui::draw(f, &app)).unwrap();
+    let screen = format!("{:?}", t.backend());
+    assert!(screen.contains("waiting stacks") && screen.contains("app::lock_orders"));
+    assert!(screen.contains("wakers") && screen.contains("app::ship_order"));
+    assert!(screen.contains("futex-core hash"));
+}

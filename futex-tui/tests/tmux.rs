@@ -35,42 +35,121 @@ fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-#[test]
-fn demo_in_tmux_shows_contention_and_quits_cleanly() {
+fn have_tmux() -> bool {
     if Command::new("tmux").arg("-V").output().is_err() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("tmux is missing in CI: .ci/run must install it");
         }
         eprintln!("SKIPPED tmux test: tmux is not installed (apt-get install tmux)");
-        return;
+        return false;
     }
-    let session = format!("futex-tui-test-{}", std::process::id());
-    let socket = format!("futex-tui-test-{}", std::process::id());
-    let exit_file: PathBuf = std::env::temp_dir().join(format!("{session}.exit"));
-    let _ = std::fs::remove_file(&exit_file);
-    let cmd = format!(
-        "{} ; echo $? > {}",
-        env!("CARGO_BIN_EXE_futex-tui"),
-        exit_file.display()
-    );
-    let s = |args: &[&str]| {
-        let mut v = vec!["-L", socket.as_str()];
+    true
+}
+
+/// futex-tui running in a tmux session of its own (its own server socket), 80×24.
+struct Dashboard {
+    socket: String,
+    session: String,
+    exit_file: PathBuf,
+    out_dir: PathBuf,
+    _kill: KillServer,
+}
+
+impl Dashboard {
+    fn start(name: &str, args: &[&str]) -> Dashboard {
+        let id = format!("futex-tui-{name}-{}", std::process::id());
+        let out_dir = std::env::temp_dir().join(&id);
+        let _ = std::fs::remove_dir_all(&out_dir);
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let exit_file = out_dir.join("exit");
+        let cmd = format!(
+            "{} --out-dir {} {} ; echo $? > {}",
+            env!("CARGO_BIN_EXE_futex-tui"),
+            out_dir.display(),
+            args.join(" "),
+            exit_file.display()
+        );
+        let d = Dashboard {
+            socket: id.clone(),
+            session: id.clone(),
+            exit_file,
+            out_dir,
+            _kill: KillServer(id.clone()),
+        };
+        d.tmux(&["new-session", "-d", "-s", &id, "-x", "80", "-y", "24", &cmd]);
+        d.tmux(&["set-option", "-t", &id, "remain-on-exit", "on"]);
+        d
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let mut v = vec!["-L", self.socket.as_str()];
         v.extend_from_slice(args);
         tmux(&v)
-    };
-    let _kill = KillServer(socket.clone());
-    s(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "80",
-        "-y",
-        "24",
-        &cmd,
-    ]);
-    s(&["set-option", "-t", &session, "remain-on-exit", "on"]);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn keys(&self, k: &str) {
+        self.tmux(&["send-keys", "-t", &self.session, k]);
+    }
+
+    /// Presses `f` and returns the flamegraph it says it wrote.
+    fn flamegraph(&self) -> String {
+        self.keys("f");
+        let mut screen = String::new();
+        assert!(
+            until(Duration::from_secs(10), || {
+                screen = self.screen();
+                screen.contains("flamegraph written")
+            }),
+            "no flamegraph message:\n{screen}"
+        );
+        let svgs: Vec<_> = std::fs::read_dir(&self.out_dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "svg"))
+            .collect();
+        assert_eq!(svgs.len(), 1, "{svgs:?}");
+        let svg = std::fs::read_to_string(&svgs[0]).unwrap();
+        assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"));
+        svg
+    }
+
+    /// Presses `q`; checks the exit status was 0 and the terminal left the alternate screen.
+    fn quit(self) {
+        self.keys("q");
+        let exited = until(Duration::from_secs(15), || {
+            std::fs::read_to_string(&self.exit_file).is_ok_and(|c| !c.trim().is_empty())
+        });
+        let alt = self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            &self.session,
+            "#{alternate_on}",
+        ]);
+        assert!(exited, "futex-tui did not exit after q:\n{}", self.screen());
+        assert_eq!(
+            std::fs::read_to_string(&self.exit_file).unwrap().trim(),
+            "0"
+        );
+        assert_eq!(
+            alt.trim(),
+            "0",
+            "the terminal was left in the alternate screen"
+        );
+        let _ = std::fs::remove_dir_all(&self.out_dir);
+    }
+}
+
+#[test]
+fn demo_in_tmux_shows_contention_writes_a_flamegraph_and_quits_cleanly() {
+    if !have_tmux() {
+        return;
+    }
+    let d = Dashboard::start("demo", &[]);
     // The rates cover the last full second: wait until the hot lock shows waits/s > 0 and the hottest
     // bucket is named with its rate.
     let waits_per_sec = |screen: &str| -> f64 {
@@ -83,7 +162,7 @@ fn demo_in_tmux_shows_contention_and_quits_cleanly() {
     };
     let mut screen = String::new();
     let shown = until(Duration::from_secs(20), || {
-        screen = s(&["capture-pane", "-p", "-t", &session]);
+        screen = d.screen();
         screen.contains("Buckets") && screen.contains("hottest ") && waits_per_sec(&screen) > 0.0
     });
     assert!(
@@ -95,27 +174,143 @@ fn demo_in_tmux_shows_contention_and_quits_cleanly() {
         "{screen}"
     );
     // Help opens and closes.
-    s(&["send-keys", "-t", &session, "?"]);
-    assert!(until(Duration::from_secs(5), || s(&[
-        "capture-pane",
-        "-p",
-        "-t",
-        &session
-    ])
-    .contains(" Keys ")));
-    s(&["send-keys", "-t", &session, "Escape"]);
-    s(&["send-keys", "-t", &session, "q"]);
-    let exited = until(Duration::from_secs(15), || {
-        std::fs::read_to_string(&exit_file).is_ok_and(|c| !c.trim().is_empty())
-    });
-    let alt = s(&["display-message", "-p", "-t", &session, "#{alternate_on}"]);
-    s(&["kill-session", "-t", &session]);
-    assert!(exited, "futex-tui did not exit after q");
-    assert_eq!(std::fs::read_to_string(&exit_file).unwrap().trim(), "0");
-    assert_eq!(
-        alt.trim(),
-        "0",
-        "the terminal was left in the alternate screen"
+    d.keys("?");
+    assert!(until(Duration::from_secs(5), || d
+        .screen()
+        .contains(" Keys ")));
+    d.keys("Escape");
+    // `f`: a flamegraph of what is shown; the demo has no stacks, so it is by lock.
+    let svg = d.flamegraph();
+    assert!(
+        svg.contains("demo: heat lock #0 ("),
+        "the hot lock is in the flamegraph"
     );
-    let _ = std::fs::remove_file(&exit_file);
+    d.quit();
+}
+
+#[test]
+fn a_traced_pid_in_tmux_shows_its_lock_and_stacks() {
+    if !have_tmux() {
+        return;
+    }
+    if let Err(e) =
+        futex_trace::ebpf::check_privileges().and_then(|_| futex_trace::ebpf::tracefs().map(|_| ()))
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "must run in CI but cannot: {e}"
+        );
+        eprintln!("SKIPPED a_traced_pid_in_tmux_shows_its_lock_and_stacks: {e}");
+        return;
+    }
+    // futex-trace's workload: two threads handing a turn through one futex.
+    let workload =
+        std::path::Path::new(env!("CARGO_BIN_EXE_futex-tui")).with_file_name("futex-workload");
+    assert!(
+        workload.exists(),
+        "{} missing: build futex-trace's bins (cargo test --workspace does)",
+        workload.display()
+    );
+    let mut w = Command::new(&workload)
+        .args(["--pingpong", "60"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct KillChild<'a>(&'a mut std::process::Child);
+    impl Drop for KillChild<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = w.id().to_string();
+    let _w = KillChild(&mut w);
+    let d = Dashboard::start("pid", &["-p", &pid]);
+    let mut screen = String::new();
+    let shown = until(Duration::from_secs(20), || {
+        screen = d.screen();
+        // A lock row (an address) and the kernel bucket label.
+        screen.contains(&format!("pid {pid}"))
+            && screen.contains("futex-core hash")
+            && screen
+                .lines()
+                .any(|l| l.contains("│0x") && l.contains("kernel"))
+    });
+    assert!(shown, "the traced workload's lock never showed:\n{screen}");
+    // Its detail names the waiting stack and the wakers, demangled.
+    d.keys("Enter");
+    let shown = until(Duration::from_secs(10), || {
+        screen = d.screen();
+        screen.contains("waiting stacks")
+            && screen.contains("wakers")
+            && screen.contains("futex_workload::")
+    });
+    assert!(shown, "no stacks in the lock's detail:\n{screen}");
+    d.keys("Escape");
+    let svg = d.flamegraph();
+    assert!(
+        svg.contains("futex_workload::pingpong"),
+        "the workload's function is in the flamegraph"
+    );
+    d.quit();
+}
+
+#[test]
+fn a_recording_replays_with_pause_speed_and_step() {
+    if !have_tmux() {
+        return;
+    }
+    // A recording of the demo (no root): futex-trace is built beside futex-tui.
+    let dir = std::env::temp_dir().join(format!("futex-tui-recording-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("demo.ftr");
+    let trace = std::path::Path::new(env!("CARGO_BIN_EXE_futex-tui")).with_file_name("futex-trace");
+    let out = Command::new(&trace)
+        .args(["record", "--demo", "-d", "2s", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Dashboard::start("replay", &["--replay", file.to_str().unwrap()]);
+    let mut screen = String::new();
+    assert!(
+        until(Duration::from_secs(15), || {
+            screen = d.screen();
+            screen.contains("replay ×1") && screen.contains("demo: heat lock")
+        }),
+        "{screen}"
+    );
+    d.keys("p");
+    d.keys("+");
+    assert!(
+        until(Duration::from_secs(5), || {
+            screen = d.screen();
+            screen.contains("replay ×2") && screen.contains("PAUSED")
+        }),
+        "{screen}"
+    );
+    // Paused: the position holds; `n` moves it one second on.
+    let up = |s: &str| -> u64 {
+        s.split("· up ")
+            .nth(1)
+            .and_then(|r| r.split('s').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = up(&d.screen());
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(up(&d.screen()), before, "paused, the replay holds");
+    d.keys("n");
+    assert!(
+        until(Duration::from_secs(5), || up(&d.screen()) == before.saturating_add(1)),
+        "n steps one second: {}",
+        d.screen()
+    );
+    d.quit();
+    let _ = std::fs::remove_dir_all(&dir);
 }
