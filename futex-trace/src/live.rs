@@ -72,6 +72,8 @@ enum ResolverMsg {
     Pid(u32),
     /// Stack ids seen in events.
     Ids(Vec<(u32, u32)>),
+    /// Futex words seen waited on (named if they are statics).
+    Addrs(Vec<(u32, u64)>),
     /// Resolve everything pending now, then answer.
     Flush(mpsc::Sender<()>),
 }
@@ -92,6 +94,7 @@ impl Resolver {
                 let symbolizer = new_symbolizer();
                 let mut table = StackTable::default();
                 let mut pending: BTreeSet<(u32, u32)> = BTreeSet::new();
+                let mut pending_addrs: Vec<(u32, u64)> = Vec::new();
                 let mut pids: BTreeSet<u32> = BTreeSet::new();
                 let mut last = Instant::now();
                 loop {
@@ -102,6 +105,7 @@ impl Resolver {
                             pids.insert(p);
                         }
                         Ok(ResolverMsg::Ids(ids)) => pending.extend(ids),
+                        Ok(ResolverMsg::Addrs(a)) => pending_addrs.extend(a),
                         Ok(ResolverMsg::Flush(done)) => flush = Some(done),
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -128,6 +132,9 @@ impl Resolver {
                     }
                     if new {
                         table.symbolize_with(&symbolizer);
+                    }
+                    if !pending_addrs.is_empty() {
+                        table.symbolize_addresses(&std::mem::take(&mut pending_addrs), &symbolizer);
                     }
                     *lock(&out) = table.clone();
                     if let Some(done) = flush {
@@ -317,6 +324,8 @@ pub fn trace_into(
 
     let mut stack_ids: BTreeSet<(u32, u32)> = BTreeSet::new();
     let mut new_ids: Vec<(u32, u32)> = Vec::new();
+    let mut addrs_seen: BTreeSet<(u32, u64)> = BTreeSet::new();
+    let mut new_addrs: Vec<(u32, u64)> = Vec::new();
     let mut exit_status = None;
     let tty = std::io::stderr().is_terminal();
     let what = match target {
@@ -342,6 +351,11 @@ pub fn trace_into(
             if e.pid != 0 && seen_pids.insert(e.pid) {
                 resolver.send(ResolverMsg::Pid(e.pid));
             }
+            if let EventKind::WaitStart { addr, .. } = e.kind {
+                if addrs_seen.insert((e.pid, addr)) {
+                    new_addrs.push((e.pid, addr));
+                }
+            }
             let (k, w) = match e.kind {
                 EventKind::WaitStart { kernel, .. }
                 | EventKind::Wake { kernel, .. }
@@ -360,6 +374,9 @@ pub fn trace_into(
         }
         if !new_ids.is_empty() {
             resolver.send(ResolverMsg::Ids(std::mem::take(&mut new_ids)));
+        }
+        if !new_addrs.is_empty() {
+            resolver.send(ResolverMsg::Addrs(std::mem::take(&mut new_addrs)));
         }
         on_batch(batch)
     };

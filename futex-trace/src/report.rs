@@ -111,7 +111,7 @@ fn build<'a>(
     m: &'a Model,
     src: &'a SourceInfo,
     labels: &'a HashMap<u64, String>,
-    stacks: Option<&StackTable>,
+    stacks: Option<&'a StackTable>,
 ) -> Report<'a> {
     let mut addresses: Vec<AddressRow> = m
         .addresses
@@ -119,7 +119,9 @@ fn build<'a>(
         .map(|(&a, s)| AddressRow {
             address: hex(a),
             pid: s.pid,
-            label: labels.get(&a).map(String::as_str),
+            label: labels.get(&a).map(String::as_str).or_else(|| {
+                stacks.and_then(|t| t.addr_symbols.get(&(s.pid, a)).map(String::as_str))
+            }),
             kind: s.kind(),
             idle: s.kind().is_idle(),
             waits: s.waits,

@@ -20,9 +20,16 @@ pub struct Mapping {
     /// Offset in the file of `start`.
     pub offset: u64,
     pub path: String,
+    /// Code (frames resolve here) rather than data (lock words may be named here).
+    #[serde(default = "yes")]
+    pub exec: bool,
 }
 
-/// Parses `/proc/PID/maps` text, keeping executable mappings of files.
+fn yes() -> bool {
+    true
+}
+
+/// Parses `/proc/PID/maps` text, keeping mappings of files (code and data).
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|l| {
@@ -33,7 +40,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let _dev = it.next()?;
             let _inode = it.next()?;
             let path: String = it.collect::<Vec<_>>().join(" ");
-            if !perms.contains('x') || !path.starts_with('/') {
+            if !path.starts_with('/') {
                 return None;
             }
             let (s, e) = range.split_once('-')?;
@@ -42,6 +49,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
                 end: u64::from_str_radix(e, 16).ok()?,
                 offset,
                 path: path.trim_end_matches(" (deleted)").to_string(),
+                exec: perms.contains('x'),
             })
         })
         .collect()
@@ -62,6 +70,8 @@ pub struct StackTable {
     pub processes: BTreeMap<u32, ProcessInfo>,
     /// (pid, ip) → frame names (the function, then the functions inlined into it, outermost first).
     pub symbols: BTreeMap<(u32, u64), Vec<String>>,
+    /// (pid, futex word address) → the symbol it lies in (a static lock: `app::GLOBAL_LOCK`).
+    pub addr_symbols: BTreeMap<(u32, u64), String>,
 }
 
 impl StackTable {
@@ -82,11 +92,72 @@ impl StackTable {
         }
     }
 
-    /// The mapping holding `ip` in process `pid`: (file, offset in the file).
+    /// The code mapping holding `ip` in process `pid`: (file, offset in the file).
     pub fn locate(&self, pid: u32, ip: u64) -> Option<(&str, u64)> {
+        self.locate_in(pid, ip, true)
+    }
+
+    fn locate_in(&self, pid: u32, addr: u64, code: bool) -> Option<(&str, u64)> {
         self.processes.get(&pid)?.maps.iter().rev().find_map(|m| {
-            (m.start <= ip && ip < m.end).then(|| (m.path.as_str(), ip - m.start + m.offset))
+            (m.start <= addr && addr < m.end && (m.exec || !code))
+                .then(|| (m.path.as_str(), addr - m.start + m.offset))
         })
+    }
+
+    /// The file a data address belongs to, and its offset from the file's load base (the ELF virtual
+    /// address, for a PIE or a library): the file mapped last below it — `.bss` lies in the anonymous
+    /// mapping right after its file's data.
+    fn locate_data(&self, pid: u32, addr: u64) -> Option<(&str, u64)> {
+        let maps = &self.processes.get(&pid)?.maps;
+        let below = maps
+            .iter()
+            .filter(|m| m.start <= addr)
+            .max_by_key(|m| m.start)?;
+        let base = maps
+            .iter()
+            .filter(|m| m.path == below.path)
+            .map(|m| m.start.saturating_sub(m.offset))
+            .min()?;
+        // Farther than 1 GiB past its file's last mapping is not that file's .bss.
+        if addr - below.end.min(addr) >= 1 << 30 {
+            return None;
+        }
+        // A non-PIE executable (ELF type EXEC) is linked at its run-time addresses.
+        let exec = std::fs::File::open(&below.path).ok().and_then(|mut f| {
+            let mut h = [0u8; 18];
+            std::io::Read::read_exact(&mut f, &mut h).ok()?;
+            Some(&h[..4] == b"\x7fELF" && u16::from_le_bytes([h[16], h[17]]) == 2)
+        });
+        let virt = if exec == Some(true) {
+            addr
+        } else {
+            addr - base
+        };
+        Some((below.path.as_str(), virt))
+    }
+
+    /// Names the futex words that lie in a file's mapping (statics), where the file's symbols say.
+    /// Words on the heap or a stack have no name and are skipped.
+    pub fn symbolize_addresses(&mut self, addrs: &[(u32, u64)], symbolizer: &Symbolizer) {
+        for &(pid, addr) in addrs {
+            if self.addr_symbols.contains_key(&(pid, addr)) {
+                continue;
+            }
+            let Some((path, virt)) = self.locate_data(pid, addr) else {
+                continue;
+            };
+            let src = Source::Elf(Elf::new(path));
+            if let Ok(Symbolized::Sym(s)) =
+                symbolizer.symbolize_single(&src, Input::VirtOffset(virt))
+            {
+                let name = if s.offset == 0 {
+                    s.name.to_string()
+                } else {
+                    format!("{}+{:#x}", s.name, s.offset)
+                };
+                self.addr_symbols.insert((pid, addr), name);
+            }
+        }
     }
 
     /// Symbolizes every frame not yet symbolized. Frames blazesym cannot name stay absent and print
@@ -202,14 +273,17 @@ mod tests {
 7f2000000000-7f2000001000 r-xp 00000000 08:01 789 /tmp/my lib.so (deleted)
 ";
         let m = parse_maps(text);
-        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m.len(), 4, "{m:?}");
+        assert!(!m[0].exec && m[1].exec);
+        let m: Vec<Mapping> = m.into_iter().filter(|m| m.exec).collect();
         assert_eq!(
             m[0],
             Mapping {
                 start: 0x55d4c0a10000,
                 end: 0x55d4c0a80000,
                 offset: 0x10000,
-                path: "/usr/bin/app".into()
+                path: "/usr/bin/app".into(),
+                exec: true,
             }
         );
         assert_eq!(m[2].path, "/tmp/my lib.so");
@@ -228,6 +302,23 @@ mod tests {
             t.frame_names((1, 5)),
             vec!["[unknown] 0x1234".to_string(), "app+0x10010".to_string()]
         );
+    }
+
+    static MARKER_STATIC_WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    #[test]
+    fn names_a_static_futex_word() {
+        let pid = std::process::id();
+        let addr = &MARKER_STATIC_WORD as *const _ as u64;
+        let mut t = StackTable::default();
+        t.refresh_process(pid);
+        t.symbolize_addresses(&[(pid, addr)], &new_symbolizer());
+        let name = t
+            .addr_symbols
+            .get(&(pid, addr))
+            .cloned()
+            .unwrap_or_default();
+        assert!(name.contains("MARKER_STATIC_WORD"), "{name:?}");
     }
 
     #[test]

@@ -68,6 +68,8 @@ struct StacksChunk {
     stacks: Vec<(u32, u32, Vec<u64>)>,
     processes: Vec<(u32, ProcessInfo)>,
     symbols: Vec<(u32, u64, Vec<String>)>,
+    #[serde(default)]
+    addr_symbols: Vec<(u32, u64, String)>,
 }
 
 impl From<&StackTable> for StacksChunk {
@@ -84,6 +86,11 @@ impl From<&StackTable> for StacksChunk {
                 .iter()
                 .map(|(k, v)| (k.0, k.1, v.clone()))
                 .collect(),
+            addr_symbols: t
+                .addr_symbols
+                .iter()
+                .map(|(k, v)| (k.0, k.1, v.clone()))
+                .collect(),
         }
     }
 }
@@ -94,6 +101,11 @@ impl From<StacksChunk> for StackTable {
             stacks: c.stacks.into_iter().map(|(p, i, v)| ((p, i), v)).collect(),
             processes: c.processes.into_iter().collect(),
             symbols: c.symbols.into_iter().map(|(p, i, v)| ((p, i), v)).collect(),
+            addr_symbols: c
+                .addr_symbols
+                .into_iter()
+                .map(|(p, a, v)| ((p, a), v))
+                .collect(),
         }
     }
 }

@@ -227,7 +227,11 @@ impl App {
             .filter(|(_, s)| !s.kind().is_idle())
             .map(|(&addr, s)| LockRow {
                 addr,
-                label: self.labels.get(&addr).cloned(),
+                label: self.labels.get(&addr).cloned().or_else(|| {
+                    self.stacks
+                        .as_ref()
+                        .and_then(|t| t.addr_symbols.get(&(s.pid, addr)).cloned())
+                }),
                 kind: s.kind(),
                 waits: s.waits,
                 waits_per_sec: rates

@@ -307,7 +307,8 @@ fn a_recording_replays_with_pause_speed_and_step() {
     assert_eq!(up(&d.screen()), before, "paused, the replay holds");
     d.keys("n");
     assert!(
-        until(Duration::from_secs(5), || up(&d.screen()) == before.saturating_add(1)),
+        until(Duration::from_secs(5), || up(&d.screen())
+            == before.saturating_add(1)),
         "n steps one second: {}",
         d.screen()
     );

@@ -248,12 +248,15 @@ fn spam(secs: f64) {
     );
 }
 
+/// The ping-pong's futex word: a static, so that a tracer can name it.
+static PINGPONG_TURN: AtomicU32 = AtomicU32::new(0);
+
 /// Two threads hand a turn back and forth through one futex word for `secs`: every hand-off is a wake
 /// and (usually) a wait. Prints hand-offs per second.
 fn pingpong(secs: f64) {
-    let turn = Arc::new(AtomicU32::new(0));
+    let turn: &'static AtomicU32 = &PINGPONG_TURN;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let player = |me: u32, turn: Arc<AtomicU32>, stop: Arc<std::sync::atomic::AtomicBool>| {
+    let player = |me: u32, turn: &'static AtomicU32, stop: Arc<std::sync::atomic::AtomicBool>| {
         move || {
             let mut n = 0u64;
             loop {
@@ -279,14 +282,14 @@ fn pingpong(secs: f64) {
                     1 - me
                 };
                 turn.store(next, Ordering::Release);
-                futex(&turn, FUTEX_WAKE, 1, None, 0, None, 0);
+                futex(turn, FUTEX_WAKE, 1, None, 0, None, 0);
                 n += 1;
             }
         }
     };
     let start = Instant::now();
-    let a = std::thread::spawn(player(0, turn.clone(), stop.clone()));
-    let b = std::thread::spawn(player(1, turn.clone(), stop.clone()));
+    let a = std::thread::spawn(player(0, turn, stop.clone()));
+    let b = std::thread::spawn(player(1, turn, stop.clone()));
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
     let n = a.join().unwrap() + b.join().unwrap();
