@@ -266,7 +266,7 @@ fn pingpong(secs: f64) {
                 }
                 if t != me {
                     futex(
-                        &turn,
+                        turn,
                         FUTEX_WAIT,
                         t,
                         Some(Duration::from_millis(50)),
