@@ -111,6 +111,7 @@ fn stacks() -> StackTable {
                 end: 0x1000,
                 offset: 0,
                 path: "/bin/app".into(),
+                exec: true,
             }],
         },
     );
