@@ -15,6 +15,7 @@ pub mod report;
 pub mod source;
 pub mod stacks;
 pub mod tracefile;
+pub mod usdt;
 
 /// The bucket (futex-core hash) an address falls in for a table of `queues` queues. For kernel futexes
 /// of another process this is futex-core's hash of the address, not the kernel's own table.
