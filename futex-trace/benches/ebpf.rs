@@ -95,6 +95,7 @@ fn traced(args: &[&str], no_stacks: bool) -> Traced {
             pids: vec![child.id()],
             follow_forks: false,
             no_stacks,
+            usdt: None,
         },
         64,
     )

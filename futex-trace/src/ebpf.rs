@@ -186,6 +186,13 @@ pub struct TraceTarget {
     pub follow_forks: bool,
     /// Capture no user stacks (the cheapest tracing; no flamegraphs).
     pub no_stacks: bool,
+    /// Trace futex-core's own probes (USDT) in this binary instead of the kernel's futex syscalls.
+    pub usdt: Option<std::path::PathBuf>,
+}
+
+/// The syscall and scheduler programs that a USDT trace does not need.
+fn kernel_only(prog: &str) -> bool {
+    prog.starts_with("futex") || prog.starts_with("sched_wak") || prog == "sched_switch"
 }
 
 impl KernelTracer {
@@ -230,6 +237,9 @@ impl KernelTracer {
             if name == "sched_process_fork" && prog != fork {
                 continue;
             }
+            if target.usdt.is_some() && kernel_only(prog) {
+                continue;
+            }
             if !needed && !Path::new(&format!("{tracefs}/events/{category}/{name}")).exists() {
                 futex2 = false;
                 continue;
@@ -240,9 +250,7 @@ impl KernelTracer {
                 .try_into()
                 .map_err(|e| err(format!("program {prog}: {e}")))?;
             p.load().map_err(|e| {
-                // The verifier's log follows the first line; it is for us, not for the user.
-                let full = e.to_string();
-                let first = full.lines().next().unwrap_or("").trim_end_matches(':');
+                let first = first_line(&e);
                 err(format!(
                     "the kernel refused the eBPF program {prog} ({first}); please report this \
                      with the output of `uname -r`"
@@ -254,6 +262,9 @@ impl KernelTracer {
                      at /sys/kernel/tracing?"
                 ))
             })?;
+        }
+        if let Some(bin) = &target.usdt {
+            attach_usdt(&mut bpf, bin)?;
         }
         Ok(KernelTracer {
             bpf,
@@ -321,6 +332,92 @@ impl StackMap {
             .ok()
             .map(|s| s.frames().iter().map(|f| f.ip).collect())
     }
+}
+
+/// Attaches `usdt_probe` at every site of every futex_core probe in `bin`, each with its spec.
+fn attach_usdt(bpf: &mut Ebpf, bin: &Path) -> Result<usize, TraceError> {
+    use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
+    use aya::programs::UProbe;
+    let data = std::fs::read(bin)
+        .map_err(|e| err(format!("cannot read {} for its probes: {e}", bin.display())))?;
+    let notes = crate::usdt::parse_notes(&data)
+        .map_err(|e| err(format!("cannot read the probes of {}: {e}", bin.display())))?;
+    let sites: Vec<(usize, crate::usdt::Note)> = notes
+        .into_iter()
+        .filter(|n| n.provider == "futex_core")
+        .filter_map(|n| {
+            crate::kernel::USDT_PROBES
+                .iter()
+                .position(|p| *p == n.name)
+                .map(|i| (i, n))
+        })
+        .collect();
+    if sites.is_empty() {
+        return Err(err(format!(
+            "{} has no futex-core probes (futex_core:* in .note.stapsdt): it does not link \
+             futex-core; trace its kernel futexes instead (without --usdt)",
+            bin.display()
+        )));
+    }
+    if sites.iter().any(|(_, n)| n.semaphore != 0) {
+        return Err(err(format!(
+            "{}: probes with semaphores are not supported (futex-core's have none)",
+            bin.display()
+        )));
+    }
+    let mut specs: aya::maps::Array<&mut MapData, crate::usdt::RawSpec> =
+        aya::maps::Array::try_from(
+            bpf.map_mut("usdt_specs")
+                .ok_or_else(|| err("map usdt_specs missing from the eBPF object"))?,
+        )
+        .map_err(|e| err(format!("map usdt_specs: {e}")))?;
+    for (i, (_, n)) in sites.iter().enumerate() {
+        let args = crate::usdt::parse_args(&n.args)
+            .map_err(|e| err(format!("{}: probe {}: {e}", bin.display(), n.name)))?;
+        specs
+            .set(i as u32, crate::usdt::RawSpec::new(&args), 0)
+            .map_err(|e| err(format!("cannot store a probe's argument spec: {e}")))?;
+    }
+    let p: &mut UProbe = bpf
+        .program_mut("usdt_probe")
+        .ok_or_else(|| err("program usdt_probe missing from the eBPF object"))?
+        .try_into()
+        .map_err(|e| err(format!("program usdt_probe: {e}")))?;
+    p.load().map_err(|e| {
+        err(format!(
+            "the kernel refused the USDT program ({})",
+            first_line(&e)
+        ))
+    })?;
+    for (i, (probe, n)) in sites.iter().enumerate() {
+        let point = UProbeAttachPoint {
+            location: UProbeAttachLocation::AbsoluteOffset(n.file_offset),
+            cookie: Some((*probe as u64) << 32 | i as u64),
+        };
+        p.attach(point, bin, UProbeScope::AllProcesses)
+            .map_err(|e| {
+                err(format!(
+                    "cannot attach to futex_core:{} in {} ({e})",
+                    n.name,
+                    bin.display()
+                ))
+            })?;
+    }
+    Ok(sites.len())
+}
+
+/// The first line of an error (the verifier's log follows it; set FUTEX_TRACE_VERIFIER_LOG=1 to get
+/// it all, for a bug report).
+fn first_line(e: &dyn std::fmt::Display) -> String {
+    let full = e.to_string();
+    if std::env::var_os("FUTEX_TRACE_VERIFIER_LOG").is_some() {
+        return full;
+    }
+    full.lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(':')
+        .to_string()
 }
 
 fn take<T: TryFrom<aya::maps::Map>>(bpf: &mut Ebpf, name: &str) -> Result<T, TraceError>

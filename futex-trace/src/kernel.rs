@@ -8,6 +8,16 @@ pub const FT_FUTEX: u8 = 1;
 pub const FT_WAIT_BEGIN: u8 = 2;
 pub const FT_EXIT: u8 = 3;
 pub const FT_FORK: u8 = 4;
+pub const FT_USDT: u8 = 5;
+
+/// futex-core's probes, as the eBPF side numbers them (`op` of an `FT_USDT` record).
+pub const USDT_PROBES: [&str; 5] = [
+    "wait_start",
+    "wait_end",
+    "wake",
+    "requeue",
+    "lock_contended",
+];
 
 /// `struct ft_event`, field for field. The C source asserts the same size and offsets.
 #[repr(C)]
@@ -222,6 +232,7 @@ impl Decoder {
             },
             FT_EXIT => EventKind::Exit,
             FT_FORK => EventKind::Fork { child: r.val },
+            FT_USDT => return usdt_event(r),
             _ => return None,
         };
         Some(Event {
@@ -231,6 +242,95 @@ impl Decoder {
             kind,
         })
     }
+}
+
+/// A futex-core probe's arguments (`futex-core/PROBES.md`) as an event. Only the process-wide default
+/// table (id 0): its queues are the model's buckets; events of other tables are not shown.
+fn usdt_event(r: &RawEvent) -> Option<Event> {
+    let a = [
+        r.uaddr,
+        r.uaddr2,
+        r.wake_ts,
+        r.wakeup_ts,
+        r.oncpu_ts,
+        r.final_uaddr,
+    ];
+    let tk = a[2];
+    if tk >> 32 != 0 {
+        return None;
+    }
+    let wait = match tk & 0xff {
+        1 => WaitKind::Mutex,
+        2 => WaitKind::Condvar,
+        _ => WaitKind::Raw,
+    };
+    let stack = (r.stack_id >= 0).then_some(r.stack_id as u32);
+    let kernel = stack.map(|s| Kernel {
+        op: None,
+        private: true,
+        stack: Some(s),
+    });
+    let kind = match r.op {
+        0 => EventKind::WaitStart {
+            addr: a[0],
+            bucket: a[1] as u32,
+            wait,
+            kernel: None,
+        },
+        1 => {
+            let outcome = match (tk >> 8) & 0xff {
+                0 => Outcome::Woken,
+                1 => Outcome::TimedOut,
+                _ => Outcome::Mismatch,
+            };
+            EventKind::WaitEnd {
+                addr: a[0],
+                final_addr: a[5],
+                bucket: a[1] as u32,
+                wait,
+                outcome,
+                wait_ns: a[3],
+                wake_to_return_ns: (outcome == Outcome::Woken && a[4] > 0).then_some(a[4]),
+                requeued: ((tk >> 16) & 0xffff) as u32,
+                sched_delay_ns: None,
+                waker: None,
+                kernel,
+            }
+        }
+        2 => EventKind::Wake {
+            addr: a[0],
+            bucket: a[1] as u32,
+            wait,
+            requested: a[3] as u32,
+            woken: a[4] as u32,
+            collisions: a[5] as u32,
+            kernel,
+        },
+        3 => EventKind::Requeue {
+            from: a[0],
+            to: a[1],
+            from_bucket: a[3] as u32,
+            to_bucket: (a[3] >> 32) as u32,
+            wait,
+            woken: a[4] as u32,
+            moved: (a[4] >> 32) as u32,
+            collisions: a[5] as u32,
+            kernel,
+        },
+        4 => EventKind::LockContended {
+            addr: a[0],
+            bucket: a[1] as u32,
+            wait,
+            wait_ns: a[3],
+        },
+        _ => return None,
+    };
+    Some(Event {
+        ts_ns: r.ts,
+        pid: r.pid,
+        tid: r.tid,
+        kind,
+    })
 }
 
 #[cfg(test)]
@@ -377,6 +477,84 @@ mod tests {
         assert_eq!(D.decode(&f).unwrap().kind, EventKind::Fork { child: 99 });
         assert_eq!(D.decode(&raw(FT_EXIT, 0, 0)).unwrap().kind, EventKind::Exit);
         assert_eq!(D.decode(&raw(200, 0, 0)), None);
+    }
+
+    #[test]
+    fn usdt_records_follow_probes_md() {
+        let usdt = |op: u8, a: [u64; 6]| RawEvent {
+            kind: FT_USDT,
+            op,
+            ts: 9,
+            pid: 1,
+            tid: 2,
+            uaddr: a[0],
+            uaddr2: a[1],
+            wake_ts: a[2],
+            wakeup_ts: a[3],
+            oncpu_ts: a[4],
+            final_uaddr: a[5],
+            stack_id: 4,
+            ..RawEvent::default()
+        };
+        // wait_end of a Mutex waiter, woken, requeued twice, on the default table.
+        let e = D
+            .decode(&usdt(1, [0x10, 7, 1 | 2 << 16, 500, 40, 0x20]))
+            .unwrap();
+        let EventKind::WaitEnd {
+            addr,
+            final_addr,
+            bucket,
+            wait,
+            outcome,
+            wait_ns,
+            wake_to_return_ns,
+            requeued,
+            kernel,
+            ..
+        } = e.kind
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(
+            (
+                addr,
+                final_addr,
+                bucket,
+                wait,
+                outcome,
+                wait_ns,
+                wake_to_return_ns,
+                requeued
+            ),
+            (
+                0x10,
+                0x20,
+                7,
+                WaitKind::Mutex,
+                Outcome::Woken,
+                500,
+                Some(40),
+                2
+            )
+        );
+        assert_eq!(kernel.and_then(|k| k.stack), Some(4));
+        // requeue: queues and woken/moved packed in pairs.
+        let e = D
+            .decode(&usdt(3, [0x10, 0x20, 2, 3 | 9 << 32, 1 | 4 << 32, 0]))
+            .unwrap();
+        assert!(matches!(
+            e.kind,
+            EventKind::Requeue {
+                from_bucket: 3,
+                to_bucket: 9,
+                woken: 1,
+                moved: 4,
+                wait: WaitKind::Condvar,
+                ..
+            }
+        ));
+        // Another table's events are not the model's buckets.
+        assert_eq!(D.decode(&usdt(0, [0x10, 7, 1 << 32, 0, 0, 0])), None);
     }
 
     #[test]

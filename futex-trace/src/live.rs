@@ -49,8 +49,13 @@ pub struct Shared {
 
 impl Shared {
     pub fn new() -> Self {
+        Self::with_origin(BucketOrigin::FutexCoreHash)
+    }
+
+    /// For a USDT trace, `BucketOrigin::FutexCore`: the buckets are futex-core's own queues.
+    pub fn with_origin(origin: BucketOrigin) -> Self {
         Shared {
-            model: Arc::new(Mutex::new(Model::new(BUCKETS, BucketOrigin::FutexCoreHash))),
+            model: Arc::new(Mutex::new(Model::new(BUCKETS, origin))),
             stacks: Arc::default(),
             status: Arc::default(),
         }
@@ -184,6 +189,30 @@ fn process_gone(pid: u32) -> bool {
     }
 }
 
+/// The file a command name runs: itself if it has a `/`, else the first match on `PATH`.
+fn resolve_command(name: &str) -> Result<std::path::PathBuf, TraceError> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = std::path::PathBuf::from(name);
+        return if runnable(&p) {
+            Ok(p)
+        } else {
+            Err(TraceError(format!(
+                "cannot run `{name}`: no such executable file"
+            )))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| runnable(p))
+        .ok_or_else(|| TraceError(format!("cannot run `{name}`: not found on PATH")))
+}
+
 /// Starts `argv` held just before `exec`, so that the tracer knows its pid before it runs a single
 /// instruction; returns the child once `release` has been called with the pid and let it go.
 fn spawn_gated(
@@ -259,6 +288,9 @@ pub struct LiveOptions {
     pub status: bool,
     /// Capture no user stacks: the cheapest tracing, no flamegraphs or top stacks.
     pub no_stacks: bool,
+    /// Trace futex-core's own probes (USDT) in the traced program instead of its kernel futexes: the
+    /// buckets are then futex-core's real sleep queues.
+    pub usdt: bool,
 }
 
 /// Traces `target` until `duration` passes, `stop` is set, or the traced processes are gone. Each
@@ -270,7 +302,12 @@ pub fn trace(
     stop: &AtomicBool,
     on_batch: &mut dyn FnMut(&[Event]) -> bool,
 ) -> Result<LiveResult, TraceError> {
-    trace_into(target, opts, stop, &Shared::new(), on_batch)
+    let origin = if opts.usdt {
+        BucketOrigin::FutexCore
+    } else {
+        BucketOrigin::FutexCoreHash
+    };
+    trace_into(target, opts, stop, &Shared::with_origin(origin), on_batch)
 }
 
 /// As [`trace`], folding into `shared` (which a dashboard reads while the trace runs). The result holds
@@ -287,7 +324,16 @@ pub fn trace_into(
         status,
         no_stacks,
         command_log,
+        usdt,
     } = opts;
+    let usdt_binary = if usdt {
+        Some(match target {
+            LiveTarget::Pids(p) => std::path::PathBuf::from(format!("/proc/{}/exe", p[0])),
+            LiveTarget::Command(argv) => resolve_command(&argv[0])?,
+        })
+    } else {
+        None
+    };
     let started_unix_s = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -302,6 +348,7 @@ pub fn trace_into(
             pids: pids.clone(),
             follow_forks: follow,
             no_stacks,
+            usdt: usdt_binary,
         },
         BUCKETS,
     )?;
@@ -463,14 +510,18 @@ pub fn trace_into(
         labels: Vec::new(),
     };
     let meta = TraceMeta {
-        source: "kernel futexes (eBPF)".into(),
+        source: if usdt {
+            "futex-core probes (USDT, eBPF)".into()
+        } else {
+            "kernel futexes (eBPF)".into()
+        },
         pids: traced_pids,
         command: match target {
             LiveTarget::Command(a) => Some(a.clone()),
             LiveTarget::Pids(_) => None,
         },
         buckets: BUCKETS,
-        bucket_origin: BucketOrigin::FutexCoreHash,
+        bucket_origin: lock(&shared.model).origin,
         started_unix_s,
         started_mono_ns,
     };

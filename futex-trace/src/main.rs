@@ -37,6 +37,7 @@ use futex_trace::tracefile::{self, TraceEnd, TraceMeta, TraceWriter};
         futex-trace flamegraph trace.ftr -o waits.svg            # where threads wait\n  \
         futex-trace flamegraph trace.ftr --wakers -o wakers.svg  # who wakes them\n  \
         sudo futex-trace stream -p 1234                          # JSON lines, live\n  \
+        sudo futex-trace record -p 1234 --usdt -o trace.ftr      # a futex-core program: its own probes\n  \
         futex-trace report --demo -d 5s                          # the built-in workload, no root\n\n\
         Stacks are walked by frame pointers: build what you trace with\n\
         RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer)."
@@ -91,7 +92,8 @@ enum Command {
         after_help = "Examples:\n  futex-trace flamegraph trace.ftr -o waits.svg\n  \
         futex-trace flamegraph trace.ftr --wakers -o wakers.svg\n  \
         sudo futex-trace flamegraph -p 1234 -d 10s -o waits.svg\n  \
-        futex-trace flamegraph trace.ftr --folded -o waits.folded\n\n\
+        futex-trace flamegraph trace.ftr --folded -o waits.folded\n  \
+        futex-trace flamegraph --demo -d 5s -o demo.svg           # by lock: the observer has no stacks\n\n\
         Width is nanoseconds waited (for --wakers: waited by the threads each stack woke)."
     )]
     Flamegraph {
@@ -142,6 +144,10 @@ struct Target {
     /// eBPF: capture no user stacks (the cheapest tracing; no flamegraphs or top stacks).
     #[arg(long, conflicts_with = "demo")]
     no_stacks: bool,
+    /// eBPF: trace futex-core's own probes (USDT) in a program that links futex-core, instead of its
+    /// kernel futexes: the buckets are then futex-core's real sleep queues.
+    #[arg(long, conflicts_with = "demo")]
+    usdt: bool,
     /// Start this command and trace it and every process it forks (after `--`). Needs root.
     #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["demo", "pids"])]
     command: Vec<String>,
@@ -320,6 +326,7 @@ fn gather(
                 status: true,
                 no_stacks: demo_target.no_stacks,
                 command_log: None,
+                usdt: demo_target.usdt,
             };
             let r = live::trace(target, opts, interrupted, on_batch).map_err(|e| e.to_string())?;
             if let Some(st) = r.exit_status {
@@ -420,7 +427,13 @@ fn record(
     };
     let (buckets, origin) = match input {
         Input::Demo => (futex_core::default_table().len(), BucketOrigin::FutexCore),
+        _ if target.usdt => (live::BUCKETS, BucketOrigin::FutexCore),
         _ => (live::BUCKETS, BucketOrigin::FutexCoreHash),
+    };
+    let source = if target.usdt {
+        "futex-core probes (USDT, eBPF)"
+    } else {
+        source
     };
     let meta = TraceMeta {
         source: source.into(),
@@ -493,15 +506,20 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
     if g.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && g.model.stacks.is_empty() {
         eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
     }
-    let Some(stacks) = &g.stacks else {
+    let side = if wakers { Side::Wakers } else { Side::Waiters };
+    // The observer records no stacks: its flamegraph is by lock (process → kind → lock).
+    let by_lock = g.stacks.is_none();
+    if by_lock && wakers {
         return Err(
-            "the demo's observer records no stacks: flamegraphs need an eBPF trace \
-             (-p PID, -- COMMAND, or a recording of one)"
+            "--wakers needs stacks, which the demo's observer does not record: trace a process \
+             through eBPF (-p PID, -- COMMAND, --usdt)"
                 .into(),
         );
+    }
+    let lines = match &g.stacks {
+        Some(stacks) => flame::folded(&g.model, stacks, side),
+        None => flame::folded_by_lock(&g.model, &g.labels),
     };
-    let side = if wakers { Side::Wakers } else { Side::Waiters };
-    let lines = flame::folded(&g.model, stacks, side);
     let file = std::fs::File::create(output)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -512,6 +530,8 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
     } else {
         let what = if wakers {
             "Who wakes waiting threads: time waited by the threads each stack woke"
+        } else if by_lock {
+            "Where threads wait: time waited, by lock (the observer records no stacks)"
         } else {
             "Where threads wait on futexes: time waited"
         };

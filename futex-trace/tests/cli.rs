@@ -200,3 +200,26 @@ fn ctrl_c_ends_the_run_and_still_reports() {
     assert!(r["totals"]["waits"].as_u64().unwrap() > 0);
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
 }
+
+#[test]
+fn demo_flamegraph_is_by_lock() {
+    let svg = std::env::temp_dir().join(format!("futex-trace-demo-{}.svg", std::process::id()));
+    let out = bin()
+        .args(["flamegraph", "--demo", "-d", "500ms", "-o"])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg") && text.contains("by lock"));
+    assert!(text.contains("demo: heat lock #0 ("), "the hottest lock is a frame");
+    let _ = std::fs::remove_file(&svg);
+    // --wakers needs stacks: one line that says so.
+    let out = bin()
+        .args(["flamegraph", "--demo", "--wakers", "-d", "100ms", "-o"])
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--wakers needs stacks"));
+}

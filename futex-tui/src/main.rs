@@ -30,6 +30,7 @@ use futex_tui::app::{App, Key};
                   futex-tui --threads 8 --skew 0.3   # a hotter demo\n  \
                   sudo futex-tui -p 1234             # a running process, through eBPF\n  \
                   sudo futex-tui -- ./server --port 0  # a command and its children\n  \
+                  sudo futex-tui -p 1234 --usdt      # a futex-core program: its own buckets\n  \
                   futex-tui --replay trace.ftr --speed 4  # a recording (futex-trace record)\n\n\
                   Keys: q quit, p pause, Tab panel, j/k select, Enter detail, s sort, f flamegraph,\n\
                   +/- replay speed, n replay step, ? help"
@@ -53,6 +54,9 @@ struct Cli {
     /// eBPF: capture no stacks (cheapest; no stack column or stack flamegraphs).
     #[arg(long)]
     no_stacks: bool,
+    /// eBPF: trace futex-core's own probes (USDT) of a program that links futex-core: its real buckets.
+    #[arg(long)]
+    usdt: bool,
     /// Where `f` writes flamegraphs.
     #[arg(long, default_value = ".", value_name = "DIR")]
     out_dir: PathBuf,
@@ -323,13 +327,18 @@ fn main() -> ExitCode {
         if let Err(e) = checks {
             return fail(e);
         }
-        let shared = Shared::new();
+        let shared = Shared::with_origin(if cli.usdt {
+            BucketOrigin::FutexCore
+        } else {
+            BucketOrigin::FutexCoreHash
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let opts = LiveOptions {
             duration: None,
             status: false,
             no_stacks: cli.no_stacks,
             command_log: Some(cli.out_dir.join("futex-tui-command.log")),
+            usdt: cli.usdt,
         };
         let handle = {
             let (shared, stop, target) = (shared.clone(), stop.clone(), target.clone());
@@ -338,9 +347,14 @@ fn main() -> ExitCode {
                 .spawn(move || live::trace_into(&target, opts, &stop, &shared, &mut |_| true))
                 .expect("spawn the tracer thread")
         };
+        let what = if cli.usdt {
+            "futex-core probes (USDT)"
+        } else {
+            "kernel futexes (eBPF)"
+        };
         let (source, pid) = match &target {
-            LiveTarget::Pids(p) => ("kernel futexes (eBPF)".to_string(), p[0]),
-            LiveTarget::Command(c) => (format!("kernel futexes (eBPF) of `{}`", c.join(" ")), 0),
+            LiveTarget::Pids(p) => (what.to_string(), p[0]),
+            LiveTarget::Command(c) => (format!("{what} of `{}`", c.join(" ")), 0),
         };
         let feed = Feed::Live {
             shared,

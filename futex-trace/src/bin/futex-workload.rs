@@ -16,6 +16,8 @@
 //! `--wait-stdin` waits for a line on stdin before starting (so a tracer can attach by pid first);
 //! `--contend SECS` instead runs a contended `std::sync::Mutex` loop and prints its throughput;
 //! `--pingpong SECS` hands a turn between two threads through a futex and prints hand-offs per second;
+//! `--futex-core SECS` runs futex-trace's demo on futex-core and prints futex-core's own statistics;
+//! `--notify-all N` puts N waiters on a futex-core Condvar and wakes them with one `notify_all`;
 //! `--spam SECS` makes FUTEX_WAKE calls (nobody waiting) as fast as it can and prints how many.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -300,12 +302,80 @@ fn pingpong(secs: f64) {
     );
 }
 
+/// futex-trace's demo (futex-core Mutexes, a Condvar broadcast, colliding locks) for `secs`, then
+/// futex-core's own statistics of its default table, per queue, as JSON: what a USDT trace must equal.
+fn futex_core_demo(secs: f64) {
+    let demo = futex_trace::demo::Demo::start(&futex_trace::demo::DemoConfig::default());
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    demo.stop();
+    let queues: Vec<serde_json::Value> = futex_core::default_table()
+        .stats()
+        .iter()
+        .map(|q| {
+            serde_json::json!({
+                "bucket": q.index, "waits": q.waits, "mismatches": q.mismatches,
+                "timeouts": q.timeouts, "wakes": q.wakes, "woken": q.woken,
+                "requeues": q.requeues, "requeued_in": q.requeued_in,
+                "requeued_out": q.requeued_out, "collisions": q.collisions,
+                "lock_contended": q.lock_contended, "lock_wait_ns": q.lock_wait_ns,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "queues": queues })
+    );
+}
+
+/// `n` threads wait on a futex-core Condvar; once all are asleep on its queue, one `notify_all`:
+/// futex-core wakes one and requeues the rest onto the mutex. Prints the addresses and buckets.
+fn notify_all(n: usize) {
+    use futex_core::sync::{Condvar, Mutex};
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let pair = pair.clone();
+            std::thread::spawn(move || {
+                let (m, cv) = &*pair;
+                let mut go = m.lock();
+                while !*go {
+                    go = cv.wait(go);
+                }
+            })
+        })
+        .collect();
+    let (m, cv) = &*pair;
+    let table = futex_core::default_table();
+    let cv_bucket = futex_trace::bucket_of(cv.addr() as u64, table.len());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while table.stats()[cv_bucket].depth < n as u64 {
+        assert!(Instant::now() < deadline, "the waiters never all slept");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    *m.lock() = true;
+    cv.notify_all();
+    for h in handles {
+        h.join().unwrap();
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "pid": std::process::id(),
+            "condvar": format!("{:#x}", cv.addr()),
+            "mutex": format!("{:#x}", m.addr()),
+            "condvar_bucket": cv_bucket,
+            "mutex_bucket": futex_trace::bucket_of(m.addr() as u64, table.len()),
+            "waiters": n,
+        })
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "futex-workload: makes futex calls whose counts are known and prints them as JSON.\n\
-             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N] | --pingpong SECS | --spam SECS]"
+             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N] | --pingpong SECS | --spam SECS | --futex-core SECS | --notify-all N]"
         );
         return;
     }
@@ -329,6 +399,12 @@ fn main() {
     }
     if let Some(secs) = value("--pingpong") {
         return pingpong(secs);
+    }
+    if let Some(secs) = value("--futex-core") {
+        return futex_core_demo(secs);
+    }
+    if let Some(n) = value("--notify-all") {
+        return notify_all(n as usize);
     }
     match value("--contend") {
         Some(secs) => contend(secs, value("--threads").map_or(2, |t| t as usize)),
