@@ -89,13 +89,18 @@ struct Traced {
 
 /// Runs the workload with `args` traced by pid until it exits.
 fn traced(args: &[&str], no_stacks: bool) -> Traced {
+    traced_with(args, no_stacks, None)
+}
+
+/// As [`traced`], through futex-core's USDT probes in `usdt` instead of the kernel's futex syscalls.
+fn traced_with(args: &[&str], no_stacks: bool, usdt: Option<&str>) -> Traced {
     let mut child = held(args);
     let mut tracer = KernelTracer::start(
         &TraceTarget {
             pids: vec![child.id()],
             follow_forks: false,
             no_stacks,
-            usdt: None,
+            usdt: usdt.map(std::path::PathBuf::from),
         },
         64,
     )
@@ -191,6 +196,41 @@ fn main() {
         plain_rate / 1e6,
         traced_rate / plain_rate,
         (1.0 / traced_rate - 1.0 / plain_rate) * 1e9
+    );
+
+    // futex-core's own Mutex: nothing listening, the in-process observer, the USDT probes over eBPF.
+    println!(
+        "\nfutex-core Mutex, 4 threads on 1 lock: ops/s with nothing listening, with the observer \
+         subscribed, with the USDT probes attached; alternating runs"
+    );
+    let args = ["--core-mutex", &s, "--threads", "4"];
+    let observed_args = ["--core-mutex", &s, "--threads", "4", "--observe"];
+    let (mut base, mut obs, mut usdt) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base.push(untraced(&args)["ops_per_sec"].as_f64().unwrap());
+        obs.push(untraced(&observed_args)["ops_per_sec"].as_f64().unwrap());
+        let t = traced_with(&args, false, Some(WORKLOAD));
+        usdt.push(t.workload["ops_per_sec"].as_f64().unwrap());
+        println!(
+            "  nothing {:>12.0}   observer {:>12.0}   USDT {:>12.0}   ({} USDT events, {} lost)",
+            base.last().unwrap(),
+            obs.last().unwrap(),
+            usdt.last().unwrap(),
+            t.events,
+            t.lost
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (b, o, u) = (median(&mut base), median(&mut obs), median(&mut usdt));
+    println!(
+        "  median observer/nothing {:.3} ({:+.1}%), USDT/nothing {:.3} ({:+.1}%)",
+        o / b,
+        (o / b - 1.0) * 100.0,
+        u / b,
+        (u / b - 1.0) * 100.0
     );
 
     for (name, args) in [

@@ -209,10 +209,17 @@ fn demo_flamegraph_is_by_lock() {
         .arg(&svg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("<svg") && text.contains("by lock"));
-    assert!(text.contains("demo: heat lock #0 ("), "the hottest lock is a frame");
+    assert!(
+        text.contains("demo: heat lock #0 ("),
+        "the hottest lock is a frame"
+    );
     let _ = std::fs::remove_file(&svg);
     // --wakers needs stacks: one line that says so.
     let out = bin()

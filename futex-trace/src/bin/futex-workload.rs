@@ -18,6 +18,7 @@
 //! `--pingpong SECS` hands a turn between two threads through a futex and prints hand-offs per second;
 //! `--futex-core SECS` runs futex-trace's demo on futex-core and prints futex-core's own statistics;
 //! `--notify-all N` puts N waiters on a futex-core Condvar and wakes them with one `notify_all`;
+//! `--core-mutex SECS` contends a futex-core Mutex (with `--observe`, under its observer);
 //! `--spam SECS` makes FUTEX_WAKE calls (nobody waiting) as fast as it can and prints how many.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -370,12 +371,61 @@ fn notify_all(n: usize) {
     );
 }
 
+/// `threads` threads on one futex-core Mutex for `secs` (short critical sections); with `observe`, this
+/// process also subscribes to futex-core's observer and drains it every 5 ms. Prints lock
+/// acquisitions per second.
+fn core_mutex(secs: f64, threads: usize, observe: bool) {
+    let m = Arc::new(futex_core::sync::Mutex::new(0u64));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let observer = observe.then(|| {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let sub = futex_core::default_table()
+                .subscribe(1 << 16)
+                .expect("subscribe");
+            let mut buf = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(5));
+                buf.clear();
+                sub.drain_into(&mut buf);
+            }
+        })
+    });
+    let start = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let (m, stop) = (m.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..64 {
+                        *m.lock() += 1;
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    let ops = total as f64 / start.elapsed().as_secs_f64();
+    if let Some(o) = observer {
+        o.join().unwrap();
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "futex-workload: makes futex calls whose counts are known and prints them as JSON.\n\
-             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N] | --pingpong SECS | --spam SECS | --futex-core SECS | --notify-all N]"
+             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N] | --pingpong SECS | --spam SECS | --futex-core SECS | --notify-all N | --core-mutex SECS [--threads N] [--observe]]"
         );
         return;
     }
@@ -405,6 +455,10 @@ fn main() {
     }
     if let Some(n) = value("--notify-all") {
         return notify_all(n as usize);
+    }
+    if let Some(secs) = value("--core-mutex") {
+        let threads = value("--threads").map_or(4, |t| t as usize);
+        return core_mutex(secs, threads, args.iter().any(|a| a == "--observe"));
     }
     match value("--contend") {
         Some(secs) => contend(secs, value("--threads").map_or(2, |t| t as usize)),
