@@ -4,6 +4,9 @@
 //! The workload (`futex-workload`) makes raw futex calls and prints what it did; the traces must agree
 //! with it exactly, per address.
 
+mod common;
+use common::privileged;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -15,26 +18,6 @@ const WORKLOAD: &str = env!("CARGO_BIN_EXE_futex-workload");
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_futex-trace"))
-}
-
-/// True when this test may run; prints the reason and returns false otherwise (fails under CI).
-fn privileged(test: &str) -> bool {
-    let why = if futex_trace::ebpf::check_privileges().is_err() {
-        Some("not root (needs CAP_BPF and CAP_PERFMON)".to_string())
-    } else {
-        futex_trace::ebpf::tracefs().err().map(|e| e.to_string())
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test}: must run in CI but cannot: {why}"
-            );
-            eprintln!("SKIPPED {test}: {why}");
-            false
-        }
-    }
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {

@@ -1,5 +1,8 @@
 //! USDT over eBPF: futex-core's probes in a real binary, and (as root) traced through uprobes.
 
+mod common;
+use common::privileged;
+
 use futex_trace::usdt::{parse_args, parse_notes, Note};
 
 #[test]
@@ -30,26 +33,6 @@ fn notes_of_a_real_binary_with_futex_core_probes() {
         assert_eq!(n.semaphore, 0);
         // The site is a nop (0x90) at its file offset.
         assert_eq!(exe[n.file_offset as usize], 0x90, "{n:?}");
-    }
-}
-
-/// True when this test may run; prints the reason and returns false otherwise (fails under CI).
-fn privileged(test: &str) -> bool {
-    let why = if futex_trace::ebpf::check_privileges().is_err() {
-        Some("not root (needs CAP_BPF and CAP_PERFMON)".to_string())
-    } else {
-        futex_trace::ebpf::tracefs().err().map(|e| e.to_string())
-    };
-    match why {
-        None => true,
-        Some(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test}: must run in CI but cannot: {why}"
-            );
-            eprintln!("SKIPPED {test}: {why}");
-            false
-        }
     }
 }
 

@@ -21,7 +21,7 @@
 //! `--core-mutex SECS` contends a futex-core Mutex (with `--observe`, under its observer);
 //! `--spam SECS` makes FUTEX_WAKE calls (nobody waiting) as fast as it can and prints how many.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -202,21 +202,26 @@ fn exact() {
     println!("{report}");
 }
 
-/// Contended std Mutex for `secs`: prints lock acquisitions per second.
-fn contend(secs: f64, threads: usize) {
-    let m = Arc::new(std::sync::Mutex::new(0u64));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// `threads` threads calling `op` (a short critical section) until `stop` is set after `secs`:
+/// operations per second.
+fn hammer(
+    secs: f64,
+    threads: usize,
+    stop: &Arc<AtomicBool>,
+    op: impl Fn() + Send + Sync + 'static,
+) -> f64 {
+    let op = Arc::new(op);
     let start = Instant::now();
     let hs: Vec<_> = (0..threads)
         .map(|_| {
-            let (m, stop) = (m.clone(), stop.clone());
+            let (op, stop) = (op.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..64 {
-                        *m.lock().unwrap() += 1;
-                        n += 1;
+                        op();
                     }
+                    n += 64;
                 }
                 n
             })
@@ -225,7 +230,14 @@ fn contend(secs: f64, threads: usize) {
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
     let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-    let ops = total as f64 / start.elapsed().as_secs_f64();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Contended std Mutex for `secs`: prints lock acquisitions per second.
+fn contend(secs: f64, threads: usize) {
+    let m = std::sync::Mutex::new(0u64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ops = hammer(secs, threads, &stop, move || *m.lock().unwrap() += 1);
     println!(
         "{}",
         serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
@@ -258,8 +270,8 @@ static PINGPONG_TURN: AtomicU32 = AtomicU32::new(0);
 /// and (usually) a wait. Prints hand-offs per second.
 fn pingpong(secs: f64) {
     let turn: &'static AtomicU32 = &PINGPONG_TURN;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let player = |me: u32, turn: &'static AtomicU32, stop: Arc<std::sync::atomic::AtomicBool>| {
+    let stop = Arc::new(AtomicBool::new(false));
+    let player = |me: u32, turn: &'static AtomicU32, stop: Arc<AtomicBool>| {
         move || {
             let mut n = 0u64;
             loop {
@@ -375,8 +387,7 @@ fn notify_all(n: usize) {
 /// process also subscribes to futex-core's observer and drains it every 5 ms. Prints lock
 /// acquisitions per second.
 fn core_mutex(secs: f64, threads: usize, observe: bool) {
-    let m = Arc::new(futex_core::sync::Mutex::new(0u64));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let observer = observe.then(|| {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -391,26 +402,8 @@ fn core_mutex(secs: f64, threads: usize, observe: bool) {
             }
         })
     });
-    let start = Instant::now();
-    let hs: Vec<_> = (0..threads)
-        .map(|_| {
-            let (m, stop) = (m.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    for _ in 0..64 {
-                        *m.lock() += 1;
-                        n += 1;
-                    }
-                }
-                n
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-    let ops = total as f64 / start.elapsed().as_secs_f64();
+    let m = futex_core::sync::Mutex::new(0u64);
+    let ops = hammer(secs, threads, &stop, move || *m.lock() += 1);
     if let Some(o) = observer {
         o.join().unwrap();
     }
