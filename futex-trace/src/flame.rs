@@ -75,7 +75,7 @@ pub fn folded_by_lock(
         .addresses
         .iter()
         .filter(|(_, a)| a.wait_ns_total > 0)
-        .map(|(addr, a)| {
+        .map(|((_, addr), a)| {
             let name = labels
                 .get(addr)
                 .cloned()

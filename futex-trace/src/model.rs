@@ -203,7 +203,8 @@ pub struct Totals {
 pub struct Model {
     pub origin: BucketOrigin,
     pub buckets: Vec<BucketStats>,
-    pub addresses: HashMap<u64, AddrStats>,
+    /// Per futex word, keyed by (pid, address): the same address in two processes is two words.
+    pub addresses: HashMap<(u32, u64), AddrStats>,
     pub edges: HashMap<(u64, u64), Edge>,
     /// Time waited, by waits that slept, split into contention (Mutex, raw, kernel) and idle (Condvar).
     pub wait_contention: Log2Hist,
@@ -279,7 +280,7 @@ impl Model {
         }
         match e.kind {
             EventKind::WaitStart { addr, bucket, .. } => {
-                let a = self.addresses.entry(addr).or_default();
+                let a = self.addresses.entry((e.pid, addr)).or_default();
                 a.pid = e.pid;
                 a.waiting += 1;
                 let b = self.bucket(bucket);
@@ -311,7 +312,7 @@ impl Model {
                 if blocked {
                     b.waits_blocked += 1;
                 }
-                let a = self.addresses.entry(addr).or_default();
+                let a = self.addresses.entry((e.pid, addr)).or_default();
                 a.pid = e.pid;
                 a.waiting = (a.waiting - 1).max(0);
                 a.waits += 1;
@@ -374,7 +375,7 @@ impl Model {
                 collisions,
                 ..
             } => {
-                let a = self.addresses.entry(addr).or_default();
+                let a = self.addresses.entry((e.pid, addr)).or_default();
                 a.pid = e.pid;
                 a.wakes += 1;
                 a.wakes_woke += woken as u64;
@@ -459,6 +460,34 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_address_in_two_processes_is_two_words() {
+        let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+        for pid in [10, 20] {
+            m.apply(&Event {
+                ts_ns: 1,
+                pid,
+                tid: pid,
+                kind: EventKind::WaitEnd {
+                    addr: 0x1000,
+                    final_addr: 0x1000,
+                    bucket: 3,
+                    wait: WaitKind::Kernel,
+                    outcome: Outcome::Woken,
+                    wait_ns: u64::from(pid),
+                    wake_to_return_ns: None,
+                    requeued: 0,
+                    sched_delay_ns: None,
+                    waker: None,
+                    kernel: None,
+                },
+            });
+        }
+        assert_eq!(m.addresses.len(), 2);
+        assert_eq!(m.addresses[&(20, 0x1000)].wait_ns_total, 20);
+        assert_eq!(m.buckets[3].waits_blocked, 2);
+    }
 
     #[test]
     fn log2_percentiles() {

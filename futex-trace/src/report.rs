@@ -116,7 +116,7 @@ fn build<'a>(
     let mut addresses: Vec<AddressRow> = m
         .addresses
         .iter()
-        .map(|(&a, s)| AddressRow {
+        .map(|(&(_, a), s)| AddressRow {
             address: hex(a),
             pid: s.pid,
             label: labels.get(&a).map(String::as_str).or_else(|| {

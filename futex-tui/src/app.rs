@@ -47,6 +47,7 @@ impl SortBy {
 /// One row of the top-locks table, precomputed at update time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LockRow {
+    pub pid: u32,
     pub addr: u64,
     pub label: Option<String>,
     pub kind: WaitKind,
@@ -114,7 +115,7 @@ pub struct App {
     /// Where `f` writes flamegraphs.
     pub out_dir: PathBuf,
     prev_buckets: Vec<u64>,
-    prev_addr_waits: HashMap<u64, u64>,
+    prev_addr_waits: HashMap<(u32, u64), u64>,
     prev_edges: HashMap<(u64, u64), u64>,
     prev_events: u64,
     prev_idle: u64,
@@ -213,11 +214,11 @@ impl App {
         }
     }
 
-    fn rebuild_locks(&mut self, rates: Option<&HashMap<u64, f64>>) {
-        let old: HashMap<u64, f64> = self
+    fn rebuild_locks(&mut self, rates: Option<&HashMap<(u32, u64), f64>>) {
+        let old: HashMap<(u32, u64), f64> = self
             .locks
             .iter()
-            .map(|r| (r.addr, r.waits_per_sec))
+            .map(|r| ((r.pid, r.addr), r.waits_per_sec))
             .collect();
         let queues = self.model.buckets.len().max(1);
         let mut rows: Vec<LockRow> = self
@@ -225,7 +226,8 @@ impl App {
             .addresses
             .iter()
             .filter(|(_, s)| !s.kind().is_idle())
-            .map(|(&addr, s)| LockRow {
+            .map(|(&(pid, addr), s)| LockRow {
+                pid,
                 addr,
                 label: self.labels.get(&addr).cloned().or_else(|| {
                     self.stacks
@@ -235,8 +237,8 @@ impl App {
                 kind: s.kind(),
                 waits: s.waits,
                 waits_per_sec: rates
-                    .and_then(|r| r.get(&addr))
-                    .or(old.get(&addr))
+                    .and_then(|r| r.get(&(pid, addr)))
+                    .or(old.get(&(pid, addr)))
                     .copied()
                     .unwrap_or(0.0),
                 wait_ns_total: s.wait_ns_total,
@@ -253,7 +255,7 @@ impl App {
             })
             .collect();
         // Ties broken by address, so the order does not depend on hash-map iteration.
-        rows.sort_by_key(|r| r.addr);
+        rows.sort_by_key(|r| (r.addr, r.pid));
         match self.sort {
             SortBy::TotalWait => rows.sort_by_key(|r| std::cmp::Reverse(r.wait_ns_total)),
             SortBy::WaitsPerSec => rows.sort_by(|a, b| b.waits_per_sec.total_cmp(&a.waits_per_sec)),

@@ -345,7 +345,7 @@ pub fn draw_detail(f: &mut Frame, app: &App) {
         return;
     };
     let area = centered(f.area(), 96, 20);
-    let s = app.model.addresses.get(&r.addr);
+    let s = app.model.addresses.get(&(r.pid, r.addr));
     let mut lines = vec![
         Line::from(format!(
             "address {:#x} · bucket {} · {:?}",
