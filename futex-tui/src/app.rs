@@ -107,8 +107,9 @@ pub struct App {
     pub message: Option<String>,
     /// Stacks and symbols of an eBPF source (none for the observer).
     pub stacks: Option<StackTable>,
-    /// The tracer's own cost, for the header: BPF run time in ms per second (eBPF sources).
-    pub tracer_ms_per_sec: Option<f64>,
+    /// The tracer's own cost, for the header: BPF run time per second (eBPF sources), or the observer's
+    /// collector CPU per second (the demo).
+    pub tracer_cost: Option<String>,
     /// Replay: playback speed, and a one-second step asked for while paused.
     pub speed: Option<f64>,
     pub step: bool,
@@ -144,7 +145,7 @@ impl App {
             detail: false,
             message: None,
             stacks: None,
-            tracer_ms_per_sec: None,
+            tracer_cost: None,
             speed: None,
             step: false,
             out_dir: PathBuf::from("."),

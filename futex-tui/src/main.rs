@@ -410,6 +410,7 @@ fn main() -> ExitCode {
             let frame = Duration::from_millis(100);
             let mut next_frame = Instant::now();
             let mut last_stacks = Instant::now() - Duration::from_secs(10);
+            let mut last_cost = (0u64, Instant::now());
             let mut run = || -> std::io::Result<()> {
                 loop {
                     if Instant::now() >= next_frame {
@@ -419,9 +420,22 @@ fn main() -> ExitCode {
                         if last_stacks.elapsed() >= Duration::from_secs(1) {
                             last_stacks = Instant::now();
                             app.stacks = feed.stacks();
-                            if let Feed::Live { shared, .. } = &feed {
-                                app.tracer_ms_per_sec =
-                                    Some(lock(&shared.status).bpf_ns_per_sec / 1e6);
+                            match &feed {
+                                Feed::Live { shared, .. } => {
+                                    app.tracer_cost = Some(format!(
+                                        "tracer {:.1} ms/s BPF",
+                                        lock(&shared.status).bpf_ns_per_sec / 1e6
+                                    ));
+                                }
+                                Feed::Demo { collector, .. } => {
+                                    // The observer's share: its collector thread's CPU per second.
+                                    let now = collector.cpu_ns();
+                                    let dt = last_cost.1.elapsed().as_secs_f64().max(1e-3);
+                                    let ms = now.saturating_sub(last_cost.0) as f64 / 1e6 / dt;
+                                    last_cost = (now, Instant::now());
+                                    app.tracer_cost = Some(format!("observer {ms:.1} ms/s"));
+                                }
+                                Feed::Replay(_) => {}
                             }
                         }
                         let uptime = match &feed {

@@ -82,8 +82,8 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             app.uptime_s, app.source, app.pid, app.events_per_sec
         )),
         lost,
-        Span::raw(match app.tracer_ms_per_sec {
-            Some(ms) => format!(" · tracer {ms:.1} ms/s BPF"),
+        Span::raw(match &app.tracer_cost {
+            Some(c) => format!(" · {c}"),
             None => String::new(),
         }),
     ]);
