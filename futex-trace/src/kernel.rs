@@ -126,17 +126,14 @@ impl FutexOp {
 }
 
 /// How a wait's return value reads.
-pub fn wait_outcome(op: FutexOp, ret: i64) -> Outcome {
+pub fn wait_outcome(ret: i64) -> Outcome {
     match ret {
         r if r >= 0 => Outcome::Woken, // 0, or futex_waitv's index of the word that woke it
         r if r == -EAGAIN => Outcome::Mismatch,
         r if r == -ETIMEDOUT => Outcome::TimedOut,
         r if r == -EINTR || ERESTART.contains(&-r) => Outcome::Interrupted,
-        // LOCK_PI's EAGAIN-like "owner is exiting" is retried by libc; anything else failed at once.
-        _ => {
-            let _ = op;
-            Outcome::Failed
-        }
+        // Anything else failed without sleeping (EINVAL, EFAULT, EDEADLK, ENOSYS, ...).
+        _ => Outcome::Failed,
     }
 }
 
@@ -168,7 +165,7 @@ impl Decoder {
             },
             FT_FUTEX => match op.class() {
                 OpClass::Wait => {
-                    let outcome = wait_outcome(op, r.ret);
+                    let outcome = wait_outcome(r.ret);
                     let final_addr = if r.final_uaddr != 0 {
                         r.final_uaddr
                     } else {

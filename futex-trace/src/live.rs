@@ -444,11 +444,15 @@ pub fn trace_into(
             return;
         }
         let line = format!(
-            "tracing {what}: {:.0} s · {:.0} events/s · lost {} · stack errors {} · BPF {:.2} ms/s",
+            "tracing {what}: {:.0} s · {:.0} events/s · lost {} · stack errors {}{} · BPF {:.2} ms/s",
             s.elapsed.as_secs_f64(),
             s.events_per_sec,
             s.counters.lost_events,
             s.counters.stack_errors,
+            match s.counters.inflight_full {
+                0 => String::new(),
+                n => format!(" · untraced calls {n}"),
+            },
             s.bpf_ns_per_sec / 1e6
         );
         if tty {
@@ -500,6 +504,7 @@ pub fn trace_into(
         events: model.totals.events,
         lost_events: model.totals.lost_events,
         stack_errors: counters.stack_errors,
+        untraced_calls: counters.inflight_full,
         reason: match reason {
             StopReason::Duration => "duration",
             StopReason::Interrupted => "interrupted",

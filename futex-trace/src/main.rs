@@ -264,6 +264,8 @@ fn input(file: Option<&PathBuf>, t: &Target) -> Result<Input, String> {
 struct Gathered {
     /// Every process traced.
     pids: Vec<u32>,
+    /// How a live trace or a recording ended (none for the demo).
+    end: Option<TraceEnd>,
     model: Model,
     stacks: Option<StackTable>,
     labels: HashMap<u64, String>,
@@ -276,6 +278,12 @@ fn live_warnings(r: &LiveResult) -> Vec<String> {
         w.push(format!(
             "{} events were lost (the ring buffer was full): counts are lower bounds",
             r.end.lost_events
+        ));
+    }
+    if r.end.untraced_calls > 0 {
+        w.push(format!(
+            "{} futex calls were not traced (no room for per-thread state in the kernel)",
+            r.end.untraced_calls
         ));
     }
     if r.end.stack_errors > 0 {
@@ -309,6 +317,7 @@ fn gather(
             })?;
             Ok(Gathered {
                 pids: vec![std::process::id()],
+                end: None,
                 model,
                 stacks: None,
                 labels,
@@ -337,6 +346,7 @@ fn gather(
             let warnings = live_warnings(&r);
             Ok(Gathered {
                 pids: r.end.pids.clone(),
+                end: Some(r.end.clone()),
                 src: SourceInfo {
                     source: r.meta.source.clone(),
                     pid: r.end.pids.first().copied().unwrap_or(0),
@@ -388,6 +398,7 @@ fn gather(
                 .as_ref()
                 .map_or_else(|| trace.meta.pids.clone(), |e| e.pids.clone());
             Ok(Gathered {
+                end: trace.end.clone(),
                 src: SourceInfo {
                     source: format!("{} (recorded in {})", trace.meta.source, path.display()),
                     pid: pids.first().copied().unwrap_or(0),
@@ -468,18 +479,21 @@ fn record(
             output.display()
         ));
     }
+    // A live trace knows how it ended (stack errors, calls it could not trace, why it stopped).
     let end = TraceEnd {
         pids: g.pids.clone(),
         duration_s: g.src.duration_s,
         events: g.model.totals.events,
         lost_events: g.model.totals.lost_events,
-        stack_errors: 0,
-        reason: if interrupted.load(Ordering::Relaxed) {
-            "interrupted".into()
-        } else {
-            "ended".into()
-        },
         labels: g.labels.iter().map(|(a, l)| (*a, l.clone())).collect(),
+        ..g.end.clone().unwrap_or_else(|| TraceEnd {
+            reason: if interrupted.load(Ordering::Relaxed) {
+                "interrupted".into()
+            } else {
+                "ended".into()
+            },
+            ..TraceEnd::default()
+        })
     };
     let stacks = g.stacks.unwrap_or_default();
     w.finish(&stacks, &end)

@@ -56,6 +56,9 @@ pub struct TraceEnd {
     pub events: u64,
     pub lost_events: u64,
     pub stack_errors: u64,
+    /// Futex calls not traced: no room for the thread's in-flight state in the kernel.
+    #[serde(default)]
+    pub untraced_calls: u64,
     pub reason: String,
     /// Names of addresses, where the source knows them (the demo's locks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -132,6 +132,7 @@ fn file(events: &[Event]) -> Vec<u8> {
             events: events.len() as u64,
             lost_events: 99,
             stack_errors: 1,
+            untraced_calls: 2,
             reason: "duration".into(),
             labels: vec![(0x1000, "lock".into())],
         },
