@@ -304,6 +304,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn short_stacks_are_measured_by_weight() {
+        let mut t = StackTable::default();
+        t.stacks.insert((1, 1), vec![0x10]); // cut short: no frame pointers
+        t.stacks.insert((1, 2), vec![0x10, 0x20, 0x30, 0x40]);
+        let w = |a: u64, b: u64| [((1, 1), a), ((1, 2), b)];
+        let share = |v: [((u32, u32), u64); 2]| t.short_stack_share(v.iter().map(|(k, w)| (k, *w)));
+        assert_eq!(share(w(3, 1)), 0.75);
+        assert_eq!(share(w(0, 5)), 0.0);
+        assert_eq!(t.short_stack_share(std::iter::empty()), 0.0);
+    }
+
     static MARKER_STATIC_WORD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
     #[test]
