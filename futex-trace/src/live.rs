@@ -438,10 +438,20 @@ pub fn trace_into(
         },
         None => traced_pids.iter().all(|&p| process_gone(p)),
     };
+    let mut hinted = false;
+    let by_pid = matches!(target, LiveTarget::Pids(_));
     let mut on_status = |s: &Status| {
         *lock(&shared.status) = *s;
         if !status {
             return;
+        }
+        if by_pid && !hinted && s.events == 0 && s.elapsed >= Duration::from_secs(3) {
+            hinted = true;
+            eprintln!(
+                "\nfutex-trace: no futex call seen yet. If the process is busy, another tool holding \
+                 sched:sched_switch (bpftrace, perf) since before it started can hide its calls \
+                 (see the README's known limits)"
+            );
         }
         let line = format!(
             "tracing {what}: {:.0} s · {:.0} events/s · lost {} · stack errors {}{} · BPF {:.2} ms/s",
