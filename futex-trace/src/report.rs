@@ -101,6 +101,16 @@ struct Report<'a> {
     wait_idle: Latency,
     wake_to_return: Latency,
     sched_delay: Latency,
+    /// Per second since the first event (the last ten minutes): waits that slept, their time, wakes,
+    /// waiters moved by requeue.
+    series: Vec<SeriesRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct SeriesRow<'a> {
+    second: u64,
+    #[serde(flatten)]
+    stats: &'a crate::model::SecondStats,
 }
 
 fn hex(a: u64) -> String {
@@ -179,6 +189,11 @@ fn build<'a>(
         wait_idle: (&m.wait_idle).into(),
         wake_to_return: (&m.wake_to_return).into(),
         sched_delay: (&m.sched_delay).into(),
+        series: m
+            .series
+            .iter()
+            .map(|(&second, stats)| SeriesRow { second, stats })
+            .collect(),
     }
 }
 

@@ -34,6 +34,14 @@ fn report_json_shows_contention_collisions_and_requeue_edges() {
     assert!(t["waits_blocked"].as_u64().unwrap() > 0);
     assert_eq!(t["lost_events"], 0);
     assert_eq!(r["bucket_origin"], "futex_core");
+    // The time series: one row per second traced, adding up to the totals.
+    let series = r["series"].as_array().unwrap();
+    assert!(!series.is_empty());
+    let slept: u64 = series
+        .iter()
+        .map(|s| s["waits_blocked"].as_u64().unwrap())
+        .sum();
+    assert_eq!(slept, t["waits_blocked"].as_u64().unwrap());
     let addrs = r["addresses"].as_array().unwrap();
     let by_label = |l: &str| {
         addrs
