@@ -160,6 +160,15 @@ pub struct Counters {
     pub stack_errors: u64,
     /// Syscalls not traced: no room for the thread's in-flight state.
     pub inflight_full: u64,
+    /// Syscalls whose return the kernel never reported (their event is lost).
+    pub missed_exits: u64,
+}
+
+impl Counters {
+    /// Events that were never delivered: the ring was full, or the kernel skipped a syscall's exit.
+    pub fn lost(&self) -> u64 {
+        self.lost_events + self.missed_exits
+    }
 }
 
 /// The loaded, attached eBPF programs and their maps.
@@ -297,6 +306,7 @@ impl KernelTracer {
             lost_events: get(0),
             stack_errors: get(1),
             inflight_full: get(2),
+            missed_exits: get(3),
         }
     }
 
@@ -560,16 +570,16 @@ impl KernelTracer {
             }
             last_check = now;
             let c = self.counters();
-            if c.lost_events > lost_reported {
+            if c.lost() > lost_reported {
                 let lost = [Event {
                     ts_ns: 0,
                     pid: 0,
                     tid: 0,
                     kind: EventKind::Lost {
-                        count: c.lost_events - lost_reported,
+                        count: c.lost() - lost_reported,
                     },
                 }];
-                lost_reported = c.lost_events;
+                lost_reported = c.lost();
                 if !on_batch(&lost) {
                     return Ok((StopReason::Consumer, fd.into_inner()));
                 }
@@ -604,13 +614,13 @@ impl KernelTracer {
             }
         }
         let c = self.counters();
-        if c.lost_events > lost_reported {
+        if c.lost() > lost_reported {
             batch.push(Event {
                 ts_ns: 0,
                 pid: 0,
                 tid: 0,
                 kind: EventKind::Lost {
-                    count: c.lost_events - lost_reported,
+                    count: c.lost() - lost_reported,
                 },
             });
         }

@@ -448,16 +448,16 @@ pub fn trace_into(
         if by_pid && !hinted && s.events == 0 && s.elapsed >= Duration::from_secs(3) {
             hinted = true;
             eprintln!(
-                "\nfutex-trace: no futex call seen yet. If the process is busy, another tool holding \
-                 sched:sched_switch (bpftrace, perf) since before it started can hide its calls \
-                 (see the README's known limits)"
+                "\nfutex-trace: no futex call from {what} yet: an idle process makes none; check it \
+                 is the process you mean (a shell's `$!` after `cd dir && cmd &` is the shell, not \
+                 cmd; `pgrep -f cmd` finds it)"
             );
         }
         let line = format!(
             "tracing {what}: {:.0} s · {:.0} events/s · lost {} · stack errors {}{} · BPF {:.2} ms/s",
             s.elapsed.as_secs_f64(),
             s.events_per_sec,
-            s.counters.lost_events,
+            s.counters.lost(),
             s.counters.stack_errors,
             match s.counters.inflight_full {
                 0 => String::new(),

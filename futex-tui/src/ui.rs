@@ -34,8 +34,8 @@ pub fn draw(f: &mut Frame, app: &App) {
     draw_header(f, header, app);
     let [locks, heat] =
         Layout::horizontal([Constraint::Min(40), Constraint::Length(68)]).areas(top);
-    // Narrow terminals: the heatmap goes below the locks instead of beside them.
-    if f.area().width < 110 {
+    // Below 150 columns the heatmap goes below the locks, so that the locks table keeps its width.
+    if f.area().width < 150 {
         let [locks, heat] =
             Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(top);
         draw_locks(f, locks, app);
