@@ -21,13 +21,7 @@ use futex_trace::model::{BucketOrigin, Model};
 const WORKLOAD: &str = env!("CARGO_BIN_EXE_futex-workload");
 
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    Duration::from_nanos(futex_trace::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID))
 }
 
 fn decode_and_model() -> f64 {

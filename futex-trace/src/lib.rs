@@ -17,6 +17,24 @@ pub mod stacks;
 pub mod tracefile;
 pub mod usdt;
 
+/// Locks a mutex shared with a thread that may have panicked holding it: the data (a model, a stack
+/// table) is still the best there is, so take it rather than propagate the panic.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads `clock` in nanoseconds: `CLOCK_MONOTONIC` (the clock of events and of `bpf_ktime_get_ns`) or
+/// `CLOCK_THREAD_CPUTIME_ID` (the CPU time of the calling thread).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clocks this is called with always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// The bucket (futex-core hash) an address falls in for a table of `queues` queues. For kernel futexes
 /// of another process this is futex-core's hash of the address, not the kernel's own table.
 pub fn bucket_of(addr: u64, queues: usize) -> usize {

@@ -12,6 +12,7 @@ use crate::ebpf::{
     KernelTracer, RunOptions, StackMap, Status, StopReason, TraceError, TraceTarget,
 };
 use crate::event::{Event, EventKind};
+use crate::lock;
 use crate::model::{BucketOrigin, Model};
 use crate::stacks::{new_symbolizer, StackTable};
 use crate::tracefile::{TraceEnd, TraceMeta};
@@ -66,10 +67,6 @@ impl Default for Shared {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 enum ResolverMsg {
@@ -167,16 +164,6 @@ impl Resolver {
 
 /// The futex-core table size kernel addresses are hashed into.
 pub const BUCKETS: usize = 64;
-
-fn mono_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// A process is gone when /proc has no entry for it or it is a zombie.
 fn process_gone(pid: u32) -> bool {
@@ -338,7 +325,7 @@ pub fn trace_into(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let started_mono_ns = mono_now_ns();
+    let started_mono_ns = crate::clock_ns(libc::CLOCK_MONOTONIC);
     let (pids, follow) = match target {
         LiveTarget::Pids(p) => (p.clone(), false),
         LiveTarget::Command(_) => (Vec::new(), true),

@@ -69,17 +69,6 @@ pub struct Collector {
     handle: Option<JoinHandle<()>>,
 }
 
-/// CPU time the calling thread has used.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 impl Collector {
     /// Starts polling `src` every `period`, folding into `model`.
     pub fn spawn(mut src: ObserverSource, model: Model, period: Duration) -> Collector {
@@ -99,12 +88,15 @@ impl Collector {
                         batch.clear();
                         src.poll(&mut batch);
                         events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        let mut m = model.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut m = crate::lock(&model);
                         for e in &batch {
                             m.apply(e);
                         }
                         drop(m);
-                        cpu.store(thread_cpu_ns(), Ordering::Relaxed);
+                        cpu.store(
+                            crate::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID),
+                            Ordering::Relaxed,
+                        );
                     }
                 })
                 .expect("spawn the collector thread")
@@ -125,7 +117,7 @@ impl Collector {
 
     /// A copy of the model as it is now.
     pub fn snapshot(&self) -> Model {
-        self.model.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::lock(&self.model).clone()
     }
 
     /// Events folded so far.

@@ -24,12 +24,7 @@ use futex_tui::app::App;
 
 /// CPU time (user + system) of the calling thread.
 fn thread_cpu() -> Duration {
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_THREAD is supported on Linux.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    Duration::from_nanos(futex_trace::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID))
 }
 
 /// Runs the UI loop for `secs` against `model` (fed by another thread); `pace` = Some(10 fps) or unpaced.

@@ -15,6 +15,7 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers
 use futex_trace::demo::{Demo, DemoConfig};
 use futex_trace::ebpf::{self, TraceError};
 use futex_trace::live::{self, LiveOptions, LiveResult, LiveTarget, Shared};
+use futex_trace::lock;
 use futex_trace::model::{BucketOrigin, Model};
 use futex_trace::source::{Collector, ObserverSource};
 use futex_trace::stacks::StackTable;
@@ -138,10 +139,6 @@ impl Feed {
             Feed::Replay(r) => r.stop(),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Plays a recording into a model at its recorded pace times a speed, with pause and step.
