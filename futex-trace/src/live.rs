@@ -34,8 +34,6 @@ pub struct LiveResult {
     pub end: TraceEnd,
     /// The started command's exit status (for `LiveTarget::Command`), if it ended.
     pub exit_status: Option<ExitStatus>,
-    /// Share of waiting time whose stacks have ≤ 2 frames (frame pointers missing).
-    pub short_stack_share: f64,
 }
 
 /// What a live trace shares with its readers (a dashboard) while it runs: the model, folded on the
@@ -474,7 +472,6 @@ pub fn trace_into(
     let stacks = lock(&shared.stacks).clone();
     let model = lock(&shared.model).clone();
     let counters = tracer.counters();
-    let short = stacks.short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
     if let Some(mut c) = child {
         if exit_status.is_none() && reason != StopReason::TargetsExited {
             // We stop tracing; the command keeps running as it would have without us.
@@ -533,6 +530,5 @@ pub fn trace_into(
         meta,
         end,
         exit_status,
-        short_stack_share: short,
     })
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use futex_trace::demo::{Demo, DemoConfig};
 use futex_trace::event::Event;
 use futex_trace::flame::{self, Side};
-use futex_trace::live::{self, LiveResult, LiveTarget};
+use futex_trace::live::{self, LiveTarget};
 use futex_trace::model::{BucketOrigin, Model};
 use futex_trace::report::{self, SourceInfo};
 use futex_trace::source::ObserverSource;
@@ -272,27 +272,32 @@ struct Gathered {
     src: SourceInfo,
 }
 
-fn live_warnings(r: &LiveResult) -> Vec<String> {
+/// What a reader of a live trace or a recording must know: losses, and stacks cut short.
+fn trace_warnings(model: &Model, stacks: &StackTable, end: Option<&TraceEnd>) -> Vec<String> {
     let mut w = Vec::new();
-    if r.end.lost_events > 0 {
-        w.push(format!(
-            "{} events were lost (the ring buffer was full): counts are lower bounds",
-            r.end.lost_events
-        ));
+    if let Some(end) = end {
+        if end.lost_events > 0 {
+            w.push(format!(
+                "{} events were lost (ring buffer full, or syscall returns the kernel did not \
+                 report): counts are lower bounds",
+                end.lost_events
+            ));
+        }
+        if end.untraced_calls > 0 {
+            w.push(format!(
+                "{} futex calls were not traced (no room for per-thread state in the kernel)",
+                end.untraced_calls
+            ));
+        }
+        if end.stack_errors > 0 {
+            w.push(format!(
+                "{} stacks could not be stored (stack map full or hash collision)",
+                end.stack_errors
+            ));
+        }
     }
-    if r.end.untraced_calls > 0 {
-        w.push(format!(
-            "{} futex calls were not traced (no room for per-thread state in the kernel)",
-            r.end.untraced_calls
-        ));
-    }
-    if r.end.stack_errors > 0 {
-        w.push(format!(
-            "{} stacks could not be stored (stack map full or hash collision)",
-            r.end.stack_errors
-        ));
-    }
-    if r.short_stack_share > 0.5 {
+    let short = stacks.short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
+    if short > 0.5 {
         w.push(SHORT_STACKS_HELP.to_string());
     }
     w
@@ -343,7 +348,7 @@ fn gather(
                     eprintln!("futex-trace: the traced command ended with {st}");
                 }
             }
-            let warnings = live_warnings(&r);
+            let warnings = trace_warnings(&r.model, &r.stacks, Some(&r.end));
             Ok(Gathered {
                 pids: r.end.pids.clone(),
                 end: Some(r.end.clone()),
@@ -379,20 +384,7 @@ fn gather(
             }
             on_batch(&pending);
             let mut warnings: Vec<String> = trace.warning.iter().cloned().collect();
-            if let Some(end) = &trace.end {
-                if end.lost_events > 0 {
-                    warnings.push(format!(
-                        "{} events were lost while recording: counts are lower bounds",
-                        end.lost_events
-                    ));
-                }
-            }
-            let short = trace
-                .stacks
-                .short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
-            if short > 0.5 {
-                warnings.push(SHORT_STACKS_HELP.to_string());
-            }
+            warnings.extend(trace_warnings(&model, &trace.stacks, trace.end.as_ref()));
             let pids = trace
                 .end
                 .as_ref()
@@ -605,9 +597,7 @@ fn main() -> ExitCode {
             let out = if *json {
                 report::json(&g.model, &g.src, &g.labels, g.stacks.as_ref())
             } else {
-                for w in &g.src.warnings {
-                    eprintln!("futex-trace: warning: {w}");
-                }
+                // The text report carries the warnings itself (so does the JSON one).
                 report::text(&g.model, &g.src, &g.labels, g.stacks.as_ref(), *top)
             };
             // A closed stdout (`| head`) is not an error worth a word.
