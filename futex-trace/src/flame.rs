@@ -91,6 +91,30 @@ pub fn folded_by_lock(
     lines
 }
 
+/// The folded lines of a flamegraph and the title that says what it measures: by stack when `stacks`
+/// is given, else by lock (futex-core's observer records no stacks).
+pub fn graph(
+    model: &Model,
+    stacks: Option<&StackTable>,
+    labels: &std::collections::HashMap<u64, String>,
+    side: Side,
+) -> (Vec<String>, &'static str) {
+    match (stacks, side) {
+        (Some(t), Side::Waiters) => (
+            folded(model, t, side),
+            "Where threads wait on futexes: time waited",
+        ),
+        (Some(t), Side::Wakers) => (
+            folded(model, t, side),
+            "Who wakes waiting threads: time waited by the threads each stack woke",
+        ),
+        (None, _) => (
+            folded_by_lock(model, labels),
+            "Where threads wait: time waited, by lock (this source records no stacks)",
+        ),
+    }
+}
+
 /// Renders folded lines as an SVG flamegraph.
 pub fn svg(lines: &[String], title: &str, subtitle: &str, out: impl Write) -> io::Result<()> {
     let mut opt = inferno::flamegraph::Options::default();

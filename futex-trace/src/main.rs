@@ -522,10 +522,7 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
                 .into(),
         );
     }
-    let lines = match &g.stacks {
-        Some(stacks) => flame::folded(&g.model, stacks, side),
-        None => flame::folded_by_lock(&g.model, &g.labels),
-    };
+    let (lines, what) = flame::graph(&g.model, g.stacks.as_ref(), &g.labels, side);
     let file = std::fs::File::create(output)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -534,13 +531,6 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
             writeln!(out, "{l}").map_err(|e| format!("writing {}: {e}", output.display()))?;
         }
     } else {
-        let what = if wakers {
-            "Who wakes waiting threads: time waited by the threads each stack woke"
-        } else if by_lock {
-            "Where threads wait: time waited, by lock (the observer records no stacks)"
-        } else {
-            "Where threads wait on futexes: time waited"
-        };
         let subtitle = format!(
             "{} · pid {} · {:.1} s · {} waits with stacks · lost events {}",
             g.src.source,

@@ -307,16 +307,12 @@ impl App {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let path = dir.join(format!("futex-tui-waits-{secs}.svg"));
-        let (lines, what) = match &self.stacks {
-            Some(t) if !self.model.stacks.is_empty() => (
-                flame::folded(&self.model, t, Side::Waiters),
-                "Where threads wait on futexes: time waited, by stack",
-            ),
-            _ => (
-                flame::folded_by_lock(&self.model, &self.labels),
-                "Where threads wait: time waited, by lock (this source has no stacks)",
-            ),
-        };
+        // Without captured stacks (the demo, --no-stacks), by lock.
+        let stacks = self
+            .stacks
+            .as_ref()
+            .filter(|_| !self.model.stacks.is_empty());
+        let (lines, what) = flame::graph(&self.model, stacks, &self.labels, Side::Waiters);
         let subtitle = format!(
             "{} · pid {} · {:.0} s · {} waits slept",
             self.source, self.pid, self.uptime_s, self.model.totals.waits_blocked
