@@ -131,6 +131,12 @@ pub fn check_privileges() -> Result<(), TraceError> {
     ))
 }
 
+/// Checks everything tracing needs before it starts: privileges, then tracefs.
+pub fn check_can_trace() -> Result<(), TraceError> {
+    check_privileges()?;
+    tracefs().map(|_| ())
+}
+
 /// Checks that `pid` names a running process.
 pub fn check_pid(pid: u32) -> Result<(), TraceError> {
     if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {

@@ -284,16 +284,9 @@ fn main() -> ExitCode {
     }
     // What can be checked before anything starts is checked first, so a wrong pid or a missing file is
     // the message a user sees, whatever else is wrong.
-    if let Some(pid) = cli.pid {
-        if let Err(e) = ebpf::check_privileges()
-            .and_then(|_| ebpf::tracefs().map(|_| ()))
-            .and_then(|_| ebpf::check_pid(pid))
-        {
-            return fail(e);
-        }
-    }
-    if !cli.command.is_empty() {
-        if let Err(e) = ebpf::check_privileges().and_then(|_| ebpf::tracefs().map(|_| ())) {
+    if cli.pid.is_some() || !cli.command.is_empty() {
+        let checks = ebpf::check_can_trace().and_then(|_| cli.pid.map_or(Ok(()), ebpf::check_pid));
+        if let Err(e) = checks {
             return fail(e);
         }
     }
@@ -316,14 +309,6 @@ fn main() -> ExitCode {
     };
     let mut labels = std::collections::HashMap::new();
     let (feed, source, pid, speed) = if let Some(target) = live_target {
-        let checks = ebpf::check_privileges().and_then(|_| ebpf::tracefs().map(|_| ()));
-        let checks = checks.and_then(|_| match &target {
-            LiveTarget::Pids(p) => ebpf::check_pid(p[0]),
-            LiveTarget::Command(_) => Ok(()),
-        });
-        if let Err(e) = checks {
-            return fail(e);
-        }
         let shared = Shared::with_origin(if cli.usdt {
             BucketOrigin::FutexCore
         } else {
