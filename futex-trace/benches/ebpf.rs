@@ -9,6 +9,10 @@
 //!
 //! `cargo bench -p futex-trace --bench ebpf` (BENCH_SECS=3 per run by default). Figures: BENCHMARKS.md.
 
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code, reason = "the bench uses only the workload helper")]
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -18,7 +22,9 @@ use futex_trace::ebpf::{KernelTracer, RunOptions, TraceTarget};
 use futex_trace::kernel::{Decoder, RawEvent, FT_FUTEX, FT_WAIT_BEGIN};
 use futex_trace::model::{BucketOrigin, Model};
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_futex-workload");
+/// The test workload (its own crate), built if needed.
+static WORKLOAD: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| common::workload().display().to_string());
 
 fn thread_cpu() -> Duration {
     Duration::from_nanos(futex_trace::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID))
@@ -56,7 +62,7 @@ fn decode_and_model() -> f64 {
 
 /// Starts the workload with `args`, held until a line on stdin.
 fn held(args: &[&str]) -> std::process::Child {
-    Command::new(WORKLOAD)
+    Command::new(WORKLOAD.as_str())
         .arg("--wait-stdin")
         .args(args)
         .stdin(Stdio::piped())
@@ -201,7 +207,7 @@ fn main() {
     for _ in 0..rounds {
         base.push(untraced(&args)["ops_per_sec"].as_f64().unwrap());
         obs.push(untraced(&observed_args)["ops_per_sec"].as_f64().unwrap());
-        let t = traced_with(&args, false, Some(WORKLOAD));
+        let t = traced_with(&args, false, Some(WORKLOAD.as_str()));
         usdt.push(t.workload["ops_per_sec"].as_f64().unwrap());
         println!(
             "  nothing {:>12.0}   observer {:>12.0}   USDT {:>12.0}   ({} USDT events, {} lost)",

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_futex-workload");
+/// The test workload (its own crate), built if needed.
+static WORKLOAD: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| common::workload().display().to_string());
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_futex-trace"))
@@ -33,7 +35,7 @@ fn record_workload(name: &str) -> (Value, Value, std::path::PathBuf) {
         .args(["record", "-o"])
         .arg(&trace)
         .arg("--")
-        .arg(WORKLOAD)
+        .arg(WORKLOAD.as_str())
         .output()
         .unwrap();
     assert!(
@@ -193,7 +195,7 @@ fn tracing_a_pid_sees_nothing_of_other_processes_and_stops_when_it_exits() {
         return;
     }
     let spawn = || {
-        Command::new(WORKLOAD)
+        Command::new(WORKLOAD.as_str())
             .arg("--wait-stdin")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -267,7 +269,7 @@ fn a_recording_replays_to_the_same_model_as_the_live_trace() {
     let mut w = TraceWriter::new(std::fs::File::create(&path).unwrap(), &meta).unwrap();
     let stop = AtomicBool::new(false);
     let r = live::trace(
-        &LiveTarget::Command(vec![WORKLOAD.into()]),
+        &LiveTarget::Command(vec![WORKLOAD.as_str().into()]),
         live::LiveOptions::default(),
         &stop,
         &mut |b| w.events(b).is_ok(),
@@ -338,7 +340,7 @@ fn ctrl_c_ends_a_recording_and_keeps_it() {
     let mut rec = bin()
         .args(["record", "-o"])
         .arg(&trace)
-        .args(["--", WORKLOAD, "--contend", "3"])
+        .args(["--", WORKLOAD.as_str(), "--contend", "3"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -18,7 +18,11 @@ const OUTPUTS: [(&str, &[&str], bool); 4] = [
     ("report.txt", &["report"], false),
     ("report.json", &["report", "--json"], false),
     ("waiters.folded", &["flamegraph", "--folded"], true),
-    ("wakers.folded", &["flamegraph", "--folded", "--wakers"], true),
+    (
+        "wakers.folded",
+        &["flamegraph", "--folded", "--wakers"],
+        true,
+    ),
 ];
 
 fn output(args: &[&str], recording: &str, to_file: bool) -> String {
@@ -92,7 +96,8 @@ fn version_1_recordings_give_the_golden_outputs() {
 #[test]
 fn the_fixtures_are_version_1_and_read_whole() {
     for fixture in FIXTURES {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{fixture}.ftr"));
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{fixture}.ftr"));
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"FUTEXTRC");
         assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1, "{fixture}");

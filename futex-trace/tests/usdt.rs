@@ -36,7 +36,9 @@ fn notes_of_a_real_binary_with_futex_core_probes() {
     }
 }
 
-const WORKLOAD: &str = env!("CARGO_BIN_EXE_futex-workload");
+/// The test workload (its own crate), built if needed.
+static WORKLOAD: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| common::workload().display().to_string());
 
 #[test]
 fn usdt_buckets_equal_futex_core_statistics() {
@@ -49,7 +51,7 @@ fn usdt_buckets_equal_futex_core_statistics() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_futex-trace"))
         .args(["record", "--usdt", "-o"])
         .arg(&file)
-        .args(["--", WORKLOAD, "--futex-core", "1"])
+        .args(["--", WORKLOAD.as_str(), "--futex-core", "1"])
         .output()
         .unwrap();
     assert!(
@@ -115,7 +117,7 @@ fn usdt_by_pid_and_a_binary_without_probes() {
         return;
     }
     use std::io::Write;
-    let mut w = std::process::Command::new(WORKLOAD)
+    let mut w = std::process::Command::new(WORKLOAD.as_str())
         .args(["--wait-stdin", "--futex-core", "1"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -174,7 +176,14 @@ fn notify_all_is_one_woken_and_the_rest_moved_onto_the_mutex() {
         return;
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_futex-trace"))
-        .args(["stream", "--usdt", "--", WORKLOAD, "--notify-all", "6"])
+        .args([
+            "stream",
+            "--usdt",
+            "--",
+            WORKLOAD.as_str(),
+            "--notify-all",
+            "6",
+        ])
         .output()
         .unwrap();
     assert!(

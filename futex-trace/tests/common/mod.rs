@@ -15,3 +15,37 @@ pub(crate) fn privileged(test: &str) -> bool {
         }
     }
 }
+
+/// The `futex-workload` binary (the workspace's test workload crate), built with this test's profile
+/// into this test's target directory if it is not there yet (`cargo test -p futex-trace` alone does not
+/// build other packages' binaries).
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module runs the workload"
+)]
+pub(crate) fn workload() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // target/<profile>/deps/<test binary> → target/<profile>/futex-workload
+            let exe = std::env::current_exe().expect("the test binary's path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|d| d.parent())
+                .expect("target/<profile>");
+            let target_dir = profile_dir.parent().expect("target/");
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = std::process::Command::new(cargo);
+            build
+                .args(["build", "--quiet", "-p", "futex-workload", "--target-dir"])
+                .arg(target_dir);
+            if release {
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo to build futex-workload");
+            assert!(status.success(), "building futex-workload failed");
+            profile_dir.join("futex-workload")
+        })
+        .clone()
+}

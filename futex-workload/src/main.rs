@@ -13,13 +13,9 @@
 //! - `d`: one wait with a 100 ms timeout that times out.
 //! - `e`: one wait whose expected value is wrong, so it returns at once (`EAGAIN`).
 //!
-//! `--wait-stdin` waits for a line on stdin before starting (so a tracer can attach by pid first);
-//! `--contend SECS` instead runs a contended `std::sync::Mutex` loop and prints its throughput;
-//! `--pingpong SECS` hands a turn between two threads through a futex and prints hand-offs per second;
-//! `--futex-core SECS` runs futex-trace's demo on futex-core and prints futex-core's own statistics;
-//! `--notify-all N` puts N waiters on a futex-core Condvar and wakes them with one `notify_all`;
-//! `--core-mutex SECS` contends a futex-core Mutex (with `--observe`, under its observer);
-//! `--spam SECS` makes FUTEX_WAKE calls (nobody waiting) as fast as it can and prints how many.
+//! Other modes (a contended std Mutex, a futex ping-pong, a FUTEX_WAKE storm, futex-core's demo, a
+//! Condvar `notify_all`, a contended futex-core Mutex): `futex-workload --help`. This crate is a test tool
+//! of the workspace, not part of the product (`publish = false`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -413,48 +409,68 @@ fn core_mutex(secs: f64, threads: usize, observe: bool) {
     );
 }
 
+/// Makes futex calls whose counts are known and prints them as JSON on stdout. With no mode, the exact
+/// sequence described in the module documentation (addresses a..e).
+#[derive(clap::Parser)]
+#[command(name = "futex-workload")]
+struct Cli {
+    /// Wait for a line on stdin before starting (so that a tracer can attach by pid first).
+    #[arg(long)]
+    wait_stdin: bool,
+    #[command(flatten)]
+    mode: Mode,
+    /// Threads for --contend (default 2) and --core-mutex (default 4).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// --core-mutex: subscribe to futex-core's observer while contending.
+    #[arg(long, requires = "core_mutex")]
+    observe: bool,
+}
+
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct Mode {
+    /// A contended std::sync::Mutex for SECS; prints its throughput.
+    #[arg(long, value_name = "SECS")]
+    contend: Option<f64>,
+    /// Hand a turn between two threads through a futex for SECS; prints hand-offs per second.
+    #[arg(long, value_name = "SECS")]
+    pingpong: Option<f64>,
+    /// FUTEX_WAKE with nobody waiting, as fast as one thread can, for SECS; prints how many.
+    #[arg(long, value_name = "SECS")]
+    spam: Option<f64>,
+    /// futex-trace's demo on futex-core for SECS; prints futex-core's own statistics per queue.
+    #[arg(long, value_name = "SECS")]
+    futex_core: Option<f64>,
+    /// N waiters on a futex-core Condvar, woken by one notify_all; prints addresses and buckets.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    notify_all: Option<u16>,
+    /// A contended futex-core Mutex for SECS (see --threads, --observe); prints its throughput.
+    #[arg(long, value_name = "SECS")]
+    core_mutex: Option<f64>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "futex-workload: makes futex calls whose counts are known and prints them as JSON.\n\
-             usage: futex-workload [--wait-stdin] [--contend SECS [--threads N] | --pingpong SECS | --spam SECS | --futex-core SECS | --notify-all N | --core-mutex SECS [--threads N] [--observe]]"
-        );
-        return;
-    }
-    if args.iter().any(|a| a == "--wait-stdin") {
+    let cli = <Cli as clap::Parser>::parse();
+    if cli.wait_stdin {
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
     }
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| {
-                v.parse::<f64>().unwrap_or_else(|_| {
-                    eprintln!("futex-workload: {flag} needs a number, not '{v}'");
-                    std::process::exit(2)
-                })
-            })
-    };
-    if let Some(secs) = value("--spam") {
-        return spam(secs);
-    }
-    if let Some(secs) = value("--pingpong") {
-        return pingpong(secs);
-    }
-    if let Some(secs) = value("--futex-core") {
-        return futex_core_demo(secs);
-    }
-    if let Some(n) = value("--notify-all") {
-        return notify_all(n as usize);
-    }
-    if let Some(secs) = value("--core-mutex") {
-        let threads = value("--threads").map_or(4, |t| t as usize);
-        return core_mutex(secs, threads, args.iter().any(|a| a == "--observe"));
-    }
-    match value("--contend") {
-        Some(secs) => contend(secs, value("--threads").map_or(2, |t| t as usize)),
-        None => exact(),
+    let m = cli.mode;
+    let threads = |default: usize| cli.threads.map_or(default, usize::from);
+    if let Some(secs) = m.spam {
+        spam(secs)
+    } else if let Some(secs) = m.pingpong {
+        pingpong(secs)
+    } else if let Some(secs) = m.futex_core {
+        futex_core_demo(secs)
+    } else if let Some(n) = m.notify_all {
+        notify_all(n.into())
+    } else if let Some(secs) = m.core_mutex {
+        core_mutex(secs, threads(4), cli.observe)
+    } else if let Some(secs) = m.contend {
+        contend(secs, threads(2))
+    } else {
+        exact()
     }
 }
