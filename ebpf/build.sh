@@ -2,6 +2,7 @@
 # Builds the eBPF object that futex-trace embeds, from futex.bpf.c, into futex.bpf.o beside it.
 #   bash ebpf/build.sh           rebuild (needs clang and libbpf-dev's headers)
 #   bash ebpf/build.sh --check   fail if the committed object differs from a fresh build (CI runs this)
+#   bash ebpf/build.sh --out F   build into F (futex-trace's build.rs does, so the command line is here once)
 # The object is committed so that building futex-trace never needs clang. The build is reproducible:
 # the source directory is mapped to "ebpf" in the debug info, so the same clang gives the same bytes.
 set -euo pipefail
@@ -16,7 +17,9 @@ if ! command -v clang >/dev/null; then
     echo "ebpf/build.sh: clang not found: install clang and libbpf-dev (apt-get install clang libbpf-dev)" >&2
     exit 1
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ "${1:-}" = "--out" ]; then
+    build "$2"
+elif [ "${1:-}" = "--check" ]; then
     tmp="$(mktemp)"
     trap 'rm -f "$tmp"' EXIT
     build "$tmp"

@@ -4,8 +4,8 @@
 // that tell who woke a waiter, when, and how long it then waited for a CPU.
 //
 // Built with `clang -O2 -g -target bpf` (ebpf/build.sh); the object is committed beside this file and
-// loaded by aya from futex-trace (src/ebpf.rs). The layout of `struct ft_event` is mirrored there
-// (`RawEvent`) and checked by a test; change both together.
+// loaded by aya from futex-trace (src/ebpf.rs). The records, specs and constants shared with futex-trace
+// are in futex_abi.h (the one definition; see there how Rust reads it).
 //
 // One event per futex syscall, sent from sys_exit with what sys_enter saw (plus a WAIT_BEGIN event at
 // the entry of a wait, so that waiters are visible while they sleep). Per-thread state lives in
@@ -15,6 +15,10 @@
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <asm-generic/errno-base.h>
+#include <linux/futex.h>
+
+#include "futex_abi.h"
 
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -24,59 +28,6 @@ typedef unsigned long long u64;
 typedef long long s64;
 
 char LICENSE[] SEC("license") = "GPL";
-
-// Event types.
-#define FT_FUTEX 1      // a futex syscall returned (all fields)
-#define FT_WAIT_BEGIN 2 // a wait op entered the kernel (ts, uaddr, op, stack)
-#define FT_EXIT 3       // a traced process ended (group_dead)
-#define FT_FORK 4       // a traced process forked a child that is now traced
-#define FT_USDT 5       // a futex-core USDT probe fired: op = which probe, the six u64 slots from uaddr
-                        // to final_uaddr = its six arguments
-
-// futex2 syscalls are given op numbers above the futex(2) commands (which end at 13).
-#define FT_OP_FUTEX2_WAIT 64
-#define FT_OP_FUTEX2_WAKE 65
-#define FT_OP_FUTEX2_REQUEUE 66
-#define FT_OP_FUTEX2_WAITV 67
-
-// Indices into `counters`.
-#define C_LOST_EVENTS 0   // ring buffer full: event not sent
-#define C_STACK_ERRORS 1  // bpf_get_stackid failed (map full or collision): stack not stored
-#define C_INFLIGHT_FULL 2 // no room for a thread's in-flight state: that syscall is not traced
-#define C_MISSED_EXITS 3  // a syscall whose return the kernel never reported (its sys_exit program did
-                          // not run: seen under load on 6.18, ~1 wait in 1,500 of a futex ping-pong)
-#define C_NCOUNTERS 4
-
-// Indices into `config`.
-#define CFG_FOLLOW_FORKS 0 // non-zero: children of traced processes are traced too
-#define CFG_NO_STACKS 1    // non-zero: capture no stacks (the cheapest tracing)
-#define CFG_NCONFIG 4
-
-struct ft_event {
-    u64 ts;        // when it happened (exit of the syscall for FT_FUTEX), CLOCK_MONOTONIC ns
-    u64 start_ts;  // entry into the syscall
-    u64 uaddr;     // first futex word
-    u64 uaddr2;    // second word (requeue target, WAKE_OP's second word)
-    u64 wake_ts;   // a waiter: sched_waking of this thread while it waited (0: none seen)
-    u64 wakeup_ts; // a waiter: sched_wakeup (runnable) while it waited
-    u64 oncpu_ts;  // a waiter: first sched_switch onto a CPU after wakeup_ts
-    u64 final_uaddr; // a waiter: the word its waker was working on (differs after a requeue)
-    s64 ret;       // syscall return value (negative errno)
-    u32 pid;       // tgid
-    u32 tid;
-    u32 val;       // FUTEX_WAIT: expected value; wake/requeue: how many to wake
-    u32 val2;      // requeue: how many to move (the `utime` argument); futex2 waitv: nr_futexes
-    u32 val3;      // bitset / CMP_REQUEUE's expected value / WAKE_OP's encoded op
-    u32 waker_tid; // a waiter: thread (of a traced process) whose futex call woke it; 0 unknown
-    s32 stack_id;  // user stack (of a wait that slept, or a waker that woke someone); negative: none
-    s32 waker_stack_id;
-    u32 woken_seen; // wake/requeue: traced waiters this call woke (from sched_waking)
-    u32 flags;     // the raw op word (futex(2)) or the flags argument (futex2)
-    u8 type;       // FT_*
-    u8 op;         // futex(2) command (op & 127) or FT_OP_FUTEX2_*
-    u8 has_timeout;
-    u8 pad[5];
-};
 
 struct inflight {
     u64 start_ts;
@@ -114,6 +65,10 @@ struct {
     __type(key, u32);
     __type(value, struct inflight);
 } inflight SEC(".maps");
+
+// A ring buffer's records carry no type, so this global exports `struct ft_event` in the object's BTF
+// (libbpf-cargo's documented practice), where futex-trace's tests check the Rust mirror against it.
+struct ft_event ft_event_btf __attribute__((unused));
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -192,11 +147,11 @@ static __always_inline int traced(u32 tgid)
 static __always_inline int is_wait(u8 op)
 {
     switch (op) {
-    case 0:  // FUTEX_WAIT
-    case 6:  // FUTEX_LOCK_PI
-    case 9:  // FUTEX_WAIT_BITSET
-    case 11: // FUTEX_WAIT_REQUEUE_PI
-    case 13: // FUTEX_LOCK_PI2
+    case FUTEX_WAIT:
+    case FUTEX_LOCK_PI:
+    case FUTEX_WAIT_BITSET:
+    case FUTEX_WAIT_REQUEUE_PI:
+    case FUTEX_LOCK_PI2:
     case FT_OP_FUTEX2_WAIT:
     case FT_OP_FUTEX2_WAITV:
         return 1;
@@ -207,13 +162,13 @@ static __always_inline int is_wait(u8 op)
 static __always_inline int is_waker(u8 op)
 {
     switch (op) {
-    case 1:  // FUTEX_WAKE
-    case 3:  // FUTEX_REQUEUE
-    case 4:  // FUTEX_CMP_REQUEUE
-    case 5:  // FUTEX_WAKE_OP
-    case 7:  // FUTEX_UNLOCK_PI
-    case 10: // FUTEX_WAKE_BITSET
-    case 12: // FUTEX_CMP_REQUEUE_PI
+    case FUTEX_WAKE:
+    case FUTEX_REQUEUE:
+    case FUTEX_CMP_REQUEUE:
+    case FUTEX_WAKE_OP:
+    case FUTEX_UNLOCK_PI:
+    case FUTEX_WAKE_BITSET:
+    case FUTEX_CMP_REQUEUE_PI:
     case FT_OP_FUTEX2_WAKE:
     case FT_OP_FUTEX2_REQUEUE:
         return 1;
@@ -260,7 +215,7 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
             return 0;
         }
         __builtin_memset(e, 0, sizeof(*e));
-        e->type = FT_WAIT_BEGIN;
+        e->kind = FT_WAIT_BEGIN;
         e->ts = st.start_ts;
         e->start_ts = st.start_ts;
         e->pid = tgid;
@@ -292,7 +247,7 @@ static __always_inline int leave(void *ctx, s64 ret)
     s32 stack_id = st->stack_id;
     if (stack_id == STACK_NOT_YET) {
         // A wait that slept (anything but EAGAIN) gets its stack now; a waker got it when it woke.
-        stack_id = is_wait(st->op) && ret != -11 ? capture_stack(ctx) : -1;
+        stack_id = is_wait(st->op) && ret != -EAGAIN ? capture_stack(ctx) : -1;
     }
     struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
@@ -300,7 +255,7 @@ static __always_inline int leave(void *ctx, s64 ret)
         bpf_map_delete_elem(&inflight, &tid);
         return 0;
     }
-    e->type = FT_FUTEX;
+    e->kind = FT_FUTEX;
     e->ts = bpf_ktime_get_ns();
     e->start_ts = st->start_ts;
     e->uaddr = st->uaddr;
@@ -347,10 +302,11 @@ int futex_enter(struct sys_enter_args *ctx)
 {
     // futex(uaddr, op, val, utime|val2, uaddr2, val3)
     u32 raw = (u32)ctx->args[1];
-    u8 cmd = raw & 127;
+    u8 cmd = raw & FUTEX_CMD_MASK;
     u8 has_timeout = 0;
     u32 val2 = 0;
-    if (cmd == 3 || cmd == 4 || cmd == 5 || cmd == 12)
+    if (cmd == FUTEX_REQUEUE || cmd == FUTEX_CMP_REQUEUE || cmd == FUTEX_WAKE_OP ||
+        cmd == FUTEX_CMP_REQUEUE_PI)
         val2 = (u32)ctx->args[3]; // the `utime` slot carries nr_requeue / val2
     else
         has_timeout = ctx->args[3] != 0;
@@ -525,7 +481,7 @@ static __always_inline int on_fork(s32 parent, s32 child)
         return 0;
     }
     __builtin_memset(e, 0, sizeof(*e));
-    e->type = FT_FORK;
+    e->kind = FT_FORK;
     e->ts = bpf_ktime_get_ns();
     e->pid = tgid;
     e->tid = parent;
@@ -575,7 +531,7 @@ int sched_exit(struct sched_exit_args *ctx)
         return 0;
     }
     __builtin_memset(e, 0, sizeof(*e));
-    e->type = FT_EXIT;
+    e->kind = FT_EXIT;
     e->ts = bpf_ktime_get_ns();
     e->pid = tgid;
     e->tid = tid;
@@ -588,33 +544,14 @@ int sched_exit(struct sched_exit_args *ctx)
 // ---- futex-core's USDT probes ---------------------------------------------------------------------
 //
 // One uprobe program attached at every site of every futex_core probe, with a cookie per site:
-// bits 0..32 the site's argument spec (in `usdt_specs`), bits 32..40 which probe (0 wait_start,
-// 1 wait_end, 2 wake, 3 requeue, 4 lock_contended). Arguments are decoded the way libbpf's usdt.bpf.h
+// bits 0..32 the site's argument spec (in `usdt_specs`), bits 32..40 which probe (FT_USDT_*:
+// futex-core/src/probes.rs numbers them). Arguments are decoded the way libbpf's usdt.bpf.h
 // does, except that registers are read with constant offsets into pt_regs (lockdown forbids
 // bpf_probe_read_kernel, which libbpf uses); memory operands are user memory (bpf_probe_read_user).
 
-#define USDT_CONST 0
-#define USDT_REG 1
-#define USDT_DEREF 2
-
-struct usdt_arg {
-    s64 val;     // the constant, or the memory offset
-    u16 reg_off; // offset of the register in struct pt_regs
-    u8 kind;     // USDT_*
-    u8 size;     // 1, 2, 4 or 8 bytes
-    u8 is_signed;
-    u8 pad[3];
-};
-
-struct usdt_spec {
-    u32 nargs;
-    u32 pad;
-    struct usdt_arg args[6];
-};
-
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 4096);
+    __uint(max_entries, USDT_MAX_SPECS);
     __type(key, u32);
     __type(value, struct usdt_spec);
 } usdt_specs SEC(".maps");
@@ -669,9 +606,9 @@ int usdt_probe(struct regs *ctx)
     regs.r9 = ctx->r9; regs.r8 = ctx->r8; regs.ax = ctx->ax; regs.cx = ctx->cx;
     regs.dx = ctx->dx; regs.si = ctx->si; regs.di = ctx->di; regs.orig_ax = 0;
     regs.ip = ctx->ip; regs.cs = 0; regs.flags = 0; regs.sp = ctx->sp; regs.ss = 0;
-    u64 a[6] = {};
+    u64 a[USDT_MAX_ARGS] = {};
 #pragma unroll
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < USDT_MAX_ARGS; i++) {
         if (i >= sp->nargs)
             break;
         struct usdt_arg *ar = &sp->args[i];
@@ -697,7 +634,8 @@ int usdt_probe(struct regs *ctx)
     }
     // Stacks where a flamegraph uses them: a wait that slept, a wake or requeue that released someone.
     s32 stack_id = -1;
-    if ((probe == 1 && ((a[2] >> 8) & 0xff) != 2) || (probe == 2 && a[4]) || (probe == 3 && a[4]))
+    if ((probe == FT_USDT_WAIT_END && ((a[2] >> FT_USDT_OUTCOME_SHIFT) & 0xff) != FT_USDT_MISMATCH) ||
+        ((probe == FT_USDT_WAKE || probe == FT_USDT_REQUEUE) && a[4]))
         stack_id = capture_stack(ctx);
     struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
@@ -705,7 +643,7 @@ int usdt_probe(struct regs *ctx)
         return 0;
     }
     __builtin_memset(e, 0, sizeof(*e));
-    e->type = FT_USDT;
+    e->kind = FT_USDT;
     e->op = probe;
     e->ts = bpf_ktime_get_ns();
     e->pid = tgid;
@@ -721,10 +659,3 @@ int usdt_probe(struct regs *ctx)
     submit(e);
     return 0;
 }
-
-// The layout futex-trace's `RawEvent` mirrors (src/kernel.rs asserts the same numbers).
-_Static_assert(sizeof(struct ft_event) == 120, "ft_event size");
-_Static_assert(__builtin_offsetof(struct ft_event, ret) == 64, "ft_event.ret");
-_Static_assert(__builtin_offsetof(struct ft_event, pid) == 72, "ft_event.pid");
-_Static_assert(__builtin_offsetof(struct ft_event, stack_id) == 96, "ft_event.stack_id");
-_Static_assert(__builtin_offsetof(struct ft_event, type) == 112, "ft_event.type");

@@ -36,6 +36,7 @@ mod facade;
 mod lock;
 pub mod observer;
 mod parker;
+pub mod probes;
 mod stats;
 pub mod sync;
 mod sys;

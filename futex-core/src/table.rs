@@ -17,6 +17,7 @@ use crate::facade::{bump, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
 use crate::lock::{QueueGuard, QueueLock};
 use crate::observer::ObserverSlot;
 use crate::parker::{Parker, Unparker};
+use crate::probes::{self, Probe};
 use crate::stats::{QueueSnapshot, QueueStats};
 use crate::sys::now_ns;
 use crate::{Requeued, WaitError};
@@ -377,7 +378,15 @@ impl Table {
         if let Some(ns) = waited {
             bump(&q.stats.lock_contended, 1);
             bump(&q.stats.lock_wait_ns, ns);
-            self.emit_lock_contended(addr, qi as u32, kind, ns);
+            self.emit(
+                None,
+                EventKind::LockContended {
+                    addr,
+                    queue: qi as u32,
+                    kind,
+                    wait_ns: ns,
+                },
+            );
         }
         g
     }
@@ -404,7 +413,15 @@ impl Table {
             unsafe { q.insert_tail(&g, w) };
             bump(&q.stats.waits, 1);
         }
-        self.emit_wait_start(addr, qi as u32, kind, expected);
+        self.emit(
+            None,
+            EventKind::WaitStart {
+                addr,
+                queue: qi as u32,
+                kind,
+                expected,
+            },
+        );
 
         // Do not return before the waiter has been removed from its queue!
 
@@ -433,16 +450,18 @@ impl Table {
         } else {
             0
         };
-        self.emit_wait_end(
-            addr,
-            self.bucket_of_addr(final_addr) as u32,
-            kind,
-            outcome,
-            end.saturating_sub(start),
-            wake_to_return,
-            requeued,
-            final_addr,
-            end,
+        self.emit(
+            Some(end),
+            EventKind::WaitEnd {
+                addr,
+                queue: self.bucket_of_addr(final_addr) as u32,
+                kind,
+                outcome,
+                wait_ns: end.saturating_sub(start),
+                wake_to_return_ns: wake_to_return,
+                requeued,
+                final_addr,
+            },
         );
         match outcome {
             WaitOutcome::Woken => Ok(()),
@@ -547,7 +566,17 @@ impl Table {
             unsafe { self.release_matching(q, &g, addr, n, &mut unparkers) };
         drop(g);
         unparkers.unpark_all();
-        self.emit_wake(addr, qi as u32, kind, n, woken, collisions);
+        self.emit(
+            None,
+            EventKind::Wake {
+                addr,
+                queue: qi as u32,
+                kind,
+                requested: n,
+                woken,
+                collisions,
+            },
+        );
         woken
     }
 
@@ -646,7 +675,19 @@ impl Table {
         drop(ng);
         drop(og);
         unparkers.unpark_all();
-        self.emit_requeue(fa, fi as u32, ta, ti as u32, kind, woken, moved, collisions);
+        self.emit(
+            None,
+            EventKind::Requeue {
+                from: fa,
+                from_queue: fi as u32,
+                to: ta,
+                to_queue: ti as u32,
+                kind,
+                woken,
+                moved,
+                collisions,
+            },
+        );
         Requeued { woken, moved }
     }
 }
@@ -664,164 +705,29 @@ pub fn bucket_of_addr(addr: usize, bits: u32) -> usize {
 }
 
 impl Table {
-    /// The probes' third argument: the wait kind in bits 0..8, the table id in bits 32..64 (PROBES.md).
-    /// Probes carry at most six arguments, the most bpftrace reads on x86-64.
-    #[inline]
-    fn tk(&self, kind: WaitKind) -> u64 {
-        kind as u64 | (self.id as u64) << 32
-    }
-
-    fn emit_wait_start(&self, addr: usize, queue: u32, kind: WaitKind, expected: u32) {
-        probe::probe!(futex_core, wait_start, addr, queue, self.tk(kind), expected);
-        if self.observer.is_active() {
-            self.observer.emit(
-                self.id,
-                now_ns(),
-                EventKind::WaitStart {
-                    addr,
-                    queue,
-                    kind,
-                    expected,
-                },
-            );
+    /// Reports one slow-path event: fires its USDT probe (a `nop` unless a tracer attached; arguments as
+    /// [`crate::probes::encode`] packs them, `PROBES.md`) and hands it to the observer if one listens.
+    /// `ts` is the event's time when the caller has it already; otherwise it is read only for the
+    /// observer.
+    #[inline(always)]
+    fn emit(&self, ts: Option<u64>, kind: EventKind) {
+        let (p, a) = probes::encode(self.id, &kind);
+        // One site per probe name: the macro needs the name as a token.
+        match p {
+            Probe::WaitStart => probe::probe!(futex_core, wait_start, a[0], a[1], a[2], a[3]),
+            Probe::WaitEnd => {
+                probe::probe!(futex_core, wait_end, a[0], a[1], a[2], a[3], a[4], a[5])
+            }
+            Probe::Wake => probe::probe!(futex_core, wake, a[0], a[1], a[2], a[3], a[4], a[5]),
+            Probe::Requeue => {
+                probe::probe!(futex_core, requeue, a[0], a[1], a[2], a[3], a[4], a[5])
+            }
+            Probe::LockContended => {
+                probe::probe!(futex_core, lock_contended, a[0], a[1], a[2], a[3])
+            }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn emit_wait_end(
-        &self,
-        addr: usize,
-        queue: u32,
-        kind: WaitKind,
-        outcome: WaitOutcome,
-        wait_ns: u64,
-        wake_to_return_ns: u64,
-        requeued: u32,
-        final_addr: usize,
-        ts: u64,
-    ) {
-        let tk = self.tk(kind) | (outcome as u64) << 8 | (requeued.min(0xffff) as u64) << 16;
-        probe::probe!(
-            futex_core,
-            wait_end,
-            addr,
-            queue,
-            tk,
-            wait_ns,
-            wake_to_return_ns,
-            final_addr
-        );
-        self.observer.emit(
-            self.id,
-            ts,
-            EventKind::WaitEnd {
-                addr,
-                queue,
-                kind,
-                outcome,
-                wait_ns,
-                wake_to_return_ns,
-                requeued,
-                final_addr,
-            },
-        );
-    }
-
-    fn emit_wake(
-        &self,
-        addr: usize,
-        queue: u32,
-        kind: WaitKind,
-        requested: u32,
-        woken: u32,
-        collisions: u32,
-    ) {
-        probe::probe!(
-            futex_core,
-            wake,
-            addr,
-            queue,
-            self.tk(kind),
-            requested,
-            woken,
-            collisions
-        );
         if self.observer.is_active() {
-            self.observer.emit(
-                self.id,
-                now_ns(),
-                EventKind::Wake {
-                    addr,
-                    queue,
-                    kind,
-                    requested,
-                    woken,
-                    collisions,
-                },
-            );
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn emit_requeue(
-        &self,
-        from: usize,
-        from_queue: u32,
-        to: usize,
-        to_queue: u32,
-        kind: WaitKind,
-        woken: u32,
-        moved: u32,
-        collisions: u32,
-    ) {
-        probe::probe!(
-            futex_core,
-            requeue,
-            from,
-            to,
-            self.tk(kind),
-            from_queue as u64 | (to_queue as u64) << 32,
-            woken as u64 | (moved as u64) << 32,
-            collisions
-        );
-        if self.observer.is_active() {
-            self.observer.emit(
-                self.id,
-                now_ns(),
-                EventKind::Requeue {
-                    from,
-                    from_queue,
-                    to,
-                    to_queue,
-                    kind,
-                    woken,
-                    moved,
-                    collisions,
-                },
-            );
-        }
-    }
-
-    fn emit_lock_contended(&self, addr: usize, queue: u32, kind: WaitKind, wait_ns: u64) {
-        probe::probe!(
-            futex_core,
-            lock_contended,
-            addr,
-            queue,
-            self.tk(kind),
-            wait_ns
-        );
-        if self.observer.is_active() {
-            self.observer.emit(
-                self.id,
-                now_ns(),
-                EventKind::LockContended {
-                    addr,
-                    queue,
-                    kind,
-                    wait_ns,
-                },
-            );
+            self.observer.emit(self.id, ts.unwrap_or_else(now_ns), kind);
         }
     }
 }

@@ -18,8 +18,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use futex_trace::abi::{RawEvent, FT_FUTEX, FT_WAIT_BEGIN};
 use futex_trace::ebpf::{KernelTracer, RunOptions, TraceTarget};
-use futex_trace::kernel::{Decoder, RawEvent, FT_FUTEX, FT_WAIT_BEGIN};
+use futex_trace::kernel::Decoder;
 use futex_trace::model::{BucketOrigin, Model};
 
 /// The test workload (its own crate), built if needed.

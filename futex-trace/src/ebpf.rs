@@ -16,8 +16,12 @@ use aya::programs::TracePoint;
 use aya::Ebpf;
 use tokio::io::unix::AsyncFd;
 
+use crate::abi::{
+    RawEvent, CFG_FOLLOW_FORKS, CFG_NO_STACKS, C_INFLIGHT_FULL, C_LOST_EVENTS, C_MISSED_EXITS,
+    C_STACK_ERRORS,
+};
 use crate::event::{Event, EventKind};
-use crate::kernel::{Decoder, RawEvent};
+use crate::kernel::Decoder;
 
 /// The object built from `ebpf/futex.bpf.c` (by build.rs, or the committed copy).
 #[repr(C, align(8))]
@@ -232,8 +236,8 @@ impl KernelTracer {
             )
             .map_err(|e| err(format!("config map: {e}")))?;
             config
-                .set(0, u64::from(target.follow_forks), 0)
-                .and_then(|_| config.set(1, u64::from(target.no_stacks), 0))
+                .set(CFG_FOLLOW_FORKS, u64::from(target.follow_forks), 0)
+                .and_then(|_| config.set(CFG_NO_STACKS, u64::from(target.no_stacks), 0))
                 .map_err(|e| err(format!("cannot configure the eBPF programs: {e}")))?;
         }
         let mut targets: BpfHashMap<MapData, u32, u8> = take(&mut bpf, "targets")?;
@@ -309,10 +313,10 @@ impl KernelTracer {
                 .unwrap_or(0)
         };
         Counters {
-            lost_events: get(0),
-            stack_errors: get(1),
-            inflight_full: get(2),
-            missed_exits: get(3),
+            lost_events: get(C_LOST_EVENTS),
+            stack_errors: get(C_STACK_ERRORS),
+            inflight_full: get(C_INFLIGHT_FULL),
+            missed_exits: get(C_MISSED_EXITS),
         }
     }
 
@@ -360,13 +364,8 @@ fn attach_usdt(bpf: &mut Ebpf, bin: &Path) -> Result<usize, TraceError> {
         .map_err(|e| err(format!("cannot read the probes of {}: {e}", bin.display())))?;
     let sites: Vec<(usize, crate::usdt::Note)> = notes
         .into_iter()
-        .filter(|n| n.provider == "futex_core")
-        .filter_map(|n| {
-            crate::kernel::USDT_PROBES
-                .iter()
-                .position(|p| *p == n.name)
-                .map(|i| (i, n))
-        })
+        .filter(|n| n.provider == futex_core::probes::PROVIDER)
+        .filter_map(|n| futex_core::probes::Probe::from_name(&n.name).map(|p| (p as usize, n)))
         .collect();
     if sites.is_empty() {
         return Err(err(format!(
@@ -381,7 +380,7 @@ fn attach_usdt(bpf: &mut Ebpf, bin: &Path) -> Result<usize, TraceError> {
             bin.display()
         )));
     }
-    let mut specs: aya::maps::Array<&mut MapData, crate::usdt::RawSpec> =
+    let mut specs: aya::maps::Array<&mut MapData, crate::abi::RawUsdtSpec> =
         aya::maps::Array::try_from(
             bpf.map_mut("usdt_specs")
                 .ok_or_else(|| err("map usdt_specs missing from the eBPF object"))?,
@@ -391,7 +390,7 @@ fn attach_usdt(bpf: &mut Ebpf, bin: &Path) -> Result<usize, TraceError> {
         let args = crate::usdt::parse_args(&n.args)
             .map_err(|e| err(format!("{}: probe {}: {e}", bin.display(), n.name)))?;
         specs
-            .set(i as u32, crate::usdt::RawSpec::new(&args), 0)
+            .set(i as u32, crate::usdt::raw_spec(&args), 0)
             .map_err(|e| err(format!("cannot store a probe's argument spec: {e}")))?;
     }
     let p: &mut UProbe = bpf

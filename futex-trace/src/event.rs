@@ -191,7 +191,25 @@ pub enum EventKind {
 }
 
 impl Event {
-    /// Converts a futex-core observer event of process `pid`.
+    /// The event with its user stack (an id into the source's stack table), where the event kind has
+    /// one: a wait's end, a wake, a requeue (futex-core's probes, traced through eBPF).
+    pub fn with_stack(mut self, stack: Option<u32>) -> Event {
+        let Some(id) = stack else { return self };
+        let with = Some(Kernel {
+            op: None,
+            private: true,
+            stack: Some(id),
+        });
+        match &mut self.kind {
+            EventKind::WaitEnd { kernel, .. }
+            | EventKind::Wake { kernel, .. }
+            | EventKind::Requeue { kernel, .. } => *kernel = with,
+            _ => {}
+        }
+        self
+    }
+
+    /// Converts a futex-core event (from its observer, or decoded from its probes) of process `pid`.
     pub fn from_core(pid: u32, e: &futex_core::Event) -> Event {
         use futex_core::EventKind as K;
         let kind = match e.kind {

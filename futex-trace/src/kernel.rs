@@ -1,104 +1,47 @@
-//! Kernel futex events: the record the eBPF programs send (`struct ft_event` in `ebpf/futex.bpf.c`) and
-//! its decoding into [`Event`]s. Pure code, tested without privileges; the loader is in [`crate::ebpf`].
+//! Kernel futex events: the decoding of the records the eBPF programs send ([`RawEvent`], defined in
+//! `ebpf/futex_abi.h`) into [`Event`]s. Pure code, tested without privileges; the loader is in
+//! [`crate::ebpf`].
 
+use crate::abi::{RawEvent, FT_EXIT, FT_FORK, FT_FUTEX, FT_USDT, FT_WAIT_BEGIN};
 use crate::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
 
-/// Event types (`FT_*` in the C source).
-pub const FT_FUTEX: u8 = 1;
-pub const FT_WAIT_BEGIN: u8 = 2;
-pub const FT_EXIT: u8 = 3;
-pub const FT_FORK: u8 = 4;
-pub const FT_USDT: u8 = 5;
-
-/// futex-core's probes, as the eBPF side numbers them (`op` of an `FT_USDT` record).
-pub const USDT_PROBES: [&str; 5] = [
-    "wait_start",
-    "wait_end",
-    "wake",
-    "requeue",
-    "lock_contended",
-];
-
-/// `struct ft_event`, field for field. The C source asserts the same size and offsets.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawEvent {
-    pub ts: u64,
-    pub start_ts: u64,
-    pub uaddr: u64,
-    pub uaddr2: u64,
-    pub wake_ts: u64,
-    pub wakeup_ts: u64,
-    pub oncpu_ts: u64,
-    pub final_uaddr: u64,
-    pub ret: i64,
-    pub pid: u32,
-    pub tid: u32,
-    pub val: u32,
-    pub val2: u32,
-    pub val3: u32,
-    pub waker_tid: u32,
-    pub stack_id: i32,
-    pub waker_stack_id: i32,
-    pub woken_seen: u32,
-    pub flags: u32,
-    pub kind: u8,
-    pub op: u8,
-    pub has_timeout: u8,
-    pub pad: [u8; 5],
-}
-
-const _: () = {
-    assert!(std::mem::size_of::<RawEvent>() == 120);
-    assert!(std::mem::offset_of!(RawEvent, ret) == 64);
-    assert!(std::mem::offset_of!(RawEvent, pid) == 72);
-    assert!(std::mem::offset_of!(RawEvent, stack_id) == 96);
-    assert!(std::mem::offset_of!(RawEvent, kind) == 112);
-};
-
-impl RawEvent {
-    /// Reads a record from the ring buffer's bytes; `None` if it is too short (never expected: the
-    /// kernel side always sends whole records).
-    pub fn from_bytes(b: &[u8]) -> Option<RawEvent> {
-        if b.len() < std::mem::size_of::<RawEvent>() {
-            return None;
-        }
-        // SAFETY: `RawEvent` is `repr(C)` plain old data (integers only, every bit pattern valid), and
-        // `b` holds at least `size_of::<RawEvent>()` bytes; `read_unaligned` copes with any alignment.
-        Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<RawEvent>()) })
-    }
-}
-
-const FUTEX_PRIVATE_FLAG: u32 = 128;
-const EAGAIN: i64 = 11;
-const EINTR: i64 = 4;
-const ETIMEDOUT: i64 = 110;
+const FUTEX_PRIVATE_FLAG: u32 = libc::FUTEX_PRIVATE_FLAG as u32;
+const EAGAIN: i64 = libc::EAGAIN as i64;
+const EINTR: i64 = libc::EINTR as i64;
+const ETIMEDOUT: i64 = libc::ETIMEDOUT as i64;
 /// The kernel's internal restart codes (ERESTARTSYS..ERESTART_RESTARTBLOCK), seen at syscall exit when
 /// a signal interrupts a sleep.
 const ERESTART: std::ops::RangeInclusive<i64> = 512..=516;
 
-/// The operation number the eBPF side sends: a `futex(2)` command (`op & 127`), or 64.. for futex2.
+/// The operation number the eBPF side sends: a `futex(2)` command (`op & 127`, the kernel's numbers), or
+/// `FT_OP_FUTEX2_*` for the futex2 syscalls.
 pub fn futex_op(op: u8) -> FutexOp {
+    use crate::abi::*;
+    const COMMANDS: [(i32, FutexOp); 14] = [
+        (libc::FUTEX_WAIT, FutexOp::Wait),
+        (libc::FUTEX_WAKE, FutexOp::Wake),
+        (libc::FUTEX_FD, FutexOp::Fd),
+        (libc::FUTEX_REQUEUE, FutexOp::Requeue),
+        (libc::FUTEX_CMP_REQUEUE, FutexOp::CmpRequeue),
+        (libc::FUTEX_WAKE_OP, FutexOp::WakeOp),
+        (libc::FUTEX_LOCK_PI, FutexOp::LockPi),
+        (libc::FUTEX_UNLOCK_PI, FutexOp::UnlockPi),
+        (libc::FUTEX_TRYLOCK_PI, FutexOp::TrylockPi),
+        (libc::FUTEX_WAIT_BITSET, FutexOp::WaitBitset),
+        (libc::FUTEX_WAKE_BITSET, FutexOp::WakeBitset),
+        (libc::FUTEX_WAIT_REQUEUE_PI, FutexOp::WaitRequeuePi),
+        (libc::FUTEX_CMP_REQUEUE_PI, FutexOp::CmpRequeuePi),
+        (libc::FUTEX_LOCK_PI2, FutexOp::LockPi2),
+    ];
     match op {
-        0 => FutexOp::Wait,
-        1 => FutexOp::Wake,
-        2 => FutexOp::Fd,
-        3 => FutexOp::Requeue,
-        4 => FutexOp::CmpRequeue,
-        5 => FutexOp::WakeOp,
-        6 => FutexOp::LockPi,
-        7 => FutexOp::UnlockPi,
-        8 => FutexOp::TrylockPi,
-        9 => FutexOp::WaitBitset,
-        10 => FutexOp::WakeBitset,
-        11 => FutexOp::WaitRequeuePi,
-        12 => FutexOp::CmpRequeuePi,
-        13 => FutexOp::LockPi2,
-        64 => FutexOp::Futex2Wait,
-        65 => FutexOp::Futex2Wake,
-        66 => FutexOp::Futex2Requeue,
-        67 => FutexOp::Futex2Waitv,
-        _ => FutexOp::Unknown,
+        FT_OP_FUTEX2_WAIT => FutexOp::Futex2Wait,
+        FT_OP_FUTEX2_WAKE => FutexOp::Futex2Wake,
+        FT_OP_FUTEX2_REQUEUE => FutexOp::Futex2Requeue,
+        FT_OP_FUTEX2_WAITV => FutexOp::Futex2Waitv,
+        _ => COMMANDS
+            .iter()
+            .find(|(c, _)| *c == i32::from(op))
+            .map_or(FutexOp::Unknown, |(_, o)| *o),
     }
 }
 
@@ -241,93 +184,23 @@ impl Decoder {
     }
 }
 
-/// A futex-core probe's arguments (`futex-core/PROBES.md`) as an event. Only the process-wide default
-/// table (id 0): its queues are the model's buckets; events of other tables are not shown.
+/// A futex-core probe's arguments as an event, decoded by futex-core's own encoding
+/// ([`futex_core::probes`]). Only the process-wide default table (id 0): its queues are the model's
+/// buckets; events of other tables are not shown.
 fn usdt_event(r: &RawEvent) -> Option<Event> {
-    let a = [
-        r.uaddr,
-        r.uaddr2,
-        r.wake_ts,
-        r.wakeup_ts,
-        r.oncpu_ts,
-        r.final_uaddr,
-    ];
-    let tk = a[2];
-    if tk >> 32 != 0 {
+    let probe = futex_core::probes::Probe::from_u8(r.op)?;
+    let (table, kind) = futex_core::probes::decode(probe, r.usdt_args())?;
+    if table != 0 {
         return None;
     }
-    let wait = match tk & 0xff {
-        1 => WaitKind::Mutex,
-        2 => WaitKind::Condvar,
-        _ => WaitKind::Raw,
+    let core = futex_core::Event {
+        ts_ns: r.ts,
+        tid: r.tid,
+        table,
+        kind,
     };
     let stack = (r.stack_id >= 0).then_some(r.stack_id as u32);
-    let kernel = stack.map(|s| Kernel {
-        op: None,
-        private: true,
-        stack: Some(s),
-    });
-    let kind = match r.op {
-        0 => EventKind::WaitStart {
-            addr: a[0],
-            bucket: a[1] as u32,
-            wait,
-            kernel: None,
-        },
-        1 => {
-            let outcome = match (tk >> 8) & 0xff {
-                0 => Outcome::Woken,
-                1 => Outcome::TimedOut,
-                _ => Outcome::Mismatch,
-            };
-            EventKind::WaitEnd {
-                addr: a[0],
-                final_addr: a[5],
-                bucket: a[1] as u32,
-                wait,
-                outcome,
-                wait_ns: a[3],
-                wake_to_return_ns: (outcome == Outcome::Woken && a[4] > 0).then_some(a[4]),
-                requeued: ((tk >> 16) & 0xffff) as u32,
-                sched_delay_ns: None,
-                waker: None,
-                kernel,
-            }
-        }
-        2 => EventKind::Wake {
-            addr: a[0],
-            bucket: a[1] as u32,
-            wait,
-            requested: a[3] as u32,
-            woken: a[4] as u32,
-            collisions: a[5] as u32,
-            kernel,
-        },
-        3 => EventKind::Requeue {
-            from: a[0],
-            to: a[1],
-            from_bucket: a[3] as u32,
-            to_bucket: (a[3] >> 32) as u32,
-            wait,
-            woken: a[4] as u32,
-            moved: (a[4] >> 32) as u32,
-            collisions: a[5] as u32,
-            kernel,
-        },
-        4 => EventKind::LockContended {
-            addr: a[0],
-            bucket: a[1] as u32,
-            wait,
-            wait_ns: a[3],
-        },
-        _ => return None,
-    };
-    Some(Event {
-        ts_ns: r.ts,
-        pid: r.pid,
-        tid: r.tid,
-        kind,
-    })
+    Some(Event::from_core(r.pid, &core).with_stack(stack))
 }
 
 #[cfg(test)]
@@ -552,22 +425,5 @@ mod tests {
         ));
         // Another table's events are not the model's buckets.
         assert_eq!(D.decode(&usdt(0, [0x10, 7, 1 << 32, 0, 0, 0])), None);
-    }
-
-    #[test]
-    fn from_bytes_reads_the_c_layout() {
-        let mut b = vec![0u8; 120];
-        b[16..24].copy_from_slice(&0xdead_beefu64.to_le_bytes()); // uaddr
-        b[64..72].copy_from_slice(&(-11i64).to_le_bytes()); // ret
-        b[72..76].copy_from_slice(&42u32.to_le_bytes()); // pid
-        b[96..100].copy_from_slice(&(-1i32).to_le_bytes()); // stack_id
-        b[112] = FT_FUTEX;
-        b[113] = 9;
-        let r = RawEvent::from_bytes(&b).unwrap();
-        assert_eq!(
-            (r.uaddr, r.ret, r.pid, r.stack_id, r.kind, r.op),
-            (0xdead_beef, -11, 42, -1, FT_FUTEX, 9)
-        );
-        assert!(RawEvent::from_bytes(&b[..119]).is_none());
     }
 }

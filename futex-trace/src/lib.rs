@@ -4,6 +4,7 @@
 //! in-process observer as a source ([`source`]), the built-in demo workload ([`demo`]), and reports
 //! ([`report`]). eBPF sources, recorded traces and flamegraphs come next.
 
+pub mod abi;
 pub mod demo;
 pub mod ebpf;
 pub mod event;

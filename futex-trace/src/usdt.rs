@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::abi::{RawUsdtArg, RawUsdtSpec, USDT_CONST, USDT_DEREF, USDT_MAX_ARGS, USDT_REG};
+
 /// One probe site (the compiler copies a probe into many sites).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
@@ -281,59 +283,30 @@ pub fn parse_args(args: &str) -> Result<Vec<ArgSpec>, UsdtError> {
     args.split_whitespace().map(parse_arg).collect()
 }
 
-/// The spec as the eBPF program reads it (`struct usdt_spec` in `ebpf/futex.bpf.c`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawSpec {
-    pub nargs: u32,
-    pub pad: u32,
-    pub args: [RawArg; 6],
-}
-
-/// One argument of a [`RawSpec`]: kind 0 const, 1 register, 2 memory at register + offset.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RawArg {
-    /// The constant, or the memory offset.
-    pub val: i64,
-    pub reg_off: u16,
-    pub kind: u8,
-    pub size: u8,
-    pub signed: u8,
-    pub pad: [u8; 3],
-}
-
-const _: () = assert!(std::mem::size_of::<RawSpec>() == 8 + 6 * 16);
-
-impl RawSpec {
-    /// The first six arguments of a site (futex-core's probes have at most six).
-    pub fn new(args: &[ArgSpec]) -> RawSpec {
-        let mut r = RawSpec {
-            nargs: args.len().min(6) as u32,
-            ..RawSpec::default()
+/// The spec of a site as the eBPF program reads it (the first six arguments: futex-core's probes have
+/// at most six).
+pub fn raw_spec(args: &[ArgSpec]) -> RawUsdtSpec {
+    let mut r = RawUsdtSpec {
+        nargs: args.len().min(USDT_MAX_ARGS as usize) as u32,
+        ..RawUsdtSpec::default()
+    };
+    for (slot, a) in r.args.iter_mut().zip(args) {
+        let (kind, reg_off, val) = match a.loc {
+            ArgLoc::Const(v) => (USDT_CONST, 0, v),
+            ArgLoc::Reg { reg_off } => (USDT_REG, reg_off, 0),
+            ArgLoc::Deref { reg_off, off } => (USDT_DEREF, reg_off, off),
         };
-        for (slot, a) in r.args.iter_mut().zip(args) {
-            let (kind, reg_off, val) = match a.loc {
-                ArgLoc::Const(v) => (0, 0, v),
-                ArgLoc::Reg { reg_off } => (1, reg_off, 0),
-                ArgLoc::Deref { reg_off, off } => (2, reg_off, off),
-            };
-            *slot = RawArg {
-                val,
-                reg_off,
-                kind,
-                size: a.size,
-                signed: u8::from(a.signed),
-                pad: [0; 3],
-            };
-        }
-        r
+        *slot = RawUsdtArg {
+            val,
+            reg_off,
+            kind,
+            size: a.size,
+            is_signed: u8::from(a.signed),
+            pad: [0; 3],
+        };
     }
+    r
 }
-
-// SAFETY: `RawSpec` and `RawArg` are `repr(C)` integers with explicit padding fields, so every byte is
-// initialized and any bit pattern is valid: what aya's `Pod` requires of a map value.
-unsafe impl aya::Pod for RawSpec {}
 
 #[cfg(test)]
 mod tests {
@@ -423,14 +396,14 @@ mod tests {
             assert!(parse_arg(bad).is_err(), "{bad}");
         }
         let all = parse_args("-8@%rax 8@-16(%rbp) -4@$5").unwrap();
-        let raw = RawSpec::new(&all);
+        let raw = raw_spec(&all);
         assert_eq!(raw.nargs, 3);
         assert_eq!(
             (raw.args[1].kind, raw.args[1].reg_off, raw.args[1].val),
             (2, 32, -16)
         );
         assert_eq!(
-            (raw.args[2].kind, raw.args[2].val, raw.args[2].signed),
+            (raw.args[2].kind, raw.args[2].val, raw.args[2].is_signed),
             (0, 5, 1)
         );
     }
