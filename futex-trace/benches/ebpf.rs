@@ -15,21 +15,17 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use futex_trace::abi::{RawEvent, FT_FUTEX, FT_WAIT_BEGIN};
-use futex_trace::ebpf::{KernelTracer, RunOptions, TraceTarget};
 use futex_trace::kernel::Decoder;
 use futex_trace::model::{BucketOrigin, Model};
+use futex_trace::session::{Session, SessionOptions};
+use futex_trace::source::{KernelOptions, KernelSource, LiveTarget};
 
 /// The test workload (its own crate), built if needed.
 static WORKLOAD: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| common::workload().display().to_string());
-
-fn thread_cpu() -> Duration {
-    Duration::from_nanos(futex_trace::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID))
-}
 
 fn decode_and_model() -> f64 {
     let d = Decoder { buckets: 64 };
@@ -90,53 +86,34 @@ struct Traced {
 
 /// Runs the workload with `args` traced by pid until it exits.
 fn traced(args: &[&str], no_stacks: bool) -> Traced {
-    traced_with(args, no_stacks, None)
+    traced_with(args, no_stacks, false)
 }
 
-/// As [`traced`], through futex-core's USDT probes in `usdt` instead of the kernel's futex syscalls.
-fn traced_with(args: &[&str], no_stacks: bool, usdt: Option<&str>) -> Traced {
+/// As [`traced`]; with `usdt`, through the program's futex-core USDT probes instead of its kernel futexes.
+fn traced_with(args: &[&str], no_stacks: bool, usdt: bool) -> Traced {
     let mut child = held(args);
-    let mut tracer = KernelTracer::start(
-        &TraceTarget {
-            pids: vec![child.id()],
-            follow_forks: false,
+    let source = KernelSource::start(
+        &LiveTarget::Pids(vec![child.id()]),
+        KernelOptions {
+            command_log: None,
             no_stacks,
-            usdt: usdt.map(std::path::PathBuf::from),
+            usdt,
         },
-        64,
     )
     .expect("start the tracer");
-    let mut model = Model::new(64, BucketOrigin::FutexCoreHash);
+    // The session product code runs: its fold thread reads the ring, folds, resolves stacks.
+    let session = Session::start(Box::new(source), SessionOptions::default(), vec![])
+        .expect("start the session");
+    let t0 = Instant::now();
     release(&mut child);
-    let pid = child.id();
-    let stop = AtomicBool::new(false);
-    let (cpu0, t0) = (thread_cpu(), Instant::now());
-    tracer
-        .run(
-            RunOptions {
-                duration: None,
-                stop: &stop,
-                targets_gone: &mut || {
-                    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                        .map(|s| s.contains(") Z"))
-                        .unwrap_or(true)
-                },
-                on_status: &mut |_| {},
-            },
-            &mut |batch| {
-                for e in batch {
-                    model.apply(e);
-                }
-                true
-            },
-        )
-        .expect("trace");
-    let (consumer_cpu, wall) = (thread_cpu() - cpu0, t0.elapsed());
+    let f = session.wait().expect("trace");
+    let wall = t0.elapsed();
+    let model = &f.model;
     Traced {
         workload: result(child),
         events: model.totals.events - model.totals.lost_events.min(1),
         lost: model.totals.lost_events,
-        consumer_cpu,
+        consumer_cpu: f.fold_cpu,
         wall,
     }
 }
@@ -208,7 +185,7 @@ fn main() {
     for _ in 0..rounds {
         base.push(untraced(&args)["ops_per_sec"].as_f64().unwrap());
         obs.push(untraced(&observed_args)["ops_per_sec"].as_f64().unwrap());
-        let t = traced_with(&args, false, Some(WORKLOAD.as_str()));
+        let t = traced_with(&args, false, true);
         usdt.push(t.workload["ops_per_sec"].as_f64().unwrap());
         println!(
             "  nothing {:>12.0}   observer {:>12.0}   USDT {:>12.0}   ({} USDT events, {} lost)",

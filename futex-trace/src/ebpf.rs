@@ -7,9 +7,8 @@
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap};
 use aya::programs::TracePoint;
@@ -20,7 +19,7 @@ use crate::abi::{
     RawEvent, CFG_FOLLOW_FORKS, CFG_NO_STACKS, C_INFLIGHT_FULL, C_LOST_EVENTS, C_MISSED_EXITS,
     C_STACK_ERRORS,
 };
-use crate::event::{Event, EventKind};
+use crate::event::Event;
 use crate::kernel::Decoder;
 
 /// The object built from `ebpf/futex.bpf.c` (by build.rs, or the committed copy).
@@ -39,6 +38,12 @@ impl std::fmt::Display for TraceError {
 }
 
 impl std::error::Error for TraceError {}
+
+impl From<TraceError> for String {
+    fn from(e: TraceError) -> String {
+        e.0
+    }
+}
 
 fn err(msg: impl Into<String>) -> TraceError {
     TraceError(msg.into())
@@ -187,7 +192,10 @@ pub struct KernelTracer {
     targets: BpfHashMap<MapData, u32, u8>,
     stacks: StackMap,
     counters: PerCpuArray<MapData, u64>,
-    ring: Option<RingBuf<MapData>>,
+    /// The ring buffer, polled through the runtime below (dropped first: fields drop in order).
+    ring: Option<AsyncFd<RingBuf<MapData>>>,
+    /// A current-thread runtime for waiting on the ring buffer (epoll, as aya documents).
+    rt: tokio::runtime::Runtime,
     /// Keeps the kernel's BPF run-time statistics on while we trace (`None` if refused).
     _stats: Option<OwnedFd>,
     /// Whether the futex2 syscalls are traced (the kernel has them).
@@ -285,12 +293,25 @@ impl KernelTracer {
         if let Some(bin) = &target.usdt {
             attach_usdt(&mut bpf, bin)?;
         }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| err(format!("cannot start the event loop: {e}")))?;
+        let ring = {
+            let _in_runtime = rt.enter();
+            // SAFETY: the ring buffer's fd is owned by `ring`, which the AsyncFd owns from here on;
+            // aya's `RingBuf::as_raw_fd` always returns that same fd.
+            unsafe { AsyncFd::register(ring) }
+                .map_err(|e| err(format!("cannot poll the ring buffer: {e}")))?
+        };
         Ok(KernelTracer {
             bpf,
             targets,
             stacks,
             counters,
             ring: Some(ring),
+            rt,
             _stats: stats,
             futex2,
             decoder: Decoder { buckets },
@@ -445,193 +466,50 @@ where
     T::try_from(map).map_err(|e| err(format!("map {name}: {e}")))
 }
 
-/// Reads every record in the ring, decoding into `batch` and handing it to `on_batch` in pieces of up
-/// to 8192 events (and what is left at the end). True when the consumer asked to stop.
-fn drain(
-    ring: &mut RingBuf<MapData>,
-    decoder: Decoder,
-    batch: &mut Vec<Event>,
-    events: &mut u64,
-    on_batch: &mut dyn FnMut(&[Event]) -> bool,
-) -> bool {
-    loop {
-        let mut more = false;
-        while let Some(item) = ring.next() {
-            if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| decoder.decode(&r)) {
-                batch.push(e);
-            }
-            if batch.len() >= 8192 {
-                more = true;
-                break;
-            }
-        }
-        if !batch.is_empty() {
-            *events += batch.len() as u64;
-            let go_on = on_batch(batch);
-            batch.clear();
-            if !go_on {
-                return true;
-            }
-        }
-        if !more {
-            return false;
-        }
-    }
-}
-
-/// Why a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// The requested duration passed.
-    Duration,
-    /// Ctrl-C (or the caller's stop flag).
-    Interrupted,
-    /// Every traced process ended.
-    TargetsExited,
-    /// The consumer asked to stop (e.g. stdout closed).
-    Consumer,
-}
-
-/// A snapshot of a run, for the status line.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Status {
-    pub elapsed: Duration,
-    pub events: u64,
-    pub events_per_sec: f64,
-    pub counters: Counters,
-    /// BPF run time per second of the last interval (nanoseconds per second).
-    pub bpf_ns_per_sec: f64,
-}
-
-/// How a run ends and reports.
-pub struct RunOptions<'a> {
-    pub duration: Option<Duration>,
-    pub stop: &'a AtomicBool,
-    /// Called every 100 ms: true when the traced processes are gone.
-    pub targets_gone: &'a mut dyn FnMut() -> bool,
-    /// Called once a second.
-    pub on_status: &'a mut dyn FnMut(&Status),
-}
+/// Most events one [`KernelTracer::poll`] hands out.
+const MAX_BATCH: usize = 8192;
 
 impl KernelTracer {
-    /// Reads events until `opts` says stop, handing batches to `on_batch` (which returns false to
-    /// stop). Lost events are delivered as [`EventKind::Lost`]. Runs a current-thread tokio runtime.
-    pub fn run(
-        &mut self,
-        opts: RunOptions<'_>,
-        on_batch: &mut dyn FnMut(&[Event]) -> bool,
-    ) -> Result<StopReason, TraceError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| err(format!("cannot start the event loop: {e}")))?;
+    /// Waits up to `wait` for the ring buffer (the eBPF side wakes us only once 256 KiB are waiting),
+    /// then decodes up to [`MAX_BATCH`] records into `out`. Returns how many it appended.
+    pub fn poll(&mut self, out: &mut Vec<Event>, wait: Duration) -> Result<usize, TraceError> {
+        let before = out.len();
+        let decoder = self.decoder;
         let ring = self
             .ring
-            .take()
-            .ok_or_else(|| err("the tracer already ran"))?;
-        let (reason, ring) = rt.block_on(self.run_async(ring, opts, on_batch))?;
-        self.ring = Some(ring);
-        Ok(reason)
+            .as_mut()
+            .ok_or_else(|| err("the ring buffer is gone"))?;
+        let readable = self.rt.block_on(async {
+            tokio::select! {
+                guard = ring.readable_mut() => Some(guard.map(|mut g| {
+                    // Readiness is cleared only once the ring is empty, so that a full batch leaves
+                    // the rest for the next poll without waiting.
+                    if drain(g.get_inner_mut(), decoder, out) {
+                        g.clear_ready();
+                    }
+                })),
+                _ = tokio::time::sleep(wait) => None,
+            }
+        });
+        match readable {
+            Some(r) => r.map_err(|e| err(format!("ring buffer: {e}")))?,
+            None => {
+                drain(ring.get_mut(), decoder, out);
+            }
+        }
+        Ok(out.len() - before)
     }
+}
 
-    async fn run_async(
-        &mut self,
-        ring: RingBuf<MapData>,
-        opts: RunOptions<'_>,
-        on_batch: &mut dyn FnMut(&[Event]) -> bool,
-    ) -> Result<(StopReason, RingBuf<MapData>), TraceError> {
-        // SAFETY: the ring buffer's fd is owned by `ring`, which the AsyncFd owns until `into_inner`;
-        // aya's `RingBuf::as_raw_fd` always returns that same fd.
-        let mut fd = unsafe { AsyncFd::register(ring) }
-            .map_err(|e| err(format!("cannot poll the ring buffer: {e}")))?;
-        let start = Instant::now();
-        let mut batch: Vec<Event> = Vec::with_capacity(8192);
-        let mut lost_reported = 0u64;
-        let mut events = 0u64;
-        let mut last_status = (start, 0u64, self.bpf_run_time());
-        // The eBPF side wakes us only once 256 KiB are waiting; between wake-ups, drain every 5 ms so
-        // that a live view lags by no more than that. Stop conditions and counters: every 100 ms.
-        let mut tick = tokio::time::interval(Duration::from_millis(5));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_check = start;
-        let decoder = self.decoder;
-        let reason = loop {
-            let consumer_stop = tokio::select! {
-                guard = fd.readable_mut() => {
-                    let mut guard = guard.map_err(|e| err(format!("ring buffer: {e}")))?;
-                    let stop = drain(guard.get_inner_mut(), decoder, &mut batch, &mut events, on_batch);
-                    guard.clear_ready();
-                    stop
-                }
-                _ = tick.tick() => drain(fd.get_mut(), decoder, &mut batch, &mut events, on_batch),
-            };
-            if consumer_stop {
-                return Ok((StopReason::Consumer, fd.into_inner()));
-            }
-            let now = Instant::now();
-            if now.duration_since(last_check) < Duration::from_millis(100) {
-                continue;
-            }
-            last_check = now;
-            let c = self.counters();
-            if c.lost() > lost_reported {
-                let lost = [Event {
-                    ts_ns: 0,
-                    pid: 0,
-                    tid: 0,
-                    kind: EventKind::Lost {
-                        count: c.lost() - lost_reported,
-                    },
-                }];
-                lost_reported = c.lost();
-                if !on_batch(&lost) {
-                    return Ok((StopReason::Consumer, fd.into_inner()));
-                }
-            }
-            if now.duration_since(last_status.0) >= Duration::from_secs(1) {
-                let dt = now.duration_since(last_status.0).as_secs_f64();
-                let run = self.bpf_run_time();
-                (opts.on_status)(&Status {
-                    elapsed: now.duration_since(start),
-                    events,
-                    events_per_sec: (events - last_status.1) as f64 / dt,
-                    counters: c,
-                    bpf_ns_per_sec: run.saturating_sub(last_status.2).as_nanos() as f64 / dt,
-                });
-                last_status = (now, events, run);
-            }
-            if opts.stop.load(Ordering::Relaxed) {
-                break StopReason::Interrupted;
-            }
-            if opts.duration.is_some_and(|d| start.elapsed() >= d) {
-                break StopReason::Duration;
-            }
-            if (opts.targets_gone)() {
-                break StopReason::TargetsExited;
-            }
+/// Decodes records from `ring` into `out`, up to [`MAX_BATCH`]; true when the ring is empty.
+fn drain(ring: &mut RingBuf<MapData>, decoder: Decoder, out: &mut Vec<Event>) -> bool {
+    for _ in 0..MAX_BATCH {
+        let Some(item) = ring.next() else {
+            return true;
         };
-        // What was already in the ring when we stopped is kept.
-        let mut ring = fd.into_inner();
-        while let Some(item) = ring.next() {
-            if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| self.decoder.decode(&r)) {
-                batch.push(e);
-            }
+        if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| decoder.decode(&r)) {
+            out.push(e);
         }
-        let c = self.counters();
-        if c.lost() > lost_reported {
-            batch.push(Event {
-                ts_ns: 0,
-                pid: 0,
-                tid: 0,
-                kind: EventKind::Lost {
-                    count: c.lost() - lost_reported,
-                },
-            });
-        }
-        if !batch.is_empty() {
-            on_batch(&batch);
-        }
-        Ok((reason, ring))
     }
+    false
 }

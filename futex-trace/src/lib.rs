@@ -1,8 +1,26 @@
-//! futex-trace: sources → one event type → model of aggregates → exporters.
+//! futex-trace: where threads wait on futexes, for how long, and who wakes them.
 //!
-//! Built up issue by issue. Now: the event type ([`event`]), the model ([`model`]), futex-core's
-//! in-process observer as a source ([`source`]), the built-in demo workload ([`demo`]), and reports
-//! ([`report`]). eBPF sources, recorded traces and flamegraphs come next.
+//! ```text
+//! sources ──▶ session ──▶ sinks
+//! ```
+//! A [`source`] (futex-core's observer and the demo, any process's kernel futexes or futex-core's USDT
+//! probes through eBPF, a recording) produces one [`event::Event`] type; a [`session::Session`] folds
+//! them into the [`model`] on a thread of its own, resolves [`stacks`], keeps status and takes control;
+//! [`sink`]s (a JSON stream, a [recording](tracefile)) see every batch, and [`report`]s and
+//! [`flame`]graphs are drawn from what a session finished with. The eBPF side's record and constants are
+//! [`abi`], defined once in `ebpf/futex_abi.h`.
+//!
+//! ```no_run
+//! use futex_trace::demo::DemoConfig;
+//! use futex_trace::session::{Session, SessionOptions};
+//! use futex_trace::source::DemoSource;
+//!
+//! let source = DemoSource::start(&DemoConfig::default())?;
+//! let opts = SessionOptions { duration: Some(std::time::Duration::from_secs(1)), ..Default::default() };
+//! let finished = Session::start(Box::new(source), opts, vec![])?.wait()?;
+//! println!("{} waits", finished.model.totals.waits);
+//! # Ok::<(), futex_trace::ebpf::TraceError>(())
+//! ```
 
 pub mod abi;
 pub mod demo;
@@ -10,9 +28,10 @@ pub mod ebpf;
 pub mod event;
 pub mod flame;
 pub mod kernel;
-pub mod live;
 pub mod model;
 pub mod report;
+pub mod session;
+pub mod sink;
 pub mod source;
 pub mod stacks;
 pub mod tracefile;

@@ -1,25 +1,23 @@
 //! The `futex-trace` command line: a thin layer over the library.
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use std::path::PathBuf;
-
-use futex_trace::demo::{Demo, DemoConfig};
-use futex_trace::event::Event;
+use futex_trace::demo::DemoConfig;
 use futex_trace::flame::{self, Side};
-use futex_trace::live::{self, LiveTarget};
-use futex_trace::model::{BucketOrigin, Model};
 use futex_trace::report::{self, SourceInfo};
-use futex_trace::source::ObserverSource;
-use futex_trace::stacks::{StackTable, SHORT_STACKS_HELP};
-use futex_trace::tracefile::{self, TraceEnd, TraceMeta, TraceWriter};
+use futex_trace::session::{
+    Control, Finished, Session, SessionOptions, Sink, SinkError, Status, TraceMeta,
+};
+use futex_trace::sink::{RecordingSink, StreamSink};
+use futex_trace::source::{
+    DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource, Source,
+};
 
 #[derive(Parser)]
 #[command(
@@ -162,76 +160,6 @@ fn parse_skew(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Runs the demo for `duration` (or forever), folding events into a model and handing each batch to
-/// `on_batch`. Shows a status line on stderr once a second.
-fn run_demo(
-    interrupted: &AtomicBool,
-    target: &Target,
-    duration: Option<Duration>,
-    mut on_batch: impl FnMut(&[Event]) -> std::io::Result<()>,
-) -> Result<(Model, HashMap<u64, String>, Duration), String> {
-    let mut src =
-        ObserverSource::new(1 << 20).map_err(|e| format!("cannot observe futex-core: {e}"))?;
-    let mut model = Model::new(src.buckets(), BucketOrigin::FutexCore);
-    let demo = Demo::start(&DemoConfig {
-        threads: target.threads,
-        skew: target.skew,
-    });
-    let start = Instant::now();
-    let mut last_status = start;
-    let mut batch = Vec::new();
-    let tty = std::io::stderr().is_terminal();
-    let mut events_at_last = 0u64;
-    loop {
-        std::thread::sleep(Duration::from_millis(50));
-        batch.clear();
-        src.poll(&mut batch);
-        for e in &batch {
-            model.apply(e);
-        }
-        if on_batch(&batch).is_err() {
-            break; // stdout closed (e.g. piped into head): stop quietly
-        }
-        let now = Instant::now();
-        if now.duration_since(last_status) >= Duration::from_secs(1) {
-            let rate = (model.totals.events - events_at_last) as f64
-                / now.duration_since(last_status).as_secs_f64();
-            let line = format!(
-                "demo: {:.0} s, {:.0} events/s, {} lost",
-                now.duration_since(start).as_secs_f64(),
-                rate,
-                model.totals.lost_events
-            );
-            if tty {
-                eprint!("\r{line}\x1b[K");
-            } else {
-                eprintln!("{line}");
-            }
-            events_at_last = model.totals.events;
-            last_status = now;
-        }
-        if duration.is_some_and(|d| now.duration_since(start) >= d)
-            || interrupted.load(Ordering::Relaxed)
-        {
-            break;
-        }
-    }
-    let elapsed = start.elapsed();
-    if tty {
-        eprintln!();
-    }
-    // Stop the workload, then collect what its threads did while stopping.
-    let labels = demo.labels().clone();
-    demo.stop();
-    batch.clear();
-    src.poll(&mut batch);
-    for e in &batch {
-        model.apply(e);
-    }
-    let _ = on_batch(&batch);
-    Ok((model, labels, elapsed))
-}
-
 /// Where events come from.
 enum Input {
     Demo,
@@ -260,247 +188,155 @@ fn input(file: Option<&PathBuf>, t: &Target) -> Result<Input, String> {
     }
 }
 
-/// What a run gathered, whatever the source.
-struct Gathered {
-    /// Every process traced.
-    pids: Vec<u32>,
-    /// How a live trace or a recording ended (none for the demo).
-    end: Option<TraceEnd>,
-    model: Model,
-    stacks: Option<StackTable>,
-    labels: HashMap<u64, String>,
-    src: SourceInfo,
-}
-
-/// What a reader of a live trace or a recording must know: losses, and stacks cut short.
-fn trace_warnings(model: &Model, stacks: &StackTable, end: Option<&TraceEnd>) -> Vec<String> {
-    let mut w = Vec::new();
-    if let Some(end) = end {
-        if end.lost_events > 0 {
-            w.push(format!(
-                "{} events were lost (ring buffer full, or syscall returns the kernel did not \
-                 report): counts are lower bounds",
-                end.lost_events
-            ));
-        }
-        if end.untraced_calls > 0 {
-            w.push(format!(
-                "{} futex calls were not traced (no room for per-thread state in the kernel)",
-                end.untraced_calls
-            ));
-        }
-        if end.stack_errors > 0 {
-            w.push(format!(
-                "{} stacks could not be stored (stack map full or hash collision)",
-                end.stack_errors
-            ));
-        }
-    }
-    let short = stacks.short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
-    if short > 0.5 {
-        w.push(SHORT_STACKS_HELP.to_string());
-    }
-    w
-}
-
-/// Traces `input`, handing each batch of events to `on_batch` (false: stop).
-fn gather(
-    input: &Input,
+/// The status line on stderr: a start line, then a line each second (rewritten in place on a
+/// terminal), and notes as they come.
+struct StatusLine {
+    /// "pid 1234", "`./server`", "the demo".
+    what: String,
     duration: Option<Duration>,
-    interrupted: &AtomicBool,
-    demo_target: &Target,
-    on_batch: &mut dyn FnMut(&[Event]) -> bool,
-) -> Result<Gathered, String> {
-    match input {
-        Input::Demo => {
-            let (model, labels, elapsed) = run_demo(interrupted, demo_target, duration, |b| {
-                if on_batch(b) {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::other("output closed"))
-                }
-            })?;
-            Ok(Gathered {
-                pids: vec![std::process::id()],
-                end: None,
-                model,
-                stacks: None,
-                labels,
-                src: SourceInfo {
-                    source: "demo (futex-core observer)".into(),
-                    pid: std::process::id(),
-                    duration_s: elapsed.as_secs_f64(),
-                    warnings: Vec::new(),
-                },
-            })
-        }
-        Input::Live(target) => {
-            let opts = live::LiveOptions {
-                duration,
-                status: true,
-                no_stacks: demo_target.no_stacks,
-                command_log: None,
-                usdt: demo_target.usdt,
-            };
-            let r = live::trace(target, opts, interrupted, on_batch).map_err(|e| e.to_string())?;
-            if let Some(st) = r.exit_status {
-                if !st.success() {
-                    eprintln!("futex-trace: the traced command ended with {st}");
-                }
-            }
-            let warnings = trace_warnings(&r.model, &r.stacks, Some(&r.end));
-            Ok(Gathered {
-                pids: r.end.pids.clone(),
-                end: Some(r.end.clone()),
-                src: SourceInfo {
-                    source: r.meta.source.clone(),
-                    pid: r.end.pids.first().copied().unwrap_or(0),
-                    duration_s: r.end.duration_s,
-                    warnings,
-                },
-                model: r.model,
-                stacks: Some(r.stacks),
-                labels: HashMap::new(),
-            })
-        }
-        Input::File(path) => {
-            let f = std::fs::File::open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let mut model: Option<Model> = None;
-            let mut pending = Vec::new();
-            let trace = tracefile::read(std::io::BufReader::new(f), |e| match &mut model {
-                Some(m) => m.apply(e),
-                None => pending.push(*e),
-            })
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut model = model.unwrap_or_else(|| {
-                Model::new(
-                    trace.meta.buckets.clamp(1, 1 << 16),
-                    trace.meta.bucket_origin,
-                )
-            });
-            for e in &pending {
-                model.apply(e);
-            }
-            on_batch(&pending);
-            let mut warnings: Vec<String> = trace.warning.iter().cloned().collect();
-            warnings.extend(trace_warnings(&model, &trace.stacks, trace.end.as_ref()));
-            let pids = trace
-                .end
-                .as_ref()
-                .map_or_else(|| trace.meta.pids.clone(), |e| e.pids.clone());
-            Ok(Gathered {
-                end: trace.end.clone(),
-                src: SourceInfo {
-                    source: format!("{} (recorded in {})", trace.meta.source, path.display()),
-                    pid: pids.first().copied().unwrap_or(0),
-                    duration_s: trace
-                        .end
-                        .as_ref()
-                        .map_or_else(|| model.span_secs(), |e| e.duration_s),
-                    warnings,
-                },
-                pids,
-                model,
-                labels: trace
-                    .end
-                    .as_ref()
-                    .map(|e| e.labels.iter().cloned().collect())
-                    .unwrap_or_default(),
-                stacks: Some(trace.stacks),
-            })
+    tty: bool,
+    /// A line is on screen without its newline yet.
+    open: bool,
+}
+
+impl StatusLine {
+    fn new(what: String, duration: Option<Duration>) -> Self {
+        StatusLine {
+            what,
+            duration,
+            tty: std::io::stderr().is_terminal(),
+            open: false,
         }
     }
+
+    fn close(&mut self) {
+        if std::mem::take(&mut self.open) {
+            eprintln!();
+        }
+    }
+}
+
+impl Sink for StatusLine {
+    fn start(&mut self, _: &TraceMeta) -> Result<(), SinkError> {
+        match self.duration {
+            Some(d) => eprintln!(
+                "futex-trace: tracing {} for {} (Ctrl-C stops early)",
+                self.what,
+                humantime::format_duration(d)
+            ),
+            None => eprintln!("futex-trace: tracing {} (Ctrl-C stops)", self.what),
+        }
+        Ok(())
+    }
+
+    fn status(&mut self, s: &Status) {
+        let line = format!(
+            "tracing {}: {:.0} s · {:.0} events/s · lost {} · stack errors {}{}{}",
+            self.what,
+            s.elapsed.as_secs_f64(),
+            s.events_per_sec,
+            s.lost_events,
+            s.health.stack_errors,
+            match s.health.untraced_calls {
+                0 => String::new(),
+                n => format!(" · untraced calls {n}"),
+            },
+            match s.cost_per_sec {
+                Some((what, ns)) => format!(" · {what} {:.2} ms/s", ns / 1e6),
+                None => String::new(),
+            }
+        );
+        if self.tty {
+            eprint!("\r{line}\x1b[K");
+            self.open = true;
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn note(&mut self, note: &str) {
+        self.close();
+        eprintln!("futex-trace: {note}");
+    }
+
+    fn finish(&mut self, _: &Finished) -> Result<(), SinkError> {
+        self.close();
+        Ok(())
+    }
+}
+
+/// Starts `input` with `sinks` (plus a status line for live sources) and waits for it to end.
+fn run(
+    input: &Input,
+    target: &Target,
+    duration: Option<Duration>,
+    control: &Arc<Control>,
+    mut sinks: Vec<Box<dyn Sink>>,
+) -> Result<Finished, String> {
+    let source: Box<dyn Source> = match input {
+        Input::Demo => Box::new(DemoSource::start(&DemoConfig {
+            threads: target.threads,
+            skew: target.skew,
+        })?),
+        Input::Live(t) => Box::new(KernelSource::start(
+            t,
+            KernelOptions {
+                command_log: None,
+                no_stacks: target.no_stacks,
+                usdt: target.usdt,
+            },
+        )?),
+        Input::File(path) => Box::new(RecordingSource::open(path, Pace::AsFastAsRead)?),
+    };
+    let what = match input {
+        Input::Demo => Some("the demo".to_string()),
+        Input::Live(t) => Some(t.describe()),
+        Input::File(_) => None,
+    };
+    if let Some(what) = what {
+        sinks.push(Box::new(StatusLine::new(what, duration)));
+    }
+    let opts = SessionOptions {
+        duration,
+        control: control.clone(),
+    };
+    let f = Session::start(source, opts, sinks)?.wait()?;
+    if let Some(st) = f.exit_status {
+        if !st.success() {
+            eprintln!("futex-trace: the traced command ended with {st}");
+        }
+    }
+    if let Some(e) = &f.sink_error {
+        return Err(e.clone());
+    }
+    Ok(f)
 }
 
 fn record(
     target: &Target,
     duration: Option<Duration>,
-    output: &PathBuf,
-    interrupted: &AtomicBool,
+    output: &Path,
+    control: &Arc<Control>,
 ) -> Result<(), String> {
     let input = input(None, target)?;
-    let file = std::fs::File::create(output)
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    let (source, pids, command) = match &input {
-        Input::Demo => ("demo (futex-core observer)", vec![std::process::id()], None),
-        Input::Live(LiveTarget::Pids(p)) => ("kernel futexes (eBPF)", p.clone(), None),
-        Input::Live(LiveTarget::Command(c)) => ("kernel futexes (eBPF)", vec![], Some(c.clone())),
-        Input::File(_) => unreachable!("record takes no file"),
-    };
-    let (buckets, origin) = match input {
-        Input::Demo => (futex_core::default_table().len(), BucketOrigin::FutexCore),
-        _ if target.usdt => (live::BUCKETS, BucketOrigin::FutexCore),
-        _ => (live::BUCKETS, BucketOrigin::FutexCoreHash),
-    };
-    let source = if target.usdt {
-        "futex-core probes (USDT, eBPF)"
-    } else {
-        source
-    };
-    let meta = TraceMeta {
-        source: source.into(),
-        pids,
-        command,
-        buckets,
-        bucket_origin: origin,
-        started_unix_s: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
-        started_mono_ns: 0,
-    };
-    let mut w = TraceWriter::new(file, &meta)
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    let mut write_error = None;
-    let g = gather(
+    let f = run(
         &input,
-        duration,
-        interrupted,
         target,
-        &mut |batch| match w.events(batch) {
-            Ok(()) => true,
-            Err(e) => {
-                write_error = Some(e);
-                false
-            }
-        },
+        duration,
+        control,
+        vec![Box::new(RecordingSink::new(output))],
     )?;
-    if let Some(e) = write_error {
-        return Err(format!(
-            "writing {} failed ({e}); the events before the failure are in the file",
-            output.display()
-        ));
-    }
-    // A live trace knows how it ended (stack errors, calls it could not trace, why it stopped).
-    let end = TraceEnd {
-        pids: g.pids.clone(),
-        duration_s: g.src.duration_s,
-        events: g.model.totals.events,
-        lost_events: g.model.totals.lost_events,
-        labels: g.labels.iter().map(|(a, l)| (*a, l.clone())).collect(),
-        ..g.end.clone().unwrap_or_else(|| TraceEnd {
-            reason: if interrupted.load(Ordering::Relaxed) {
-                "interrupted".into()
-            } else {
-                "ended".into()
-            },
-            ..TraceEnd::default()
-        })
-    };
-    let stacks = g.stacks.unwrap_or_default();
-    w.finish(&stacks, &end)
-        .map_err(|e| format!("writing {} failed: {e}", output.display()))?;
     let size = std::fs::metadata(output).map_or(0, |m| m.len());
-    for warning in &g.src.warnings {
+    for warning in &f.warnings {
         eprintln!("futex-trace: warning: {warning}");
     }
     eprintln!(
         "futex-trace: recorded {} events ({} lost), {} stacks, {:.1} s, to {} ({:.1} MB); next: \
          futex-trace report {}",
-        g.model.totals.events,
-        g.model.totals.lost_events,
-        stacks.stacks.len(),
-        g.src.duration_s,
+        f.model.totals.events,
+        f.model.totals.lost_events,
+        f.stacks.as_ref().map_or(0, |s| s.stacks.len()),
+        f.duration_s(),
         output.display(),
         size as f64 / 1e6,
         output.display()
@@ -508,13 +344,13 @@ fn record(
     Ok(())
 }
 
-fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Result<(), String> {
-    if g.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && g.model.stacks.is_empty() {
+fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result<(), String> {
+    if f.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && f.model.stacks.is_empty() {
         eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
     }
     let side = if wakers { Side::Wakers } else { Side::Waiters };
     // The observer records no stacks: its flamegraph is by lock (process → kind → lock).
-    let by_lock = g.stacks.is_none();
+    let by_lock = f.stacks.is_none();
     if by_lock && wakers {
         return Err(
             "--wakers needs stacks, which the demo's observer does not record: trace a process \
@@ -522,7 +358,7 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
                 .into(),
         );
     }
-    let (lines, what) = flame::graph(&g.model, g.stacks.as_ref(), &g.labels, side);
+    let (lines, what) = flame::graph(&f.model, f.stacks.as_ref(), &f.labels, side);
     let file = std::fs::File::create(output)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     let mut out = std::io::BufWriter::new(file);
@@ -533,22 +369,22 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
     } else {
         let subtitle = format!(
             "{} · pid {} · {:.1} s · {} waits with stacks · lost events {}",
-            g.src.source,
-            g.src.pid,
-            g.src.duration_s,
+            f.title,
+            f.pid(),
+            f.duration_s(),
             if wakers {
-                g.model.waker_stacks.values().map(|s| s.waits).sum::<u64>()
+                f.model.waker_stacks.values().map(|s| s.waits).sum::<u64>()
             } else {
-                g.model.stacks.values().map(|s| s.waits).sum::<u64>()
+                f.model.stacks.values().map(|s| s.waits).sum::<u64>()
             },
-            g.model.totals.lost_events
+            f.model.totals.lost_events
         );
         flame::svg(&lines, what, &subtitle, &mut out)
             .map_err(|e| format!("writing {}: {e}", output.display()))?;
     }
     out.flush()
         .map_err(|e| format!("writing {}: {e}", output.display()))?;
-    for w in &g.src.warnings {
+    for w in &f.warnings {
         eprintln!("futex-trace: warning: {w}");
     }
     eprintln!(
@@ -562,10 +398,10 @@ fn flamegraph(g: &Gathered, wakers: bool, folded: bool, output: &PathBuf) -> Res
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Ctrl-C ends the run early; what was gathered is still reported (or recorded).
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control::default());
     {
-        let i = interrupted.clone();
-        if let Err(e) = ctrlc::set_handler(move || i.store(true, Ordering::Relaxed)) {
+        let c = control.clone();
+        if let Err(e) = ctrlc::set_handler(move || c.stop()) {
             eprintln!("futex-trace: warning: Ctrl-C will not end the run cleanly: {e}");
         }
     }
@@ -574,7 +410,7 @@ fn main() -> ExitCode {
             target,
             duration,
             output,
-        } => record(target, *duration, output, &interrupted),
+        } => record(target, *duration, output, &control),
         Command::Report {
             file,
             target,
@@ -583,12 +419,13 @@ fn main() -> ExitCode {
             top,
         } => input(file.as_ref(), target).and_then(|inp| {
             let d = default_duration(&inp, *duration);
-            let g = gather(&inp, d, &interrupted, target, &mut |_| true)?;
+            let f = run(&inp, target, d, &control, vec![])?;
+            let src = SourceInfo::of(&f);
             let out = if *json {
-                report::json(&g.model, &g.src, &g.labels, g.stacks.as_ref())
+                report::json(&f.model, &src, &f.labels, f.stacks.as_ref())
             } else {
                 // The text report carries the warnings itself (so does the JSON one).
-                report::text(&g.model, &g.src, &g.labels, g.stacks.as_ref(), *top)
+                report::text(&f.model, &src, &f.labels, f.stacks.as_ref(), *top)
             };
             // A closed stdout (`| head`) is not an error worth a word.
             let _ = writeln!(std::io::stdout().lock(), "{out}");
@@ -603,24 +440,12 @@ fn main() -> ExitCode {
             output,
         } => input(file.as_ref(), target).and_then(|inp| {
             let d = default_duration(&inp, *duration);
-            let g = gather(&inp, d, &interrupted, target, &mut |_| true)?;
-            flamegraph(&g, *wakers, *folded, output)
+            let f = run(&inp, target, d, &control, vec![])?;
+            flamegraph(&f, *wakers, *folded, output)
         }),
         Command::Stream { target, duration } => input(None, target).and_then(|inp| {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            gather(&inp, *duration, &interrupted, target, &mut |batch| {
-                let mut write = || -> std::io::Result<()> {
-                    for e in batch {
-                        serde_json::to_writer(&mut out, e).map_err(std::io::Error::other)?;
-                        out.write_all(b"\n")?;
-                    }
-                    out.flush()
-                };
-                // stdout closed (e.g. piped into head): stop quietly
-                write().is_ok()
-            })
-            .map(|_| ())
+            let sink = StreamSink::new(std::io::stdout());
+            run(&inp, target, *duration, &control, vec![Box::new(sink)]).map(drop)
         }),
     };
     match result {
@@ -632,10 +457,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Live reports and flamegraphs of a pid or the demo last 5 s unless told; a command runs to its end.
+/// Live reports and flamegraphs of a pid or the demo last 5 s unless told; a command runs to its end;
+/// a recording is read to its end.
 fn default_duration(inp: &Input, d: Option<Duration>) -> Option<Duration> {
     match inp {
         Input::Live(LiveTarget::Command(_)) => d,
+        Input::File(_) => None,
         _ => d.or(Some(Duration::from_secs(5))),
     }
 }

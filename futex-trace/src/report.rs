@@ -22,6 +22,18 @@ pub struct SourceInfo {
     pub warnings: Vec<String>,
 }
 
+impl SourceInfo {
+    /// What a report says of the source of what a session gathered.
+    pub fn of(f: &crate::session::Finished) -> SourceInfo {
+        SourceInfo {
+            source: f.title.clone(),
+            pid: f.pid(),
+            duration_s: f.duration_s(),
+            warnings: f.warnings.clone(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Latency {
     count: u64,

@@ -17,7 +17,6 @@ use std::io::{self, BufWriter, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
-use crate::model::BucketOrigin;
 use crate::stacks::{ProcessInfo, StackTable};
 
 pub const MAGIC: &[u8; 8] = b"FUTEXTRC";
@@ -30,40 +29,7 @@ const T_END: u8 = 4;
 const MAX_CHUNK: u32 = 64 << 20;
 const EVENTS_PER_CHUNK: usize = 65536;
 
-/// What was traced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TraceMeta {
-    /// e.g. "kernel futexes (eBPF)".
-    pub source: String,
-    pub pids: Vec<u32>,
-    /// The command line, when futex-trace started the traced command.
-    pub command: Option<Vec<String>>,
-    pub buckets: usize,
-    pub bucket_origin: BucketOrigin,
-    /// Wall clock at the start, seconds since the Unix epoch.
-    pub started_unix_s: f64,
-    /// `CLOCK_MONOTONIC` at the start (events' clock), nanoseconds.
-    pub started_mono_ns: u64,
-}
-
-/// How the recording ended.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TraceEnd {
-    /// Every process traced (those given, the command started, and the children followed).
-    #[serde(default)]
-    pub pids: Vec<u32>,
-    pub duration_s: f64,
-    pub events: u64,
-    pub lost_events: u64,
-    pub stack_errors: u64,
-    /// Futex calls not traced: no room for the thread's in-flight state in the kernel.
-    #[serde(default)]
-    pub untraced_calls: u64,
-    pub reason: String,
-    /// Names of addresses, where the source knows them (the demo's locks).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub labels: Vec<(u64, String)>,
-}
+pub use crate::session::{TraceEnd, TraceMeta};
 
 /// The STACKS chunk: JSON cannot key maps by tuples, hence lists.
 #[derive(Serialize, Deserialize)]
@@ -218,115 +184,244 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Reads a recording, handing each event to `on_event` in file order.
-pub fn read(mut r: impl Read, mut on_event: impl FnMut(&Event)) -> Result<Trace, ReadError> {
-    let mut header = [0u8; 12];
-    let n = read_full(&mut r, &mut header).map_err(ReadError::Io)?;
-    if n < 12 || &header[..8] != MAGIC {
-        return Err(bad(
-            "not a futex-trace recording (it does not start with FUTEXTRC); make one with \
-             `futex-trace record`"
-                .into(),
-        ));
+/// One chunk of a recording, as [`TraceReader::next`] reads it.
+#[derive(Debug)]
+pub enum Chunk {
+    /// A header chunk after the first (the last one read is the recording's header).
+    Meta(TraceMeta),
+    /// `n` events, appended to the caller's buffer.
+    Events(usize),
+    Stacks(StackTable),
+    End(TraceEnd),
+}
+
+/// Reads a recording chunk by chunk, so that memory is bounded by the largest chunk, not the file.
+pub struct TraceReader<R: Read> {
+    inner: HeaderlessReader<R>,
+    meta: TraceMeta,
+}
+
+/// The chunk layer of a [`TraceReader`].
+struct HeaderlessReader<R: Read> {
+    r: R,
+    /// File offset of the next chunk.
+    pos: u64,
+    payload: Vec<u8>,
+    /// A chunk header or payload ended before its length: what the user should know.
+    cut: Option<String>,
+}
+
+impl<R: Read> TraceReader<R> {
+    /// Reads the file header and the header chunk (which must come first).
+    pub fn new(mut r: R) -> Result<Self, ReadError> {
+        let mut header = [0u8; 12];
+        let n = read_full(&mut r, &mut header).map_err(ReadError::Io)?;
+        if n < 12 || &header[..8] != MAGIC {
+            return Err(bad(
+                "not a futex-trace recording (it does not start with FUTEXTRC); make one with \
+                 `futex-trace record`"
+                    .into(),
+            ));
+        }
+        let version = u16::from_le_bytes([header[8], header[9]]);
+        if version != VERSION {
+            return Err(bad(format!(
+                "this recording is format version {version}; this futex-trace reads version {VERSION}"
+            )));
+        }
+        // The header chunk, read with a reader that has no header yet.
+        let mut r = HeaderlessReader {
+            r,
+            pos: 12,
+            payload: Vec::new(),
+            cut: None,
+        };
+        match r.chunk_header()? {
+            Some((T_META, len, at)) => {
+                r.payload(len)?;
+                if r.cut.is_none() {
+                    let meta = serde_json::from_slice(&r.payload).map_err(|e| {
+                        bad(format!("corrupt recording: header chunk at byte {at}: {e}"))
+                    })?;
+                    return Ok(TraceReader { inner: r, meta });
+                }
+            }
+            Some((ty, _, at)) => {
+                return Err(bad(format!(
+                    "corrupt recording: chunk type {ty} at byte {at} before the header chunk"
+                )))
+            }
+            None => {}
+        }
+        Err(bad("the recording has no header chunk: it is empty".into()))
     }
-    let version = u16::from_le_bytes([header[8], header[9]]);
-    if version != VERSION {
-        return Err(bad(format!(
-            "this recording is format version {version}; this futex-trace reads version {VERSION}"
-        )));
+
+    /// The recording's header.
+    pub fn meta(&self) -> &TraceMeta {
+        &self.meta
     }
-    let mut pos = 12u64;
-    let mut meta: Option<TraceMeta> = None;
-    let mut stacks = StackTable::default();
-    let mut end = None;
-    let mut warning = None;
-    let mut payload = Vec::new();
-    loop {
+
+    /// Why the recording stopped before its end (a cut-short file), once [`TraceReader::next`] has
+    /// reached the cut.
+    pub fn cut_short(&self) -> Option<&str> {
+        self.inner.cut.as_deref()
+    }
+
+    /// The next chunk, its events appended to `events` (unless `skip_events`: then event chunks are
+    /// passed over unread, and report 0 events). `None` at the end of the recording or at a cut.
+    pub fn next(
+        &mut self,
+        events: &mut Vec<Event>,
+        skip_events: bool,
+    ) -> Result<Option<Chunk>, ReadError> {
+        self.inner.next(events, skip_events)
+    }
+}
+
+impl<R: Read> HeaderlessReader<R> {
+    /// The next chunk's (type, length, offset), or `None` at the end of the file or a cut.
+    fn chunk_header(&mut self) -> Result<Option<(u8, u32, u64)>, ReadError> {
+        if self.cut.is_some() {
+            return Ok(None);
+        }
         let mut head = [0u8; 5];
-        let n = read_full(&mut r, &mut head).map_err(ReadError::Io)?;
+        let n = read_full(&mut self.r, &mut head).map_err(ReadError::Io)?;
         if n == 0 {
-            break;
+            return Ok(None);
         }
         if n < 5 {
-            warning = Some(format!(
-                "the recording is cut short at byte {pos} (inside a chunk header)"
+            self.cut = Some(format!(
+                "the recording is cut short at byte {} (inside a chunk header)",
+                self.pos
             ));
-            break;
+            return Ok(None);
         }
         let ty = head[0];
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        let at = self.pos;
         if !(T_META..=T_END).contains(&ty) {
             return Err(bad(format!(
-                "corrupt recording: unknown chunk type {ty} at byte {pos}"
+                "corrupt recording: unknown chunk type {ty} at byte {at}"
             )));
         }
         if len > MAX_CHUNK {
             return Err(bad(format!(
-                "corrupt recording: chunk of {len} bytes at byte {pos} (at most {MAX_CHUNK})"
+                "corrupt recording: chunk of {len} bytes at byte {at} (at most {MAX_CHUNK})"
             )));
         }
-        payload.resize(len as usize, 0);
-        let got = read_full(&mut r, &mut payload).map_err(ReadError::Io)?;
+        Ok(Some((ty, len, at)))
+    }
+
+    /// Reads a chunk's payload into `self.payload`; a short one sets `cut`.
+    fn payload(&mut self, len: u32) -> Result<(), ReadError> {
+        self.payload.resize(len as usize, 0);
+        let got = read_full(&mut self.r, &mut self.payload).map_err(ReadError::Io)?;
         if got < len as usize {
-            warning = Some(format!(
+            self.cut = Some(format!(
                 "the recording is cut short at byte {} (a chunk of {len} bytes has {got})",
-                pos + 5
+                self.pos + 5
             ));
-            break;
+        } else {
+            self.pos += 5 + u64::from(len);
         }
-        let at = pos;
-        pos += 5 + u64::from(len);
-        if meta.is_none() && ty != T_META {
-            return Err(bad(format!(
-                "corrupt recording: chunk type {ty} at byte {at} before the header chunk"
-            )));
+        Ok(())
+    }
+
+    /// The next chunk, its events appended to `events` (unless `skip_events`: then event chunks are
+    /// passed over unread, and report 0 events). `None` at the end of the recording or at a cut.
+    fn next(
+        &mut self,
+        events: &mut Vec<Event>,
+        skip_events: bool,
+    ) -> Result<Option<Chunk>, ReadError> {
+        let Some((ty, len, at)) = self.chunk_header()? else {
+            return Ok(None);
+        };
+        if ty == T_EVENTS && skip_events {
+            let got = io::copy(&mut (&mut self.r).take(len.into()), &mut io::sink())
+                .map_err(ReadError::Io)?;
+            if got < u64::from(len) {
+                self.cut = Some(format!(
+                    "the recording is cut short at byte {} (a chunk of {len} bytes has {got})",
+                    self.pos + 5
+                ));
+                return Ok(None);
+            }
+            self.pos += 5 + u64::from(len);
+            return Ok(Some(Chunk::Events(0)));
         }
-        match ty {
+        self.payload(len)?;
+        if self.cut.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(match ty {
             T_META => {
-                meta = Some(serde_json::from_slice(&payload).map_err(|e| {
+                Chunk::Meta(serde_json::from_slice(&self.payload).map_err(|e| {
                     bad(format!("corrupt recording: header chunk at byte {at}: {e}"))
                 })?)
             }
             T_EVENTS => {
                 let mut c = Cursor {
-                    b: &payload,
+                    b: &self.payload,
                     i: 0,
                     base: at + 5,
                 };
                 let count = c.u32()?;
+                let before = events.len();
                 for _ in 0..count {
-                    let e = decode(&mut c)?;
-                    on_event(&e);
+                    events.push(decode(&mut c)?);
                 }
-                if c.i != payload.len() {
+                if c.i != self.payload.len() {
                     return Err(bad(format!(
                         "corrupt recording: {} stray bytes after the events of the chunk at byte {at}",
-                        payload.len() - c.i
+                        self.payload.len() - c.i
                     )));
                 }
+                Chunk::Events(events.len() - before)
             }
             T_STACKS => {
-                let s: StacksChunk = serde_json::from_slice(&payload).map_err(|e| {
+                let s: StacksChunk = serde_json::from_slice(&self.payload).map_err(|e| {
                     bad(format!("corrupt recording: stacks chunk at byte {at}: {e}"))
                 })?;
-                stacks = s.into();
+                Chunk::Stacks(s.into())
             }
-            _ => {
-                end =
-                    Some(serde_json::from_slice(&payload).map_err(|e| {
-                        bad(format!("corrupt recording: end chunk at byte {at}: {e}"))
-                    })?)
-            }
+            _ => Chunk::End(
+                serde_json::from_slice(&self.payload)
+                    .map_err(|e| bad(format!("corrupt recording: end chunk at byte {at}: {e}")))?,
+            ),
+        }))
+    }
+}
+
+/// What a reader of a recording must be told about its ending, if anything: where it was cut short, or
+/// that it has no end marker.
+pub fn ending_warning(end: Option<&TraceEnd>, cut: Option<&str>) -> Option<String> {
+    match (end, cut) {
+        (_, Some(cut)) => Some(cut.to_string()),
+        (None, None) => Some(
+            "the recording did not end cleanly (no end marker): its stacks may be missing".into(),
+        ),
+        (Some(_), None) => None,
+    }
+}
+
+/// Reads a recording, handing each event to `on_event` in file order.
+pub fn read(r: impl Read, mut on_event: impl FnMut(&Event)) -> Result<Trace, ReadError> {
+    let mut reader = TraceReader::new(r)?;
+    let mut stacks = StackTable::default();
+    let mut end = None;
+    let mut events = Vec::new();
+    while let Some(chunk) = reader.next(&mut events, false)? {
+        match chunk {
+            Chunk::Meta(m) => reader.meta = m,
+            Chunk::Events(_) => events.drain(..).for_each(|e| on_event(&e)),
+            Chunk::Stacks(s) => stacks = s,
+            Chunk::End(e) => end = Some(e),
         }
     }
-    let meta = meta.ok_or_else(|| bad("the recording has no header chunk: it is empty".into()))?;
-    if end.is_none() && warning.is_none() {
-        warning = Some(
-            "the recording did not end cleanly (no end marker): its stacks may be missing".into(),
-        );
-    }
+    let warning = ending_warning(end.as_ref(), reader.cut_short());
     Ok(Trace {
-        meta,
+        meta: reader.meta,
         stacks,
         end,
         warning,

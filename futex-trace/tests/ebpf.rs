@@ -9,7 +9,6 @@ use common::privileged;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -253,31 +252,31 @@ fn a_recording_replays_to_the_same_model_as_the_live_trace() {
     if !privileged("a_recording_replays_to_the_same_model_as_the_live_trace") {
         return;
     }
-    use futex_trace::live::{self, LiveTarget};
     use futex_trace::report::{self, SourceInfo};
-    use futex_trace::tracefile::{self, TraceWriter};
+    use futex_trace::session::{Session, SessionOptions};
+    use futex_trace::sink::RecordingSink;
+    use futex_trace::source::{KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource};
     let path = tmp("replay.ftr");
-    let meta = tracefile::TraceMeta {
-        source: "test".into(),
-        pids: vec![],
-        command: None,
-        buckets: live::BUCKETS,
-        bucket_origin: futex_trace::model::BucketOrigin::FutexCoreHash,
-        started_unix_s: 0.0,
-        started_mono_ns: 0,
-    };
-    let mut w = TraceWriter::new(std::fs::File::create(&path).unwrap(), &meta).unwrap();
-    let stop = AtomicBool::new(false);
-    let r = live::trace(
+    let source = KernelSource::start(
         &LiveTarget::Command(vec![WORKLOAD.as_str().into()]),
-        live::LiveOptions::default(),
-        &stop,
-        &mut |b| w.events(b).is_ok(),
+        KernelOptions::default(),
     )
     .unwrap();
-    w.finish(&r.stacks, &r.end).unwrap();
-    let mut replayed = futex_trace::model::Model::new(live::BUCKETS, r.model.origin);
-    let t = tracefile::read(std::fs::File::open(&path).unwrap(), |e| replayed.apply(e)).unwrap();
+    let sink = RecordingSink::new(&path);
+    let live = Session::start(
+        Box::new(source),
+        SessionOptions::default(),
+        vec![Box::new(sink)],
+    )
+    .unwrap()
+    .wait()
+    .unwrap();
+    assert_eq!(live.sink_error, None);
+    let replay = RecordingSource::open(&path, Pace::AsFastAsRead).unwrap();
+    let replayed = Session::start(Box::new(replay), SessionOptions::default(), vec![])
+        .unwrap()
+        .wait()
+        .unwrap();
     let src = SourceInfo {
         source: "x".into(),
         pid: 0,
@@ -285,10 +284,66 @@ fn a_recording_replays_to_the_same_model_as_the_live_trace() {
         warnings: vec![],
     };
     let none = Default::default();
-    let live_json = report::json(&r.model, &src, &none, Some(&r.stacks));
-    let replay_json = report::json(&replayed, &src, &none, Some(&t.stacks));
-    assert!(r.model.totals.events > 30);
+    let live_json = report::json(&live.model, &src, &none, live.stacks.as_ref());
+    let replay_json = report::json(&replayed.model, &src, &none, replayed.stacks.as_ref());
+    assert!(live.model.totals.events > 30);
     assert_eq!(live_json, replay_json);
+    assert_eq!(
+        replayed.end, live.end,
+        "the end marker is the live trace's end"
+    );
+}
+
+#[test]
+fn record_stores_the_real_start_time() {
+    if !privileged("record_stores_the_real_start_time") {
+        return;
+    }
+    let trace = tmp("start-time.ftr");
+    let before_mono = futex_trace::clock_ns(libc::CLOCK_MONOTONIC);
+    let before_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let out = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--")
+        .arg(WORKLOAD.as_str())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after_mono = futex_trace::clock_ns(libc::CLOCK_MONOTONIC);
+    let mut first_event = u64::MAX;
+    let t = futex_trace::tracefile::read(std::fs::File::open(&trace).unwrap(), |e| {
+        if e.ts_ns != 0 {
+            first_event = first_event.min(e.ts_ns);
+        }
+    })
+    .unwrap();
+    let m = &t.meta;
+    assert!(
+        (before_mono..=after_mono).contains(&m.started_mono_ns),
+        "started_mono_ns {} outside [{before_mono}, {after_mono}]",
+        m.started_mono_ns
+    );
+    assert!(
+        m.started_mono_ns <= first_event,
+        "tracing started ({}) before the first event ({first_event})",
+        m.started_mono_ns
+    );
+    assert!(
+        m.started_unix_s >= before_unix.floor(),
+        "{}",
+        m.started_unix_s
+    );
+    // The header names the command and the pid it ran as.
+    assert_eq!(m.command.as_deref(), Some(&[WORKLOAD.to_string()][..]));
+    assert_eq!(m.pids.len(), 1, "{:?}", m.pids);
 }
 
 #[test]

@@ -1,29 +1,29 @@
 //! The observer source and the model: per-bucket counts folded from the events equal futex-core's own
 //! statistics for the same run, exactly, when nothing was lost.
 
-use futex_trace::demo::{Demo, DemoConfig};
-use futex_trace::model::{BucketOrigin, Model};
-use futex_trace::source::ObserverSource;
+use std::time::Duration;
+
+use futex_trace::demo::DemoConfig;
+use futex_trace::session::{Session, SessionOptions};
+use futex_trace::source::DemoSource;
 
 #[test]
 fn model_buckets_equal_futex_core_statistics() {
     let t = futex_core::default_table();
-    let mut src = ObserverSource::new(1 << 22).unwrap();
     let before = t.stats();
-    let demo = Demo::start(&DemoConfig::default());
-    let mut model = Model::new(src.buckets(), BucketOrigin::FutexCore);
-    let mut batch = Vec::new();
-    for _ in 0..10 {
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        batch.clear();
-        src.poll(&mut batch);
-        batch.iter().for_each(|e| model.apply(e));
-    }
-    demo.stop();
-    batch.clear();
-    src.poll(&mut batch);
-    batch.iter().for_each(|e| model.apply(e));
+    // The demo under the observer, through a session, as `futex-trace report --demo` runs it; the
+    // source stops the demo's threads and collects their last events before the session ends.
+    let source = DemoSource::start(&DemoConfig::default()).unwrap();
+    let opts = SessionOptions {
+        duration: Some(Duration::from_millis(300)),
+        ..SessionOptions::default()
+    };
+    let finished = Session::start(Box::new(source), opts, vec![])
+        .unwrap()
+        .wait()
+        .unwrap();
     let after = t.stats();
+    let model = finished.model;
 
     assert_eq!(
         model.totals.lost_events, 0,

@@ -3,11 +3,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use std::path::{Path, PathBuf};
-
 use futex_trace::event::WaitKind;
-use futex_trace::flame::{self, Side};
 use futex_trace::model::Model;
+use futex_trace::session::SPEEDS;
 use futex_trace::stacks::StackTable;
 
 /// Seconds of bucket history the heatmap keeps.
@@ -110,11 +108,8 @@ pub struct App {
     /// The tracer's own cost, for the header: BPF run time per second (eBPF sources), or the observer's
     /// collector CPU per second (the demo).
     pub tracer_cost: Option<String>,
-    /// Replay: playback speed, and a one-second step asked for while paused.
+    /// Replay: playback speed.
     pub speed: Option<f64>,
-    pub step: bool,
-    /// Where `f` writes flamegraphs.
-    pub out_dir: PathBuf,
     prev_buckets: Vec<u64>,
     prev_addr_waits: HashMap<(u32, u64), u64>,
     prev_edges: HashMap<(u64, u64), u64>,
@@ -147,8 +142,6 @@ impl App {
             stacks: None,
             tracer_cost: None,
             speed: None,
-            step: false,
-            out_dir: PathBuf::from("."),
             prev_buckets: Vec::new(),
             prev_addr_waits: HashMap::new(),
             prev_edges: HashMap::new(),
@@ -300,55 +293,36 @@ impl App {
         }
     }
 
-    /// Writes a flamegraph (SVG) of the model as shown now into `dir`: by waiting stack when the source
-    /// has stacks, else by lock (process → kind → lock). Returns its path.
-    pub fn write_flamegraph(&self, dir: &Path) -> std::io::Result<PathBuf> {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let path = dir.join(format!("futex-tui-waits-{secs}.svg"));
-        // Without captured stacks (the demo, --no-stacks), by lock.
-        let stacks = self
-            .stacks
-            .as_ref()
-            .filter(|_| !self.model.stacks.is_empty());
-        let (lines, what) = flame::graph(&self.model, stacks, &self.labels, Side::Waiters);
-        let subtitle = format!(
-            "{} · pid {} · {:.0} s · {} waits slept",
-            self.source, self.pid, self.uptime_s, self.model.totals.waits_blocked
-        );
-        let file = std::fs::File::create(&path)?;
-        let mut out = std::io::BufWriter::new(file);
-        flame::svg(&lines, what, &subtitle, &mut out)?;
-        std::io::Write::flush(&mut out)?;
-        Ok(path)
-    }
-
-    /// Handles a key; returns false when the app should quit.
-    pub fn on_key(&mut self, key: Key) -> bool {
+    /// Handles a key: changes what is shown, and returns what `main` must do (the app does no I/O and
+    /// steers no source itself).
+    pub fn on_key(&mut self, key: Key) -> Action {
         self.message = None;
         match key {
-            Key::Quit => return false,
+            Key::Quit => return Action::Quit,
             Key::Char('?') => self.help = !self.help,
             Key::Esc if self.help || self.detail => {
                 self.help = false;
                 self.detail = false;
             }
-            Key::Esc => return false,
-            Key::Char('p') => self.paused = !self.paused,
-            Key::Char('f') => {
-                self.message = Some(match self.write_flamegraph(&self.out_dir.clone()) {
-                    Ok(p) => format!("flamegraph written: {}", p.display()),
-                    Err(e) => format!("could not write the flamegraph: {e}"),
-                })
+            Key::Esc => return Action::Quit,
+            Key::Char('p') => {
+                self.paused = !self.paused;
+                if self.speed.is_some() {
+                    return Action::Pause(self.paused);
+                }
             }
+            Key::Char('f') => return Action::WriteFlamegraph,
             Key::Char('+') if self.speed.is_some() => {
-                self.speed = self.speed.map(|s| (s * 2.0).min(64.0))
+                let s = self.speed.map(|s| (s * 2.0).min(*SPEEDS.end()));
+                self.speed = s;
+                return Action::Speed(s.unwrap_or(1.0));
             }
             Key::Char('-') if self.speed.is_some() => {
-                self.speed = self.speed.map(|s| (s / 2.0).max(1.0 / 16.0))
+                let s = self.speed.map(|s| (s / 2.0).max(*SPEEDS.start()));
+                self.speed = s;
+                return Action::Speed(s.unwrap_or(1.0));
             }
-            Key::Char('n') if self.speed.is_some() => self.step = true,
+            Key::Char('n') if self.speed.is_some() => return Action::Step,
             Key::Char('s') => {
                 self.sort = self.sort.next();
                 self.rebuild_locks(None);
@@ -379,8 +353,23 @@ impl App {
             }
             Key::Char(_) | Key::Other => {}
         }
-        true
+        Action::None
     }
+}
+
+/// What `main` does after a key: the effects outside the app's own state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action {
+    None,
+    Quit,
+    /// Write a flamegraph of what is shown (`f`).
+    WriteFlamegraph,
+    /// Pause or resume a replay.
+    Pause(bool),
+    /// Set a replay's speed.
+    Speed(f64),
+    /// Advance a paused replay by a second.
+    Step,
 }
 
 /// Keys the app understands, independent of the terminal library (tests drive the app with these).

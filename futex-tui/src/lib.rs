@@ -2,4 +2,5 @@
 //! the UI thread (`main.rs`'s collector), and every panel is a function of [`app::App`] (`ui.rs`).
 
 pub mod app;
+pub mod export;
 pub mod ui;

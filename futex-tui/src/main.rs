@@ -1,26 +1,24 @@
 //! `futex-tui`: the dashboard. With no arguments it runs futex-trace's built-in demo workload in this
-//! process, traced through futex-core's observer (no root needed).
+//! process, traced through futex-core's observer (no root needed). `main` chooses a source, runs a
+//! futex-trace session on it, draws the app from the session's snapshots, and carries out the actions
+//! keys ask for.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use futex_trace::demo::{Demo, DemoConfig};
-use futex_trace::ebpf::{self, TraceError};
-use futex_trace::live::{self, LiveOptions, LiveResult, LiveTarget, Shared};
-use futex_trace::lock;
-use futex_trace::model::{BucketOrigin, Model};
-use futex_trace::source::{Collector, ObserverSource};
-use futex_trace::stacks::StackTable;
-use futex_trace::tracefile;
-use futex_tui::app::{App, Key};
+use futex_trace::demo::DemoConfig;
+use futex_trace::ebpf;
+use futex_trace::session::{Control, Session, SessionOptions, Status};
+use futex_trace::source::{
+    DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource, Source,
+};
+use futex_tui::app::{Action, App, Key};
 
 #[derive(Parser)]
 #[command(
@@ -67,202 +65,6 @@ struct Cli {
     command: Vec<String>,
 }
 
-/// Where the dashboard's model comes from.
-enum Feed {
-    Demo {
-        collector: Collector,
-        demo: Demo,
-    },
-    Live {
-        shared: Shared,
-        stop: Arc<AtomicBool>,
-        handle: Option<JoinHandle<Result<LiveResult, TraceError>>>,
-        ended: Option<String>,
-    },
-    Replay(Replay),
-}
-
-impl Feed {
-    fn snapshot(&self) -> Model {
-        match self {
-            Feed::Demo { collector, .. } => collector.snapshot(),
-            Feed::Live { shared, .. } => lock(&shared.model).clone(),
-            Feed::Replay(r) => lock(&r.model).clone(),
-        }
-    }
-
-    fn stacks(&self) -> Option<StackTable> {
-        match self {
-            Feed::Demo { .. } => None,
-            Feed::Live { shared, .. } => Some(lock(&shared.stacks).clone()),
-            Feed::Replay(r) => Some(r.stacks.clone()),
-        }
-    }
-
-    /// A message when the source has ended (the process exited, the replay reached its end).
-    fn ended(&mut self) -> Option<String> {
-        match self {
-            Feed::Demo { .. } => None,
-            Feed::Live { handle, ended, .. } => {
-                if handle.as_ref().is_some_and(|h| h.is_finished()) {
-                    let h = handle.take().expect("checked");
-                    *ended = Some(match h.join() {
-                        Ok(Ok(r)) => format!(
-                            "tracing ended ({}); showing what was gathered · q quits",
-                            r.end.reason
-                        ),
-                        Ok(Err(e)) => format!("tracing failed: {e}"),
-                        Err(_) => "the tracer thread panicked".into(),
-                    });
-                    return ended.clone();
-                }
-                None
-            }
-            Feed::Replay(r) => (r.done.load(Ordering::Relaxed)
-                && !r.announced.swap(true, Ordering::Relaxed))
-            .then(|| "replay finished · q quits".to_string()),
-        }
-    }
-
-    fn stop(self) {
-        match self {
-            Feed::Demo { collector, demo } => {
-                collector.stop();
-                demo.stop();
-            }
-            Feed::Live { stop, handle, .. } => {
-                stop.store(true, Ordering::Relaxed);
-                if let Some(h) = handle {
-                    let _ = h.join();
-                }
-            }
-            Feed::Replay(r) => r.stop(),
-        }
-    }
-}
-
-/// Plays a recording into a model at its recorded pace times a speed, with pause and step.
-struct Replay {
-    model: Arc<Mutex<Model>>,
-    stacks: StackTable,
-    /// Playback position, nanoseconds since the first event.
-    position_ns: Arc<AtomicU64>,
-    paused: Arc<AtomicBool>,
-    /// Speed × 1000.
-    speed_milli: Arc<AtomicU64>,
-    step: Arc<AtomicBool>,
-    done: Arc<AtomicBool>,
-    announced: AtomicBool,
-    quit: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Replay {
-    /// Opens a recording: the player, the source's name, its pid, and the names of its addresses.
-    #[allow(clippy::type_complexity)]
-    fn open(
-        path: &std::path::Path,
-        speed: f64,
-    ) -> Result<(Replay, String, u32, std::collections::HashMap<u64, String>), String> {
-        let f = std::fs::File::open(path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut events = Vec::new();
-        let trace = tracefile::read(std::io::BufReader::new(f), |e| events.push(*e))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let model = Arc::new(Mutex::new(Model::new(
-            trace.meta.buckets.clamp(1, 1 << 16),
-            trace.meta.bucket_origin,
-        )));
-        let first = events
-            .iter()
-            .map(|e| e.ts_ns)
-            .filter(|&t| t != 0)
-            .min()
-            .unwrap_or(0);
-        let r = Replay {
-            model: model.clone(),
-            stacks: trace.stacks.clone(),
-            position_ns: Arc::default(),
-            paused: Arc::default(),
-            speed_milli: Arc::new(AtomicU64::new(
-                (speed.clamp(1.0 / 16.0, 64.0) * 1000.0) as u64,
-            )),
-            step: Arc::default(),
-            done: Arc::default(),
-            announced: AtomicBool::new(false),
-            quit: Arc::default(),
-            handle: None,
-        };
-        let (pos, paused, speed, step, done, quit) = (
-            r.position_ns.clone(),
-            r.paused.clone(),
-            r.speed_milli.clone(),
-            r.step.clone(),
-            r.done.clone(),
-            r.quit.clone(),
-        );
-        let handle = std::thread::Builder::new()
-            .name("futex-replay".into())
-            .spawn(move || {
-                let tick = Duration::from_millis(20);
-                let mut next = 0usize;
-                let mut position = 0u64;
-                while !quit.load(Ordering::Relaxed) && next < events.len() {
-                    std::thread::sleep(tick);
-                    if step.swap(false, Ordering::Relaxed) {
-                        position += 1_000_000_000;
-                    } else if !paused.load(Ordering::Relaxed) {
-                        position += tick.as_nanos() as u64 * speed.load(Ordering::Relaxed) / 1000;
-                    }
-                    let end = next
-                        + events[next..]
-                            .iter()
-                            .take_while(|e| {
-                                e.ts_ns == 0 || e.ts_ns.saturating_sub(first) <= position
-                            })
-                            .count();
-                    lock(&model).extend(&events[next..end]);
-                    next = end;
-                    pos.store(position, Ordering::Relaxed);
-                }
-                done.store(true, Ordering::Relaxed);
-            })
-            .map_err(|e| format!("cannot start the replay: {e}"))?;
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let source = format!("replay of {name} ({})", trace.meta.source);
-        let labels = trace
-            .end
-            .as_ref()
-            .map(|e| e.labels.iter().cloned().collect())
-            .unwrap_or_default();
-        let pid = trace
-            .end
-            .as_ref()
-            .and_then(|e| e.pids.first().copied())
-            .or(trace.meta.pids.first().copied())
-            .unwrap_or(0);
-        Ok((
-            Replay {
-                handle: Some(handle),
-                ..r
-            },
-            source,
-            pid,
-            labels,
-        ))
-    }
-
-    fn stop(mut self) {
-        self.quit.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
 /// Restores the terminal however the UI ends (return, `?`, panic unwinding through main).
 struct TerminalGuard;
 
@@ -275,6 +77,165 @@ impl Drop for TerminalGuard {
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("futex-tui: {msg}");
     ExitCode::from(2)
+}
+
+/// The source the command line asks for.
+fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
+    if let Some(path) = &cli.replay {
+        return Ok(Box::new(RecordingSource::open(path, Pace::Recorded)?));
+    }
+    let live = if !cli.command.is_empty() {
+        Some(LiveTarget::Command(cli.command.clone()))
+    } else {
+        cli.pid.map(|p| LiveTarget::Pids(vec![p]))
+    };
+    Ok(match live {
+        Some(target) => Box::new(KernelSource::start(
+            &target,
+            KernelOptions {
+                command_log: Some(cli.out_dir.join("futex-tui-command.log")),
+                no_stacks: cli.no_stacks,
+                usdt: cli.usdt,
+            },
+        )?),
+        None => Box::new(DemoSource::start(&DemoConfig {
+            threads: cli.threads,
+            skew: cli.skew,
+        })?),
+    })
+}
+
+/// How the header names the source.
+fn title(cli: &Cli, session: &Session) -> String {
+    if let Some(path) = &cli.replay {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        return format!("replay of {name} ({})", session.meta().source);
+    }
+    let what = if cli.usdt {
+        "futex-core probes (USDT)"
+    } else if cli.pid.is_some() || !cli.command.is_empty() {
+        "kernel futexes (eBPF)"
+    } else {
+        return session.title().to_string();
+    };
+    match cli.command.is_empty() {
+        true => what.to_string(),
+        false => format!("{what} of `{}`", cli.command.join(" ")),
+    }
+}
+
+/// The header's figure of the tracer's own cost.
+fn tracer_cost(status: &Status) -> Option<String> {
+    status.cost_per_sec.map(|(what, ns)| match what {
+        "BPF" => format!("tracer {:.1} ms/s BPF", ns / 1e6),
+        other => format!("{other} {:.1} ms/s", ns / 1e6),
+    })
+}
+
+/// Carries out what a key asked for, outside the app's own state.
+fn act(action: Action, app: &mut App, session: &Session, out_dir: &std::path::Path) {
+    let control = session.control();
+    match action {
+        Action::None | Action::Quit => {}
+        Action::WriteFlamegraph => {
+            app.message = Some(match futex_tui::export::write_flamegraph(app, out_dir) {
+                Ok(p) => format!("flamegraph written: {}", p.display()),
+                Err(e) => format!("could not write the flamegraph: {e}"),
+            })
+        }
+        Action::Pause(p) => control.set_paused(p),
+        Action::Speed(s) => control.set_speed(s),
+        Action::Step => control.step(),
+    }
+}
+
+fn key(k: KeyEvent) -> Key {
+    match k.code {
+        KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Key::Quit,
+        KeyCode::Char('q') => Key::Quit,
+        KeyCode::Esc => Key::Esc,
+        KeyCode::Tab => Key::Tab,
+        KeyCode::Up => Key::Up,
+        KeyCode::Down => Key::Down,
+        KeyCode::Enter => Key::Enter,
+        KeyCode::Char(c) => Key::Char(c),
+        _ => Key::Other,
+    }
+}
+
+/// Draws a frame every 100 ms from the session's latest snapshot, and handles keys, until quit.
+fn run_ui(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    session: &Session,
+    cli: &Cli,
+) -> std::io::Result<()> {
+    let start = Instant::now();
+    let frame = Duration::from_millis(100);
+    let mut next_frame = Instant::now();
+    let mut last_stacks = Instant::now() - Duration::from_secs(10);
+    let (mut notes_seen, mut announced) = (0, false);
+    loop {
+        if Instant::now() >= next_frame {
+            if let Some(n) = session
+                .notes()
+                .get(notes_seen..)
+                .and_then(|n| n.last().cloned())
+            {
+                notes_seen = session.notes().len();
+                app.message = Some(n);
+            }
+            if let Some(ended) = session.ended().filter(|_| !announced) {
+                announced = true;
+                app.message = Some(match ended {
+                    Ok(_) if cli.replay.is_some() => "replay finished · q quits".into(),
+                    Ok(reason) => format!(
+                        "tracing ended ({}); showing what was gathered · q quits",
+                        reason.as_str()
+                    ),
+                    Err(e) => format!("tracing failed: {e}"),
+                });
+            }
+            if last_stacks.elapsed() >= Duration::from_secs(1) {
+                last_stacks = Instant::now();
+                app.stacks = session.stacks();
+                app.tracer_cost = tracer_cost(&session.status());
+            }
+            let uptime = match cli.replay {
+                Some(_) => session.control().position().as_secs_f64(),
+                None => start.elapsed().as_secs_f64(),
+            };
+            let model = session.snapshot();
+            if app.pid == 0 {
+                // A recording that names no pid: the first that waits.
+                app.pid = model.addresses.values().map(|a| a.pid).min().unwrap_or(0);
+            }
+            app.update(model, uptime);
+            terminal.draw(|f| futex_tui::ui::draw(f, app))?;
+            next_frame += frame;
+            if next_frame < Instant::now() {
+                next_frame = Instant::now() + frame;
+            }
+        }
+        let wait = next_frame.saturating_duration_since(Instant::now());
+        if event::poll(wait)? {
+            if let Event::Key(k) = event::read()? {
+                if k.kind != KeyEventKind::Press {
+                    continue;
+                }
+                let action = app.on_key(key(k));
+                if action == Action::Quit {
+                    return Ok(());
+                }
+                act(action, app, session, &cli.out_dir);
+                // Redraw at once after a key.
+                terminal.draw(|f| futex_tui::ui::draw(f, app))?;
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -301,84 +262,29 @@ fn main() -> ExitCode {
              run `futex-trace report --demo` (or `futex-trace report -p PID`)",
         );
     }
-    // Everything that can fail is checked before the terminal is taken over.
-    let live_target = if !cli.command.is_empty() {
-        Some(LiveTarget::Command(cli.command.clone()))
-    } else {
-        cli.pid.map(|p| LiveTarget::Pids(vec![p]))
-    };
-    let mut labels = std::collections::HashMap::new();
-    let (feed, source, pid, speed) = if let Some(target) = live_target {
-        let shared = Shared::with_origin(if cli.usdt {
-            BucketOrigin::FutexCore
-        } else {
-            BucketOrigin::FutexCoreHash
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let opts = LiveOptions {
+    // Everything that can fail is checked, and the source started, before the terminal is taken over.
+    let control = Arc::new(Control::default());
+    if cli.replay.is_some() {
+        control.set_speed(cli.speed);
+    }
+    let session = match source(&cli).and_then(|s| {
+        let opts = SessionOptions {
             duration: None,
-            status: false,
-            no_stacks: cli.no_stacks,
-            command_log: Some(cli.out_dir.join("futex-tui-command.log")),
-            usdt: cli.usdt,
+            control: control.clone(),
         };
-        let handle = {
-            let (shared, stop, target) = (shared.clone(), stop.clone(), target.clone());
-            std::thread::Builder::new()
-                .name("futex-tracer".into())
-                .spawn(move || live::trace_into(&target, opts, &stop, &shared, &mut |_| true))
-                .expect("spawn the tracer thread")
-        };
-        let what = if cli.usdt {
-            "futex-core probes (USDT)"
-        } else {
-            "kernel futexes (eBPF)"
-        };
-        let (source, pid) = match &target {
-            LiveTarget::Pids(p) => (what.to_string(), p[0]),
-            LiveTarget::Command(c) => (format!("{what} of `{}`", c.join(" ")), 0),
-        };
-        let feed = Feed::Live {
-            shared,
-            stop,
-            handle: Some(handle),
-            ended: None,
-        };
-        (feed, source, pid, None)
-    } else if let Some(path) = &cli.replay {
-        match Replay::open(path, cli.speed) {
-            Ok((r, source, pid, l)) => {
-                labels = l;
-                (Feed::Replay(r), source, pid, Some(cli.speed))
-            }
-            Err(e) => return fail(e),
-        }
-    } else {
-        let src = match ObserverSource::new(1 << 20) {
-            Ok(s) => s,
-            Err(e) => return fail(format!("cannot observe futex-core: {e}")),
-        };
-        let model = Model::new(src.buckets(), BucketOrigin::FutexCore);
-        let demo = Demo::start(&DemoConfig {
-            threads: cli.threads,
-            skew: cli.skew,
-        });
-        labels = demo.labels().clone();
-        // The collector folds events into the model off the UI thread.
-        let collector = Collector::spawn(src, model, Duration::from_millis(20));
-        (
-            Feed::Demo { collector, demo },
-            "demo (futex-core observer)".to_string(),
-            std::process::id(),
-            None,
-        )
+        Session::start(s, opts, vec![]).map_err(String::from)
+    }) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
     };
-    let mut feed = feed;
-
-    let start = Instant::now();
-    let mut app = App::new(source, pid, feed.snapshot(), labels);
-    app.speed = speed;
-    app.out_dir = cli.out_dir.clone();
+    let pid = session.meta().pids.first().copied().unwrap_or(0);
+    let mut app = App::new(
+        title(&cli, &session),
+        pid,
+        session.snapshot(),
+        session.labels().clone(),
+    );
+    app.speed = cli.replay.as_ref().map(|_| control.speed());
     if !cli.command.is_empty() {
         app.message = Some(format!(
             "the command's output goes to {}",
@@ -389,97 +295,10 @@ fn main() -> ExitCode {
         Err(e) => Err(e),
         Ok(mut terminal) => {
             let _guard = TerminalGuard;
-            let frame = Duration::from_millis(100);
-            let mut next_frame = Instant::now();
-            let mut last_stacks = Instant::now() - Duration::from_secs(10);
-            let mut last_cost = (0u64, Instant::now());
-            let mut run = || -> std::io::Result<()> {
-                loop {
-                    if Instant::now() >= next_frame {
-                        if let Some(m) = feed.ended() {
-                            app.message = Some(m);
-                        }
-                        if last_stacks.elapsed() >= Duration::from_secs(1) {
-                            last_stacks = Instant::now();
-                            app.stacks = feed.stacks();
-                            match &feed {
-                                Feed::Live { shared, .. } => {
-                                    app.tracer_cost = Some(format!(
-                                        "tracer {:.1} ms/s BPF",
-                                        lock(&shared.status).bpf_ns_per_sec / 1e6
-                                    ));
-                                }
-                                Feed::Demo { collector, .. } => {
-                                    // The observer's share: its collector thread's CPU per second.
-                                    let now = collector.cpu_ns();
-                                    let dt = last_cost.1.elapsed().as_secs_f64().max(1e-3);
-                                    let ms = now.saturating_sub(last_cost.0) as f64 / 1e6 / dt;
-                                    last_cost = (now, Instant::now());
-                                    app.tracer_cost = Some(format!("observer {ms:.1} ms/s"));
-                                }
-                                Feed::Replay(_) => {}
-                            }
-                        }
-                        let uptime = match &feed {
-                            Feed::Replay(r) => r.position_ns.load(Ordering::Relaxed) as f64 / 1e9,
-                            _ => start.elapsed().as_secs_f64(),
-                        };
-                        let model = feed.snapshot();
-                        if app.pid == 0 {
-                            // A started command: its pid is the first that waits.
-                            app.pid = model.addresses.values().map(|a| a.pid).min().unwrap_or(0);
-                        }
-                        app.update(model, uptime);
-                        terminal.draw(|f| futex_tui::ui::draw(f, &app))?;
-                        next_frame += frame;
-                        if next_frame < Instant::now() {
-                            next_frame = Instant::now() + frame;
-                        }
-                    }
-                    let wait = next_frame.saturating_duration_since(Instant::now());
-                    if event::poll(wait)? {
-                        if let Event::Key(k) = event::read()? {
-                            if k.kind != KeyEventKind::Press {
-                                continue;
-                            }
-                            let key = match k.code {
-                                KeyCode::Char('c')
-                                    if k.modifiers.contains(KeyModifiers::CONTROL) =>
-                                {
-                                    Key::Quit
-                                }
-                                KeyCode::Char('q') => Key::Quit,
-                                KeyCode::Esc => Key::Esc,
-                                KeyCode::Tab => Key::Tab,
-                                KeyCode::Up => Key::Up,
-                                KeyCode::Down => Key::Down,
-                                KeyCode::Enter => Key::Enter,
-                                KeyCode::Char(c) => Key::Char(c),
-                                _ => Key::Other,
-                            };
-                            if !app.on_key(key) {
-                                return Ok(());
-                            }
-                            if let Feed::Replay(r) = &feed {
-                                r.paused.store(app.paused, Ordering::Relaxed);
-                                r.speed_milli.store(
-                                    (app.speed.unwrap_or(1.0) * 1000.0) as u64,
-                                    Ordering::Relaxed,
-                                );
-                                if std::mem::take(&mut app.step) {
-                                    r.step.store(true, Ordering::Relaxed);
-                                }
-                            }
-                            // Redraw at once after a key.
-                            terminal.draw(|f| futex_tui::ui::draw(f, &app))?;
-                        }
-                    }
-                }
-            };
-            run()
+            run_ui(&mut terminal, &mut app, &session, &cli)
         }
     };
-    feed.stop();
+    let _ = session.stop();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

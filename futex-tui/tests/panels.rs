@@ -9,7 +9,7 @@ use ratatui::Terminal;
 
 use futex_trace::event::{Event, EventKind, Outcome, WaitKind};
 use futex_trace::model::{BucketOrigin, Model};
-use futex_tui::app::{App, Key};
+use futex_tui::app::{Action, App, Key};
 use futex_tui::ui;
 
 const HOT: u64 = 0x1000;
@@ -153,7 +153,7 @@ fn whole_screen_at_80x24_with_detail() {
 #[test]
 fn keys() {
     let mut app = fixed_app();
-    assert!(app.on_key(Key::Char('j')));
+    assert_eq!(app.on_key(Key::Char('j')), Action::None);
     assert_eq!(app.selected, 1);
     app.on_key(Key::Char('k'));
     app.on_key(Key::Char('k'));
@@ -165,9 +165,22 @@ fn keys() {
     assert_eq!(app.model.totals, before, "a paused display does not change");
     app.on_key(Key::Char('?'));
     assert!(app.help);
-    assert!(app.on_key(Key::Esc), "Esc closes the help first");
+    assert_eq!(
+        app.on_key(Key::Esc),
+        Action::None,
+        "Esc closes the help first"
+    );
     assert!(!app.help);
-    assert!(!app.on_key(Key::Quit));
+    assert_eq!(app.on_key(Key::Quit), Action::Quit);
+    assert_eq!(app.on_key(Key::Char('f')), Action::WriteFlamegraph);
+    assert_eq!(
+        app.on_key(Key::Char('n')),
+        Action::None,
+        "no step outside a replay"
+    );
+    app.speed = Some(1.0);
+    assert_eq!(app.on_key(Key::Char('+')), Action::Speed(2.0));
+    assert_eq!(app.on_key(Key::Char('n')), Action::Step);
 }
 
 /// A kernel-futex picture with stacks: a lock whose waiters wait in `app::lock_orders` and whose waker

@@ -1,0 +1,95 @@
+//! Sinks that take a session's events as they happen: a JSON-lines stream and a recording. (Reports
+//! and flamegraphs are functions of what a session finished with: [`crate::report`], [`crate::flame`].)
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use crate::event::Event;
+use crate::session::{Finished, Sink, SinkError, TraceMeta};
+use crate::stacks::StackTable;
+use crate::tracefile::TraceWriter;
+
+/// Every event as one JSON object per line (`futex-trace stream`). A write error is taken as the
+/// reader having gone away (`| head`): the session stops quietly.
+pub struct StreamSink<W: Write + Send> {
+    out: BufWriter<W>,
+}
+
+impl<W: Write + Send> StreamSink<W> {
+    pub fn new(out: W) -> Self {
+        StreamSink {
+            out: BufWriter::new(out),
+        }
+    }
+}
+
+impl<W: Write + Send> Sink for StreamSink<W> {
+    fn start(&mut self, _: &TraceMeta) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn events(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        let mut write = || -> std::io::Result<()> {
+            for e in batch {
+                serde_json::to_writer(&mut self.out, e).map_err(std::io::Error::other)?;
+                self.out.write_all(b"\n")?;
+            }
+            self.out.flush()
+        };
+        write().map_err(|_| SinkError::Closed)
+    }
+}
+
+/// Writes a recording (`.ftr`, `FORMAT.md`). The file is created only once tracing has started.
+pub struct RecordingSink {
+    path: PathBuf,
+    writer: Option<TraceWriter<File>>,
+}
+
+impl RecordingSink {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RecordingSink {
+            path: path.into(),
+            writer: None,
+        }
+    }
+
+    fn failed(&self, e: impl std::fmt::Display) -> SinkError {
+        SinkError::Failed(format!(
+            "writing {} failed ({e}); the events before the failure are in the file",
+            self.path.display()
+        ))
+    }
+}
+
+impl Sink for RecordingSink {
+    fn start(&mut self, meta: &TraceMeta) -> Result<(), SinkError> {
+        let cannot = |e: std::io::Error| {
+            SinkError::Failed(format!("cannot write {}: {e}", self.path.display()))
+        };
+        let file = File::create(&self.path).map_err(cannot)?;
+        self.writer = Some(TraceWriter::new(file, meta).map_err(cannot)?);
+        Ok(())
+    }
+
+    fn events(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        match self.writer.as_mut() {
+            Some(w) => w.events(batch).map_err(|e| self.failed(e)),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self, f: &Finished) -> Result<(), SinkError> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let none = StackTable::default();
+        w.finish(
+            f.stacks.as_ref().unwrap_or(&none),
+            &f.end.clone().unwrap_or_default(),
+        )
+        .map(drop)
+        .map_err(|e| self.failed(e))
+    }
+}

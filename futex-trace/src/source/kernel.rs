@@ -1,0 +1,352 @@
+//! Live processes through eBPF: by pid, or a command started (and followed, with its children) here;
+//! their kernel futexes, or futex-core's USDT probes in them.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::ebpf::{KernelTracer, TraceError, TraceTarget};
+use crate::event::{Event, EventKind};
+use crate::model::BucketOrigin;
+use crate::session::{Control, Health, SourceEnd, StopReason, TraceMeta};
+use crate::source::{process_gone, Poll, Source, StackSource};
+
+/// What to trace.
+#[derive(Clone, Debug)]
+pub enum LiveTarget {
+    /// Running processes (all their threads).
+    Pids(Vec<u32>),
+    /// A command line to start, traced from its first instruction with every process it forks.
+    Command(Vec<String>),
+}
+
+impl LiveTarget {
+    /// How messages name the target: "pid 12,13" or "`./server --port 0`".
+    pub fn describe(&self) -> String {
+        match self {
+            LiveTarget::Pids(p) => format!(
+                "pid {}",
+                p.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+            ),
+            LiveTarget::Command(argv) => format!("`{}`", argv.join(" ")),
+        }
+    }
+}
+
+/// How a live trace runs.
+#[derive(Clone, Debug, Default)]
+pub struct KernelOptions {
+    /// A started command's stdout and stderr go to this file instead of ours (a dashboard owns the
+    /// terminal); its stdin is then /dev/null.
+    pub command_log: Option<std::path::PathBuf>,
+    /// Capture no user stacks: the cheapest tracing, no flamegraphs or top stacks.
+    pub no_stacks: bool,
+    /// Trace futex-core's own probes (USDT) in the traced program instead of its kernel futexes: the
+    /// buckets are then futex-core's real sleep queues.
+    pub usdt: bool,
+}
+
+/// The futex-core table size kernel addresses are hashed into.
+pub const BUCKETS: usize = 64;
+
+/// How often lost-event counters and the traced processes are checked.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Processes traced through eBPF.
+pub struct KernelSource {
+    tracer: KernelTracer,
+    target: LiveTarget,
+    meta: TraceMeta,
+    child: Option<Child>,
+    exit_status: Option<ExitStatus>,
+    /// The pids given, or the command's.
+    traced_pids: Vec<u32>,
+    started: Instant,
+    last_check: Instant,
+    lost_reported: u64,
+    events: u64,
+    hinted: bool,
+    notes: Vec<String>,
+}
+
+impl KernelSource {
+    /// Loads and attaches the programs (everything a user can get wrong fails here, in one line), then
+    /// starts the command if there is one.
+    pub fn start(target: &LiveTarget, opts: KernelOptions) -> Result<KernelSource, TraceError> {
+        let usdt_binary = if opts.usdt {
+            Some(match target {
+                LiveTarget::Pids(p) => std::path::PathBuf::from(format!("/proc/{}/exe", p[0])),
+                LiveTarget::Command(argv) => resolve_command(&argv[0])?,
+            })
+        } else {
+            None
+        };
+        let (pids, follow) = match target {
+            LiveTarget::Pids(p) => (p.clone(), false),
+            LiveTarget::Command(_) => (Vec::new(), true),
+        };
+        let mut tracer = KernelTracer::start(
+            &TraceTarget {
+                pids: pids.clone(),
+                follow_forks: follow,
+                no_stacks: opts.no_stacks,
+                usdt: usdt_binary,
+            },
+            BUCKETS,
+        )?;
+        let mut notes = Vec::new();
+        if !tracer.futex2 {
+            notes.push(
+                "this kernel has no futex2 syscalls (futex_wait/futex_wake/futex_requeue, Linux \
+                 6.7+): only futex(2) is traced"
+                    .into(),
+            );
+        }
+        // Tracing starts now: every program is attached; a command runs its first instruction after.
+        let (source, origin) = if opts.usdt {
+            ("futex-core probes (USDT, eBPF)", BucketOrigin::FutexCore)
+        } else {
+            ("kernel futexes (eBPF)", BucketOrigin::FutexCoreHash)
+        };
+        let mut meta = TraceMeta::starting_now(
+            source,
+            pids.clone(),
+            match target {
+                LiveTarget::Command(a) => Some(a.clone()),
+                LiveTarget::Pids(_) => None,
+            },
+            BUCKETS,
+            origin,
+        );
+        let mut child = None;
+        let mut traced_pids = pids;
+        if let LiveTarget::Command(argv) = target {
+            let c = spawn_gated(argv, opts.command_log.as_deref(), &mut |pid| {
+                tracer.add_pid(pid)
+            })?;
+            traced_pids.push(c.id());
+            meta.pids.push(c.id());
+            child = Some(c);
+        }
+        let now = Instant::now();
+        Ok(KernelSource {
+            tracer,
+            target: target.clone(),
+            meta,
+            child,
+            exit_status: None,
+            traced_pids,
+            started: now,
+            last_check: now,
+            lost_reported: 0,
+            events: 0,
+            hinted: false,
+            notes,
+        })
+    }
+
+    /// The started command's pid, if there is one.
+    pub fn command_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn targets_gone(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => match c.try_wait() {
+                Ok(Some(st)) => {
+                    self.exit_status = Some(st);
+                    true
+                }
+                Ok(None) => false,
+                Err(_) => true,
+            },
+            None => self.traced_pids.iter().all(|&p| process_gone(p)),
+        }
+    }
+
+    /// Events the kernel side could not deliver since the last call, as one [`EventKind::Lost`].
+    fn lost(&mut self, out: &mut Vec<Event>) {
+        let lost = self.tracer.counters().lost();
+        if lost > self.lost_reported {
+            out.push(Event {
+                ts_ns: 0,
+                pid: 0,
+                tid: 0,
+                kind: EventKind::Lost {
+                    count: lost - self.lost_reported,
+                },
+            });
+            self.lost_reported = lost;
+        }
+    }
+}
+
+impl Source for KernelSource {
+    fn meta(&self) -> TraceMeta {
+        self.meta.clone()
+    }
+
+    fn stacks(&self) -> StackSource {
+        StackSource::Kernel(self.tracer.stack_map())
+    }
+
+    fn poll(
+        &mut self,
+        _: &Control,
+        out: &mut Vec<Event>,
+        wait: Duration,
+    ) -> Result<Poll, TraceError> {
+        self.events += self.tracer.poll(out, wait)? as u64;
+        let now = Instant::now();
+        if now.duration_since(self.last_check) < CHECK_EVERY {
+            return Ok(Poll::More);
+        }
+        self.last_check = now;
+        self.lost(out);
+        let by_pid = matches!(self.target, LiveTarget::Pids(_));
+        if by_pid
+            && !self.hinted
+            && self.events == 0
+            && self.started.elapsed() >= Duration::from_secs(3)
+        {
+            self.hinted = true;
+            self.notes.push(format!(
+                "no futex call from {} yet: an idle process makes none; check it is the process you \
+                 mean (a shell's `$!` after `cd dir && cmd &` is the shell, not cmd; `pgrep -f cmd` \
+                 finds it)",
+                self.target.describe()
+            ));
+        }
+        Ok(if self.targets_gone() {
+            Poll::Ended(StopReason::TargetsExited)
+        } else {
+            Poll::More
+        })
+    }
+
+    fn health(&self) -> Health {
+        let c = self.tracer.counters();
+        Health {
+            stack_errors: c.stack_errors,
+            untraced_calls: c.inflight_full,
+            cost: Some(("BPF", self.tracer.bpf_run_time().as_nanos() as u64)),
+        }
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>) -> SourceEnd {
+        // What was already in the ring when we stopped is kept.
+        while self.tracer.poll(out, Duration::ZERO).unwrap_or(0) > 0 {}
+        self.lost(out);
+        let mut notes = Vec::new();
+        if let Some(mut c) = self.child.take() {
+            if self.exit_status.is_none() {
+                match c.try_wait() {
+                    Ok(Some(st)) => self.exit_status = Some(st),
+                    // We stop tracing; the command keeps running as it would have without us.
+                    _ => notes.push(format!(
+                        "stopped tracing; {} (pid {}) is still running",
+                        self.target.describe(),
+                        c.id()
+                    )),
+                }
+            }
+        }
+        SourceEnd {
+            pids: self.traced_pids.clone(),
+            exit_status: self.exit_status,
+            recorded: None,
+            notes,
+        }
+    }
+}
+
+/// The file a command name runs: itself if it has a `/`, else the first match on `PATH`.
+fn resolve_command(name: &str) -> Result<std::path::PathBuf, TraceError> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = std::path::PathBuf::from(name);
+        return if runnable(&p) {
+            Ok(p)
+        } else {
+            Err(TraceError(format!(
+                "cannot run `{name}`: no such executable file"
+            )))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| runnable(p))
+        .ok_or_else(|| TraceError(format!("cannot run `{name}`: not found on PATH")))
+}
+
+/// Starts `argv` held just before `exec`, so that the tracer knows its pid before it runs a single
+/// instruction; returns the child once `release` has been called with the pid and let it go.
+fn spawn_gated(
+    argv: &[String],
+    log: Option<&std::path::Path>,
+    release: &mut dyn FnMut(u32) -> Result<(), TraceError>,
+) -> Result<Child, TraceError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| TraceError("no command given after --".into()))?;
+    let pipe =
+        |what| std::io::pipe().map_err(|e| TraceError(format!("cannot create a {what} pipe: {e}")));
+    let (mut pid_r, pid_w) = pipe("pid")?;
+    let (gate_r, mut gate_w) = pipe("gate")?;
+    let (pid_fd, gate_fd) = (pid_w.as_raw_fd(), gate_r.as_raw_fd());
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if let Some(log) = log {
+        let f = std::fs::File::create(log)
+            .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
+        let f2 = f
+            .try_clone()
+            .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
+        cmd.stdin(std::process::Stdio::null()).stdout(f).stderr(f2);
+    }
+    // SAFETY: between fork and exec the closure only calls getpid, write and read on two pipe fds
+    // that stay open in the child (their owners live in the closure, moved into `cmd`): all
+    // async-signal-safe, no allocation, no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = (&pid_w, &gate_r);
+            let pid = libc::getpid() as u32;
+            let b = pid.to_le_bytes();
+            if libc::write(pid_fd, b.as_ptr().cast(), 4) != 4 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut x = 0u8;
+            libc::read(gate_fd, (&raw mut x).cast(), 1);
+            Ok(())
+        });
+    }
+    // `spawn` returns only after exec; the child waits for the gate, so spawn on another thread.
+    let spawner = std::thread::spawn(move || cmd.spawn());
+    let mut b = [0u8; 4];
+    let got_pid = pid_r.read_exact(&mut b).is_ok();
+    let released = if got_pid {
+        let r = release(u32::from_le_bytes(b));
+        let _ = gate_w.write_all(&[1]);
+        r
+    } else {
+        Ok(())
+    };
+    drop(gate_w);
+    let child = spawner
+        .join()
+        .map_err(|_| TraceError("the thread starting the command panicked".into()))?
+        .map_err(|e| TraceError(format!("cannot run `{program}`: {e}")))?;
+    released?;
+    Ok(child)
+}

@@ -1,0 +1,151 @@
+//! futex-core's in-process observer as a source, and the built-in demo workload under it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futex_core::{SubscribeError, Subscription};
+
+use crate::demo::{Demo, DemoConfig};
+use crate::ebpf::TraceError;
+use crate::event::{Event, EventKind};
+use crate::model::BucketOrigin;
+use crate::session::{Control, Health, SourceEnd, TraceMeta};
+use crate::source::{Poll, Source};
+
+/// futex-core's observer on the process-wide default table of this process.
+pub struct ObserverSource {
+    sub: Subscription<'static>,
+    pid: u32,
+    dropped_reported: u64,
+    buf: Vec<futex_core::Event>,
+    meta: TraceMeta,
+}
+
+/// How often the observer's queue is drained.
+const PERIOD: Duration = Duration::from_millis(20);
+
+impl ObserverSource {
+    /// Subscribes to the default table, buffering up to `capacity` events between polls.
+    pub fn new(capacity: usize) -> Result<Self, SubscribeError> {
+        let sub = futex_core::default_table().subscribe(capacity)?;
+        let pid = std::process::id();
+        let meta = TraceMeta::starting_now(
+            "futex-core observer",
+            vec![pid],
+            None,
+            sub.table().len(),
+            BucketOrigin::FutexCore,
+        );
+        Ok(ObserverSource {
+            sub,
+            pid,
+            dropped_reported: 0,
+            buf: Vec::with_capacity(capacity.min(1 << 16)),
+            meta,
+        })
+    }
+
+    /// Appends every event delivered since the last drain to `out`, then a [`EventKind::Lost`] event if
+    /// the observer dropped any since. Returns how many events were appended.
+    pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
+        let before = out.len();
+        self.buf.clear();
+        self.sub.drain_into(&mut self.buf);
+        out.extend(self.buf.iter().map(|e| Event::from_core(self.pid, e)));
+        let dropped = self.sub.dropped();
+        if dropped > self.dropped_reported {
+            out.push(Event {
+                ts_ns: self.buf.last().map_or(0, |e| e.ts_ns),
+                pid: self.pid,
+                tid: 0,
+                kind: EventKind::Lost {
+                    count: dropped - self.dropped_reported,
+                },
+            });
+            self.dropped_reported = dropped;
+        }
+        out.len() - before
+    }
+
+    /// Number of sleep queues of the traced table (the model's bucket count).
+    pub fn buckets(&self) -> usize {
+        self.sub.table().len()
+    }
+}
+
+impl Source for ObserverSource {
+    fn meta(&self) -> TraceMeta {
+        self.meta.clone()
+    }
+
+    fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> Result<Poll, TraceError> {
+        // The observer cannot wake us: drain it at its own period.
+        std::thread::sleep(PERIOD);
+        self.drain(out);
+        Ok(Poll::More)
+    }
+
+    fn health(&self) -> Health {
+        // The observer's cost outside the traced threads: this (the session's) thread's CPU.
+        Health {
+            cost: Some(("observer", crate::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID))),
+            ..Health::default()
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>) -> SourceEnd {
+        self.drain(out);
+        SourceEnd {
+            pids: vec![self.pid],
+            ..SourceEnd::default()
+        }
+    }
+}
+
+/// The built-in demo workload, in this process, traced through the observer (no root needed).
+pub struct DemoSource {
+    observer: ObserverSource,
+    demo: Option<Demo>,
+    labels: HashMap<u64, String>,
+}
+
+impl DemoSource {
+    /// Subscribes to the observer, then starts the demo's threads.
+    pub fn start(cfg: &DemoConfig) -> Result<DemoSource, TraceError> {
+        let mut observer = ObserverSource::new(1 << 20)
+            .map_err(|e| TraceError(format!("cannot observe futex-core: {e}")))?;
+        observer.meta.source = "demo (futex-core observer)".into();
+        let demo = Demo::start(cfg);
+        Ok(DemoSource {
+            observer,
+            labels: demo.labels().clone(),
+            demo: Some(demo),
+        })
+    }
+}
+
+impl Source for DemoSource {
+    fn meta(&self) -> TraceMeta {
+        self.observer.meta()
+    }
+
+    fn labels(&self) -> HashMap<u64, String> {
+        self.labels.clone()
+    }
+
+    fn poll(&mut self, c: &Control, out: &mut Vec<Event>, w: Duration) -> Result<Poll, TraceError> {
+        self.observer.poll(c, out, w)
+    }
+
+    fn health(&self) -> Health {
+        self.observer.health()
+    }
+
+    /// Stops the workload, then collects what its threads did while stopping.
+    fn finish(&mut self, out: &mut Vec<Event>) -> SourceEnd {
+        if let Some(d) = self.demo.take() {
+            d.stop();
+        }
+        self.observer.finish(out)
+    }
+}
