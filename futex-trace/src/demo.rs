@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -39,7 +39,6 @@ struct Shared {
     pair: (Arc<Mutex<u64>>, Arc<Mutex<u64>>),
     broadcast: (Mutex<u64>, Condvar),
     queue: (Mutex<VecDeque<u64>>, Condvar),
-    ops: AtomicU64,
 }
 
 /// A running demo; [`Demo::stop`] ends it and joins its threads.
@@ -91,7 +90,6 @@ impl Demo {
             pair: colliding_pair(),
             broadcast: (Mutex::new(0), Condvar::new()),
             queue: (Mutex::new(VecDeque::new()), Condvar::new()),
-            ops: AtomicU64::new(0),
         });
         let mut labels = HashMap::new();
         for (i, m) in shared.heat.iter().enumerate() {
@@ -149,7 +147,6 @@ impl Demo {
                             thread::sleep(Duration::from_micros(100));
                         }
                         drop(g);
-                        s.ops.fetch_add(1, Ordering::Relaxed);
                     }
                 }),
             );
@@ -258,11 +255,6 @@ impl Demo {
     /// Names of the demo's futex words, by address.
     pub fn labels(&self) -> &HashMap<u64, String> {
         &self.labels
-    }
-
-    /// Lock operations the heat workers have done.
-    pub fn ops(&self) -> u64 {
-        self.shared.ops.load(Ordering::Relaxed)
     }
 
     /// Stops every demo thread and waits for them.

@@ -350,11 +350,6 @@ impl KernelTracer {
             .sum()
     }
 
-    /// The user stack `id` (innermost frame first), if the stack map holds it.
-    pub fn stack(&self, id: u32) -> Option<Vec<u64>> {
-        self.stacks.get(id)
-    }
-
     /// A handle on the stack map that other threads can read while the tracer runs.
     pub fn stack_map(&self) -> StackMap {
         self.stacks.clone()

@@ -106,7 +106,7 @@ pub struct App {
     /// Stacks and symbols of an eBPF source (none for the observer).
     pub stacks: Option<StackTable>,
     /// The tracer's own cost, for the header: BPF run time per second (eBPF sources), or the observer's
-    /// collector CPU per second (the demo).
+    /// session thread's CPU per second (the demo).
     pub tracer_cost: Option<String>,
     /// Replay: playback speed.
     pub speed: Option<f64>,
