@@ -104,10 +104,10 @@ fn traced_with(args: &[&str], no_stacks: bool, usdt: bool) -> Traced {
     // The session product code runs: its fold thread reads the ring, folds, resolves stacks.
     let session = Session::start(Box::new(source), SessionOptions::default(), vec![])
         .expect("start the session");
-    let t0 = Instant::now();
     release(&mut child);
     let f = session.wait().expect("trace");
-    let wall = t0.elapsed();
+    // From tracing's start to the workload's exit (not the final symbolization).
+    let wall = Duration::from_secs_f64(f.end.as_ref().expect("a live end").duration_s);
     let model = &f.model;
     Traced {
         workload: result(child),

@@ -312,6 +312,38 @@ fn run(
     Ok(f)
 }
 
+/// Checks, before anything starts and without touching `output`, that it can be created: its directory
+/// exists and is writable. (The file itself is created only once tracing has started.)
+fn check_writable(output: &Path) -> Result<(), String> {
+    let dir = match output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot write {}: there is no directory {}",
+            output.display(),
+            dir.display()
+        ));
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+        format!(
+            "cannot write {}: the path holds a NUL byte",
+            output.display()
+        )
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call; access(2) only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
+        return Err(format!(
+            "cannot write {}: {} is not writable ({})",
+            output.display(),
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 fn record(
     target: &Target,
     duration: Option<Duration>,
@@ -319,6 +351,7 @@ fn record(
     control: &Arc<Control>,
 ) -> Result<(), String> {
     let input = input(None, target)?;
+    check_writable(output)?;
     let f = run(
         &input,
         target,

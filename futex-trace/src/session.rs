@@ -543,6 +543,8 @@ impl Fold {
                 last_status = (now, events, cost_ns);
             }
         };
+        // Tracing stops now; what follows (draining, symbolizing) is not part of its duration.
+        let traced_for = start.elapsed();
         // What the source still holds (the ring's rest, a demo's last events) is kept.
         batch.clear();
         let health = source.health();
@@ -566,7 +568,7 @@ impl Fold {
                 labels.sort();
                 let end = TraceEnd {
                     pids,
-                    duration_s: start.elapsed().as_secs_f64(),
+                    duration_s: traced_for.as_secs_f64(),
                     events: model.totals.events,
                     lost_events: model.totals.lost_events,
                     stack_errors: health.stack_errors,

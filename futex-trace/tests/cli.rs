@@ -238,3 +238,53 @@ fn demo_flamegraph_is_by_lock() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--wakers needs stacks"));
 }
+
+#[test]
+fn demo_recording_reports_and_a_bad_output_directory_is_refused_first() {
+    let dir = std::env::temp_dir().join(format!("futex-trace-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("demo.ftr");
+    let out = bin()
+        .args(["record", "--demo", "-d", "300ms", "-o"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = futex_trace::tracefile::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
+    assert!(
+        t.meta.started_mono_ns > 0,
+        "the real start time is recorded"
+    );
+    assert_eq!(t.meta.pids.len(), 1);
+    let end = t.end.expect("ended cleanly");
+    assert!(end.labels.iter().any(|(_, l)| l == "demo: heat lock 0"));
+    let rep = bin().args(["report", "--json"]).arg(&rec).output().unwrap();
+    assert!(rep.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&rep.stdout).unwrap();
+    assert_eq!(r["totals"]["events"].as_u64(), Some(end.events));
+    assert!(end.events > 100, "{end:?}");
+
+    // A directory that does not exist: refused before anything starts, in one line.
+    let out = bin()
+        .args([
+            "record",
+            "--demo",
+            "-d",
+            "5s",
+            "-o",
+            "/nonexistent-dir/x.ftr",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("there is no directory /nonexistent-dir"),
+        "{err}"
+    );
+}
