@@ -35,8 +35,8 @@
 #define C_LOST_EVENTS 0   // ring buffer full: event not sent
 #define C_STACK_ERRORS 1  // bpf_get_stackid failed (map full or collision): stack not stored
 #define C_INFLIGHT_FULL 2 // no room for a thread's in-flight state: that syscall is not traced
-#define C_MISSED_EXITS 3  // a syscall whose return the kernel never reported (a thread entered a futex
-                          // call while its previous one was still in flight)
+#define C_MISSED_EXITS 3  // a thread entered a futex call while its previous one was still in flight:
+                          // that one's return was never seen (its event is lost; not expected)
 #define C_NCOUNTERS 4
 
 // Indices into the `config` map (u64).

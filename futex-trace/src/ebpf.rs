@@ -175,7 +175,7 @@ pub struct Counters {
     pub stack_errors: u64,
     /// Syscalls not traced: no room for the thread's in-flight state.
     pub inflight_full: u64,
-    /// Syscalls whose return the kernel never reported (their event is lost).
+    /// Syscalls whose return was never seen (a thread entered another while one was in flight).
     pub missed_exits: u64,
 }
 
@@ -248,12 +248,7 @@ impl KernelTracer {
                 .and_then(|_| config.set(CFG_NO_STACKS, u64::from(target.no_stacks), 0))
                 .map_err(|e| err(format!("cannot configure the eBPF programs: {e}")))?;
         }
-        let mut targets: BpfHashMap<MapData, u32, u8> = take(&mut bpf, "targets")?;
-        for &pid in &target.pids {
-            targets
-                .insert(pid, 1, 0)
-                .map_err(|e| err(format!("cannot add pid {pid} to the filter: {e}")))?;
-        }
+        let targets: BpfHashMap<MapData, u32, u8> = take(&mut bpf, "targets")?;
         let stacks = StackMap(Arc::new(take(&mut bpf, "stacks")?));
         let counters: PerCpuArray<MapData, u64> = take(&mut bpf, "counters")?;
         let ring: RingBuf<MapData> = take(&mut bpf, "events")?;
@@ -305,7 +300,7 @@ impl KernelTracer {
             unsafe { AsyncFd::register(ring) }
                 .map_err(|e| err(format!("cannot poll the ring buffer: {e}")))?
         };
-        Ok(KernelTracer {
+        let mut tracer = KernelTracer {
             bpf,
             targets,
             stacks,
@@ -315,7 +310,14 @@ impl KernelTracer {
             _stats: stats,
             futex2,
             decoder: Decoder { buckets },
-        })
+        };
+        // Only now, with every program attached, may the filter admit the processes: a call that
+        // entered while the exit program was not yet attached would never see its exit (it showed as
+        // lost events, and as waiters that never end).
+        for &pid in &target.pids {
+            tracer.add_pid(pid)?;
+        }
+        Ok(tracer)
     }
 
     /// Adds a process to trace (e.g. a command started after the programs were attached).

@@ -650,8 +650,8 @@ pub fn trace_warnings(
     if let Some(end) = end {
         if end.lost_events > 0 {
             w.push(format!(
-                "{} events were lost (ring buffer full, or syscall returns the kernel did not \
-                 report): counts are lower bounds",
+                "{} events were lost (the ring buffer was full, or a call's return was not seen): \
+                 counts are lower bounds",
                 end.lost_events
             ));
         }

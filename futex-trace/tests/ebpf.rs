@@ -435,3 +435,39 @@ fn ctrl_c_ends_a_recording_and_keeps_it() {
     // It ended cleanly: no warning that the recording was cut short.
     assert!(r.get("warnings").is_none(), "{}", r["warnings"]);
 }
+
+#[test]
+fn attaching_to_a_running_ping_pong_loses_nothing_and_leaves_no_phantom_waiters() {
+    if !privileged("attaching_to_a_running_ping_pong_loses_nothing_and_leaves_no_phantom_waiters") {
+        return;
+    }
+    // Already hot when the tracer attaches: every attach-order gap shows.
+    let mut w = Command::new(WORKLOAD.as_str())
+        .args(["--pingpong", "2"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = bin()
+        .args(["report", "--json", "-p", &w.id().to_string(), "-d", "60s"])
+        .output()
+        .unwrap();
+    w.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["totals"]["waits"].as_u64().unwrap() > 1000,
+        "{}",
+        r["totals"]
+    );
+    assert_eq!(r["totals"]["lost_events"], 0, "{}", r["totals"]);
+    for b in r["buckets"].as_array().unwrap() {
+        // Two threads: never more than two waiters, and none left once it has exited.
+        assert_eq!(b["depth"], 0, "bucket {b}");
+        assert!(b["max_depth"].as_i64().unwrap() <= 2, "bucket {b}");
+    }
+}
