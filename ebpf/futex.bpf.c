@@ -264,15 +264,23 @@ static __always_inline int leave(void *ctx, s64 ret)
     e->wakeup_ts = st->wakeup_ts;
     e->oncpu_ts = st->oncpu_ts;
     e->final_uaddr = st->final_uaddr;
+    e->waker_tid = st->waker_tid;
+    e->waker_stack_id = st->waker_stack_id;
+    // A wait that returns an error (timed out, interrupted) was not released by a futex waker: its
+    // wakeup came from a timer or a signal, in interrupt context, where sched_waking sees whichever
+    // thread was running on that CPU. That thread is not its waker, nor its word the waiter's.
+    if (is_wait(st->op) && ret < 0) {
+        e->waker_tid = 0;
+        e->waker_stack_id = -1;
+        e->final_uaddr = st->uaddr;
+    }
     e->ret = ret;
     e->pid = tgid;
     e->tid = tid;
     e->val = st->val;
     e->val2 = st->val2;
     e->val3 = st->val3;
-    e->waker_tid = st->waker_tid;
     e->stack_id = stack_id;
-    e->waker_stack_id = st->waker_stack_id;
     e->woken_seen = st->woken_seen;
     e->flags = st->flags;
     e->op = st->op;

@@ -471,3 +471,72 @@ fn attaching_to_a_running_ping_pong_loses_nothing_and_leaves_no_phantom_waiters(
         assert!(b["max_depth"].as_i64().unwrap() <= 2, "bucket {b}");
     }
 }
+
+#[test]
+fn a_timed_out_wait_has_no_waker_even_when_a_traced_waker_runs_on_its_cpu() {
+    if !privileged("a_timed_out_wait_has_no_waker_even_when_a_traced_waker_runs_on_its_cpu") {
+        return;
+    }
+    use futex_trace::event::{EventKind, Outcome};
+    let trace = tmp("timeouts.ftr");
+    let out = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", WORKLOAD.as_str(), "--timeouts", "400"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(truth["timed_out"], 400);
+    let word = u64::from_str_radix(
+        truth["waiter_word"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let (mut ends, mut attributed) = (0, Vec::new());
+    futex_trace::tracefile::read(std::fs::File::open(&trace).unwrap(), |e| {
+        if let EventKind::WaitEnd {
+            addr,
+            final_addr,
+            outcome,
+            waker,
+            requeued,
+            ..
+        } = e.kind
+        {
+            if addr == word {
+                ends += 1;
+                assert_eq!(outcome, Outcome::TimedOut);
+                if waker.is_some() || final_addr != addr || requeued != 0 {
+                    attributed.push((final_addr, waker));
+                }
+            }
+        }
+    })
+    .unwrap();
+    assert_eq!(ends, 400);
+    // The timer's wakeup runs in interrupt context, on whatever thread is on that CPU (here, one
+    // inside a FUTEX_WAKE on another word): none of that may show as a waker or a requeue.
+    assert!(
+        attributed.is_empty(),
+        "{} timed-out waits were given a waker or another word: {:?}",
+        attributed.len(),
+        &attributed[..attributed.len().min(3)]
+    );
+    let rep = bin()
+        .args(["report", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    for b in r["buckets"].as_array().unwrap() {
+        assert_eq!(b["depth"], 0, "bucket {b}");
+    }
+}

@@ -259,6 +259,63 @@ fn spam(secs: f64) {
     );
 }
 
+/// Pins the calling thread to CPU `cpu`.
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it; sched_setaffinity
+    // reads `size_of::<cpu_set_t>()` bytes of it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// `n` waits with a 1 ms timeout on one word, every one of which times out (its wakeup comes from a timer,
+/// in interrupt context), while another thread on the same CPU makes FUTEX_WAKE calls on another word
+/// (nobody waits there) as fast as it can: a timer that fires during one of those calls must not make
+/// that thread the waiter's waker. Prints the two words and how many waits timed out.
+fn timeouts(n: u32) {
+    let waiter_word = Arc::new(AtomicU32::new(0));
+    let other_word = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let waker = {
+        let (w, done) = (other_word.clone(), done.clone());
+        std::thread::spawn(move || {
+            pin_to(0);
+            while !done.load(Ordering::Relaxed) {
+                futex(&w, FUTEX_WAKE, 1, None, 0, None, 0);
+            }
+        })
+    };
+    pin_to(0);
+    let mut timed_out = 0;
+    for _ in 0..n {
+        let r = futex(
+            &waiter_word,
+            FUTEX_WAIT,
+            0,
+            Some(Duration::from_millis(1)),
+            0,
+            None,
+            0,
+        );
+        if r == -(libc::ETIMEDOUT as i64) {
+            timed_out += 1;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    waker.join().unwrap();
+    println!(
+        "{}",
+        serde_json::json!({
+            "pid": std::process::id(),
+            "waiter_word": format!("{:#x}", waiter_word.as_ptr() as usize),
+            "other_word": format!("{:#x}", other_word.as_ptr() as usize),
+            "timed_out": timed_out,
+        })
+    );
+}
+
 /// The ping-pong's futex word: a static, so that a tracer can name it.
 static PINGPONG_TURN: AtomicU32 = AtomicU32::new(0);
 
@@ -445,6 +502,10 @@ struct Mode {
     /// N waiters on a futex-core Condvar, woken by one notify_all; prints addresses and buckets.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     notify_all: Option<u16>,
+    /// N waits that time out while another thread on the same CPU makes FUTEX_WAKE calls on another
+    /// word; prints the words and how many timed out.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    timeouts: Option<u32>,
     /// A contended futex-core Mutex for SECS (see --threads, --observe); prints its throughput.
     #[arg(long, value_name = "SECS")]
     core_mutex: Option<f64>,
@@ -466,6 +527,8 @@ fn main() {
         futex_core_demo(secs)
     } else if let Some(n) = m.notify_all {
         notify_all(n.into())
+    } else if let Some(n) = m.timeouts {
+        timeouts(n)
     } else if let Some(secs) = m.core_mutex {
         core_mutex(secs, threads(4), cli.observe)
     } else if let Some(secs) = m.contend {
