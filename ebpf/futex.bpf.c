@@ -47,7 +47,8 @@ struct inflight {
     u32 flags;
     u8 op;
     u8 has_timeout;
-    u8 pad[6];
+    u8 slept; // switched out asleep during the call (sched_switch)
+    u8 pad[5];
 };
 
 // Processes to trace (tgid → 1). Written by userspace; FT_FORK children added here when following.
@@ -285,6 +286,7 @@ static __always_inline int leave(void *ctx, s64 ret)
     e->flags = st->flags;
     e->op = st->op;
     e->has_timeout = st->has_timeout;
+    e->slept = st->slept;
     __builtin_memset(e->pad, 0, sizeof(e->pad));
     submit(e);
     bpf_map_delete_elem(&inflight, &tid);
@@ -439,9 +441,20 @@ struct sched_switch_args {
     s32 next_prio;
 };
 
+// The states sched_switch reports for a task that goes to sleep (TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE);
+// a preempted task is reported as TASK_REPORT_MAX, and a running one as 0.
+#define SWITCHED_OUT_ASLEEP 0x3
+
 SEC("tracepoint/sched/sched_switch")
 int sched_switch(struct sched_switch_args *ctx)
 {
+    // A traced waiter switched out asleep really slept (a PI lock taken at once never does).
+    u32 prev = ctx->prev_pid;
+    if (prev && (ctx->prev_state & SWITCHED_OUT_ASLEEP)) {
+        struct inflight *p = bpf_map_lookup_elem(&inflight, &prev);
+        if (p && is_wait(p->op))
+            p->slept = 1;
+    }
     u32 next = ctx->next_pid;
     if (!next)
         return 0;

@@ -98,7 +98,8 @@ struct ft_event {
     ft_u8 kind;         // FT_*
     ft_u8 op;           // futex(2) command (op & 127), FT_OP_FUTEX2_*, or FT_USDT_* for FT_USDT
     ft_u8 has_timeout;
-    ft_u8 pad[5];
+    ft_u8 slept;        // a wait: the thread was switched out asleep (not just preempted) during the call
+    ft_u8 pad[4];
 };
 
 // One argument of a USDT probe site, as userspace parsed it from the site's note.

@@ -67,7 +67,9 @@ mirror! {
         pub kind @ 112: u8,
         pub op @ 113: u8,
         pub has_timeout @ 114: u8,
-        pub pad @ 115: [u8; 5],
+        /// A wait: the thread was switched out asleep during the call.
+        pub slept @ 115: u8,
+        pub pad @ 116: [u8; 4],
     }
 }
 

@@ -44,12 +44,17 @@ pub enum Outcome {
     Interrupted,
     /// The call failed without sleeping (`EINVAL`, `EFAULT`, `ENOSYS`, ...; kernel futexes only).
     Failed,
+    /// A PI lock (`FUTEX_LOCK_PI`) taken at once, without sleeping (kernel futexes only).
+    Acquired,
 }
 
 impl Outcome {
     /// The wait slept (as opposed to returning at once: value changed, or the call failed).
     pub fn blocked(self) -> bool {
-        !matches!(self, Outcome::Mismatch | Outcome::Failed)
+        !matches!(
+            self,
+            Outcome::Mismatch | Outcome::Failed | Outcome::Acquired
+        )
     }
 }
 

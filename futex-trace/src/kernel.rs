@@ -108,7 +108,14 @@ impl Decoder {
             },
             FT_FUTEX => match op.class() {
                 OpClass::Wait => {
-                    let outcome = wait_outcome(r.ret);
+                    let mut outcome = wait_outcome(r.ret);
+                    // FUTEX_LOCK_PI returns 0 whether it slept or took the lock at once.
+                    if outcome == Outcome::Woken
+                        && matches!(op, FutexOp::LockPi | FutexOp::LockPi2)
+                        && r.slept == 0
+                    {
+                        outcome = Outcome::Acquired;
+                    }
                     let final_addr = if r.final_uaddr != 0 {
                         r.final_uaddr
                     } else {
@@ -149,9 +156,15 @@ impl Decoder {
                     kernel,
                 },
                 OpClass::Requeue if r.ret >= 0 => {
-                    // The kernel wakes up to nr_wake first, then moves the rest; it returns the sum.
+                    // The kernel returns woken + moved. It wakes up to nr_wake first, except for
+                    // CMP_REQUEUE_PI, whose top waiter is woken only if it can take the PI lock at
+                    // once (else it is moved too): there, count the wakeups seen.
                     let total = r.ret as u32;
-                    let woken = total.min(r.val);
+                    let woken = if op == FutexOp::CmpRequeuePi {
+                        r.woken_seen.min(total)
+                    } else {
+                        total.min(r.val)
+                    };
                     EventKind::Requeue {
                         from: r.uaddr,
                         to: r.uaddr2,
@@ -315,6 +328,34 @@ mod tests {
             panic!()
         };
         assert_eq!((woken, moved), (5, 0));
+        // CMP_REQUEUE_PI: the top waiter is woken only if it took the lock; the wakeups seen say so.
+        let mut pi = raw(FT_FUTEX, libc::FUTEX_CMP_REQUEUE_PI as u8, 5);
+        pi.val = 1;
+        pi.woken_seen = 0;
+        let EventKind::Requeue { woken, moved, .. } = D.decode(&pi).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!((woken, moved), (0, 5));
+        pi.woken_seen = 1;
+        let EventKind::Requeue { woken, moved, .. } = D.decode(&pi).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!((woken, moved), (1, 4));
+    }
+
+    #[test]
+    fn a_pi_lock_that_never_slept_was_acquired_not_woken() {
+        let mut r = raw(FT_FUTEX, libc::FUTEX_LOCK_PI as u8, 0);
+        let outcome = |r: &RawEvent| match D.decode(r).unwrap().kind {
+            EventKind::WaitEnd { outcome, .. } => outcome,
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(outcome(&r), Outcome::Acquired);
+        assert!(!Outcome::Acquired.blocked());
+        r.slept = 1;
+        assert_eq!(outcome(&r), Outcome::Woken);
+        // A plain wait that returns 0 was woken, slept flag or not.
+        assert_eq!(outcome(&raw(FT_FUTEX, 0, 0)), Outcome::Woken);
     }
 
     #[test]

@@ -195,7 +195,14 @@ pub struct Totals {
     /// Futex calls that failed without sleeping (EINVAL, EFAULT, ...), and other ops (TRYLOCK_PI, FD).
     pub failed: u64,
     pub other_ops: u64,
+    /// PI locks taken at once, without sleeping (not contention).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub acquired: u64,
     pub events: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Everything folded so far.
@@ -307,7 +314,8 @@ impl Model {
                 match outcome {
                     Outcome::Mismatch => b.mismatches += 1,
                     Outcome::TimedOut => b.timeouts += 1,
-                    Outcome::Woken | Outcome::Interrupted | Outcome::Failed => {}
+                    Outcome::Woken | Outcome::Interrupted | Outcome::Failed | Outcome::Acquired => {
+                    }
                 }
                 if blocked {
                     b.waits_blocked += 1;
@@ -321,7 +329,7 @@ impl Model {
                     Outcome::Woken => a.woken += 1,
                     Outcome::TimedOut => a.timeouts += 1,
                     Outcome::Mismatch => a.mismatches += 1,
-                    Outcome::Interrupted | Outcome::Failed => {}
+                    Outcome::Interrupted | Outcome::Failed | Outcome::Acquired => {}
                 }
                 let stack = kernel.and_then(|k| k.stack);
                 if blocked {
@@ -359,6 +367,7 @@ impl Model {
                     Outcome::TimedOut => self.totals.timeouts += 1,
                     Outcome::Interrupted => self.totals.interrupted += 1,
                     Outcome::Failed => self.totals.failed += 1,
+                    Outcome::Acquired => self.totals.acquired += 1,
                     Outcome::Woken => {}
                 }
                 if let Some(l) = wake_to_return_ns {

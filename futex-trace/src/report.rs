@@ -259,6 +259,13 @@ pub fn text(
             t.interrupted, t.failed, t.other_ops
         );
     }
+    if t.acquired > 0 {
+        let _ = writeln!(
+            o,
+            "PI locks taken at once, without sleeping: {}",
+            t.acquired
+        );
+    }
     for w in &src.warnings {
         let _ = writeln!(o, "WARNING: {w}");
     }

@@ -436,12 +436,14 @@ const WAIT_KINDS: [WaitKind; 4] = [
     WaitKind::Condvar,
     WaitKind::Kernel,
 ];
-const OUTCOMES: [Outcome; 5] = [
+/// Outcomes by their number in the file; new ones are only ever appended.
+const OUTCOMES: [Outcome; 6] = [
     Outcome::Woken,
     Outcome::TimedOut,
     Outcome::Mismatch,
     Outcome::Interrupted,
     Outcome::Failed,
+    Outcome::Acquired,
 ];
 const OPS: [FutexOp; 19] = [
     FutexOp::Wait,

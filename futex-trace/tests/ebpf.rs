@@ -540,3 +540,70 @@ fn a_timed_out_wait_has_no_waker_even_when_a_traced_waker_runs_on_its_cpu() {
         assert_eq!(b["depth"], 0, "bucket {b}");
     }
 }
+
+#[test]
+fn a_pi_lock_taken_at_once_did_not_sleep() {
+    if !privileged("a_pi_lock_taken_at_once_did_not_sleep") {
+        return;
+    }
+    let trace = tmp("lock-pi.ftr");
+    let out = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", WORKLOAD.as_str(), "--lock-pi", "30"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rep = bin()
+        .args(["report", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let a = address(&r, &truth["word"]);
+    // FUTEX_LOCK_PI returns 0 whether it slept or not: only the one taken while held slept.
+    assert_eq!(a["waits"], truth["locks"], "{a}");
+    assert_eq!(a["waits_blocked"], truth["slept"], "{a}");
+}
+
+#[test]
+fn cmp_requeue_pi_whose_top_waiter_cannot_take_the_lock_moves_them_all() {
+    if !privileged("cmp_requeue_pi_whose_top_waiter_cannot_take_the_lock_moves_them_all") {
+        return;
+    }
+    let trace = tmp("requeue-pi.ftr");
+    let out = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(["--", WORKLOAD.as_str(), "--requeue-pi", "6"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let truth: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rep = bin()
+        .args(["report", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let edges = r["requeue_edges"].as_array().unwrap();
+    let edge = edges
+        .iter()
+        .find(|e| e["from"] == truth["from"] && e["to"] == truth["to"])
+        .unwrap_or_else(|| panic!("no edge {} → {} in {edges:?}", truth["from"], truth["to"]));
+    assert_eq!(
+        (&edge["requeues"], &edge["woken"], &edge["moved"]),
+        (&Value::from(1), &truth["woken"], &truth["moved"]),
+        "{edge}"
+    );
+    assert_eq!(r["totals"]["moved"], truth["moved"]);
+}

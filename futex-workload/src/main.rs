@@ -316,6 +316,94 @@ fn timeouts(n: u32) {
     );
 }
 
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_WAIT_REQUEUE_PI: i32 = 11;
+const FUTEX_CMP_REQUEUE_PI: i32 = 12;
+
+/// `n` FUTEX_LOCK_PI + FUTEX_UNLOCK_PI on a free PI word (the kernel takes it at once: no sleep), then
+/// one FUTEX_LOCK_PI on it while another thread holds it for 50 ms (a sleep). Prints the word and both
+/// counts.
+fn lock_pi(n: u32) {
+    let word = Arc::new(AtomicU32::new(0));
+    for _ in 0..n {
+        assert_eq!(futex(&word, FUTEX_LOCK_PI, 0, None, 0, None, 0), 0);
+        assert_eq!(futex(&word, FUTEX_UNLOCK_PI, 0, None, 0, None, 0), 0);
+    }
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let word = word.clone();
+        std::thread::spawn(move || {
+            assert_eq!(futex(&word, FUTEX_LOCK_PI, 0, None, 0, None, 0), 0);
+            held_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(futex(&word, FUTEX_UNLOCK_PI, 0, None, 0, None, 0), 0);
+        })
+    };
+    held_rx.recv().unwrap();
+    assert_eq!(futex(&word, FUTEX_LOCK_PI, 0, None, 0, None, 0), 0);
+    assert_eq!(futex(&word, FUTEX_UNLOCK_PI, 0, None, 0, None, 0), 0);
+    holder.join().unwrap();
+    println!(
+        "{}",
+        serde_json::json!({
+            "pid": std::process::id(),
+            "word": format!("{:#x}", word.as_ptr() as usize),
+            "locks": n + 2,
+            "slept": 1,
+        })
+    );
+}
+
+/// `n` threads wait with FUTEX_WAIT_REQUEUE_PI on a condition word; the main thread, which holds the PI
+/// lock word, requeues them all with one FUTEX_CMP_REQUEUE_PI: the top waiter cannot take the lock, so
+/// none is woken and all `n` are moved. Then the lock is handed from thread to thread by FUTEX_UNLOCK_PI.
+/// Prints the words and the requeue's true counts.
+fn requeue_pi(n: usize) {
+    let cond = Arc::new(AtomicU32::new(0));
+    let lock = Arc::new(AtomicU32::new(0));
+    assert_eq!(futex(&lock, FUTEX_LOCK_PI, 0, None, 0, None, 0), 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (cond, lock, tx) = (cond.clone(), lock.clone(), tx.clone());
+            std::thread::spawn(move || {
+                tx.send(gettid()).unwrap();
+                // Returns holding the lock.
+                let r = futex(&cond, FUTEX_WAIT_REQUEUE_PI, 0, None, 0, Some(&lock), 0);
+                assert_eq!(r, 0, "FUTEX_WAIT_REQUEUE_PI");
+                assert_eq!(futex(&lock, FUTEX_UNLOCK_PI, 0, None, 0, None, 0), 0);
+            })
+        })
+        .collect();
+    let tids: Vec<i32> = (0..n).map(|_| rx.recv().unwrap()).collect();
+    wait_until_in_futex(&tids);
+    let r = futex(
+        &cond,
+        FUTEX_CMP_REQUEUE_PI,
+        1,
+        None,
+        i32::MAX as usize,
+        Some(&lock),
+        0,
+    );
+    assert_eq!(r, n as i64, "FUTEX_CMP_REQUEUE_PI moved them all");
+    assert_eq!(futex(&lock, FUTEX_UNLOCK_PI, 0, None, 0, None, 0), 0);
+    for h in handles {
+        h.join().unwrap();
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "pid": std::process::id(),
+            "from": format!("{:#x}", cond.as_ptr() as usize),
+            "to": format!("{:#x}", lock.as_ptr() as usize),
+            "woken": 0,
+            "moved": n,
+        })
+    );
+}
+
 /// The ping-pong's futex word: a static, so that a tracer can name it.
 static PINGPONG_TURN: AtomicU32 = AtomicU32::new(0);
 
@@ -506,6 +594,12 @@ struct Mode {
     /// word; prints the words and how many timed out.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     timeouts: Option<u32>,
+    /// N PI locks taken at once, and one taken after sleeping; prints the word and the counts.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    lock_pi: Option<u32>,
+    /// N FUTEX_WAIT_REQUEUE_PI waiters moved by one FUTEX_CMP_REQUEUE_PI onto a held PI lock.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    requeue_pi: Option<u16>,
     /// A contended futex-core Mutex for SECS (see --threads, --observe); prints its throughput.
     #[arg(long, value_name = "SECS")]
     core_mutex: Option<f64>,
@@ -529,6 +623,10 @@ fn main() {
         notify_all(n.into())
     } else if let Some(n) = m.timeouts {
         timeouts(n)
+    } else if let Some(n) = m.lock_pi {
+        lock_pi(n)
+    } else if let Some(n) = m.requeue_pi {
+        requeue_pi(n.into())
     } else if let Some(secs) = m.core_mutex {
         core_mutex(secs, threads(4), cli.observe)
     } else if let Some(secs) = m.contend {
