@@ -352,6 +352,25 @@ impl KernelTracer {
             .sum()
     }
 
+    /// Runs of its programs the kernel skipped because another BPF program was running on that CPU
+    /// (each program's `recursion_misses`, as its fdinfo shows it), summed. Missed `sched_*` runs lose
+    /// waker attributions and scheduler delays; missed syscall runs lose calls.
+    pub fn missed_runs(&self) -> u64 {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.bpf
+            .programs()
+            .filter_map(|(_, p)| p.fd().ok())
+            .filter_map(|fd| {
+                let info = std::fs::read_to_string(format!(
+                    "/proc/self/fdinfo/{}",
+                    fd.as_fd().as_raw_fd()
+                ))
+                .ok()?;
+                fdinfo_field(&info, "recursion_misses")
+            })
+            .sum()
+    }
+
     /// A handle on the stack map that other threads can read while the tracer runs.
     pub fn stack_map(&self) -> StackMap {
         self.stacks.clone()
@@ -439,6 +458,13 @@ fn attach_usdt(bpf: &mut Ebpf, bin: &Path) -> Result<usize, TraceError> {
     Ok(sites.len())
 }
 
+/// A `name:\tvalue` line of a /proc fdinfo file.
+fn fdinfo_field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The first line of an error (the verifier's log follows it; set FUTEX_TRACE_VERIFIER_LOG=1 to get
 /// it all, for a bug report).
 fn first_line(e: &dyn std::fmt::Display) -> String {
@@ -509,4 +535,18 @@ fn drain(ring: &mut RingBuf<MapData>, decoder: Decoder, out: &mut Vec<Event>) ->
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fdinfo_fields_are_read_by_name() {
+        // As the kernel prints a BPF program's fdinfo (kernel/bpf/syscall.c, bpf_prog_show_fdinfo).
+        let info = "pos:\t0\nflags:\t02000002\nprog_type:\t5\nrun_time_ns:\t1234\nrun_cnt:\t10\n\
+                    recursion_misses:\t42\nverified_insns:\t99\n";
+        assert_eq!(super::fdinfo_field(info, "recursion_misses"), Some(42));
+        assert_eq!(super::fdinfo_field(info, "run_cnt"), Some(10));
+        assert_eq!(super::fdinfo_field(info, "run"), None);
+        assert_eq!(super::fdinfo_field("", "recursion_misses"), None);
+    }
 }

@@ -231,11 +231,15 @@ impl Sink for StatusLine {
 
     fn status(&mut self, s: &Status) {
         let line = format!(
-            "tracing {}: {:.0} s · {:.0} events/s · lost {} · stack errors {}{}{}",
+            "tracing {}: {:.0} s · {:.0} events/s · lost {}{} · stack errors {}{}{}",
             self.what,
             s.elapsed.as_secs_f64(),
             s.events_per_sec,
             s.lost_events,
+            match s.health.missed_runs {
+                0 => String::new(),
+                n => format!(" · missed runs {n}"),
+            },
             s.health.stack_errors,
             match s.health.untraced_calls {
                 0 => String::new(),

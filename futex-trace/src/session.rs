@@ -83,10 +83,17 @@ pub struct TraceEnd {
     /// Futex calls not traced: no room for the thread's in-flight state in the kernel.
     #[serde(default)]
     pub untraced_calls: u64,
+    /// Runs of the eBPF programs the kernel skipped (another BPF program was running on that CPU).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed_runs: u64,
     pub reason: String,
     /// Names of addresses, where the source knows them (the demo's locks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<(u64, String)>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Why a session ended.
@@ -192,6 +199,8 @@ pub struct Health {
     pub stack_errors: u64,
     /// Futex calls not traced (no room for per-thread state in the kernel).
     pub untraced_calls: u64,
+    /// Runs of the tracer's programs the kernel skipped (another BPF program was running on that CPU).
+    pub missed_runs: u64,
     /// The tracer's own cost so far: what it is ("BPF", "observer") and nanoseconds of CPU.
     pub cost: Option<(&'static str, u64)>,
 }
@@ -573,6 +582,7 @@ impl Fold {
                     lost_events: model.totals.lost_events,
                     stack_errors: health.stack_errors,
                     untraced_calls: health.untraced_calls,
+                    missed_runs: health.missed_runs,
                     reason: reason.as_str().into(),
                     labels,
                 };
@@ -659,6 +669,14 @@ pub fn trace_warnings(
             w.push(format!(
                 "{} futex calls were not traced (no room for per-thread state in the kernel)",
                 end.untraced_calls
+            ));
+        }
+        if end.missed_runs > 0 {
+            w.push(format!(
+                "the kernel skipped {} runs of futex-trace's eBPF programs (a BPF program, often \
+                 futex-trace's own waking its reader, was running on that CPU): a traced waiter's \
+                 wakeup among them lost its waker, wake-to-return time and scheduler delay",
+                end.missed_runs
             ));
         }
         if end.stack_errors > 0 {

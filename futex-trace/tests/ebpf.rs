@@ -607,3 +607,67 @@ fn cmp_requeue_pi_whose_top_waiter_cannot_take_the_lock_moves_them_all() {
     );
     assert_eq!(r["totals"]["moved"], truth["moved"]);
 }
+
+#[test]
+fn missed_program_runs_are_counted_as_bpftool_counts_them() {
+    if !privileged("missed_program_runs_are_counted_as_bpftool_counts_them") {
+        return;
+    }
+    // FUTEX_WAKE as fast as one thread can: the ring's wakeups of the reader run inside BPF programs,
+    // where the kernel skips the sched_* programs (their recursion_misses).
+    let mut w = Command::new(WORKLOAD.as_str())
+        .args(["--spam", "3"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rep = bin()
+        .args(["report", "--json", "-p", &w.id().to_string(), "-d", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    // An independent count, mid-trace: bpftool's recursion_misses of futex-trace's programs.
+    let show = Command::new("bpftool")
+        .args(["prog", "show", "--json"])
+        .output()
+        .expect("bpftool (CI installs it)");
+    let progs: Value = serde_json::from_slice(&show.stdout).unwrap();
+    let ours = [
+        "futex_enter",
+        "futex_exit",
+        "sched_waking",
+        "sched_wakeup",
+        "sched_switch",
+    ];
+    let bpftool_misses: u64 = progs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| ours.contains(&p["name"].as_str().unwrap_or("")))
+        .filter_map(|p| p["recursion_misses"].as_u64())
+        .sum();
+    let out = rep.wait_with_output().unwrap();
+    w.wait().unwrap();
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reported: u64 = r["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| {
+            w.as_str()?
+                .strip_prefix("the kernel skipped ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .next()
+        .unwrap_or(0);
+    // The counter only grows: the final figure is at least what bpftool saw in the middle.
+    assert!(
+        reported >= bpftool_misses,
+        "reported {reported} missed runs; bpftool saw {bpftool_misses} mid-trace"
+    );
+}

@@ -133,6 +133,7 @@ fn file(events: &[Event]) -> Vec<u8> {
             lost_events: 99,
             stack_errors: 1,
             untraced_calls: 2,
+            missed_runs: 7,
             reason: "duration".into(),
             labels: vec![(0x1000, "lock".into())],
         },

@@ -127,11 +127,15 @@ fn title(cli: &Cli, session: &Session) -> String {
     }
 }
 
-/// The header's figure of the tracer's own cost.
+/// The header's figure of the tracer's own cost, and the program runs the kernel skipped.
 fn tracer_cost(status: &Status) -> Option<String> {
+    let missed = match status.health.missed_runs {
+        0 => String::new(),
+        n => format!(" · {n} missed runs"),
+    };
     status.cost_per_sec.map(|(what, ns)| match what {
-        "BPF" => format!("tracer {:.1} ms/s BPF", ns / 1e6),
-        other => format!("{other} {:.1} ms/s", ns / 1e6),
+        "BPF" => format!("tracer {:.1} ms/s BPF{missed}", ns / 1e6),
+        other => format!("{other} {:.1} ms/s{missed}", ns / 1e6),
     })
 }
 

@@ -229,6 +229,7 @@ impl Source for KernelSource {
         Health {
             stack_errors: c.stack_errors,
             untraced_calls: c.inflight_full,
+            missed_runs: self.tracer.missed_runs(),
             cost: Some(("BPF", self.tracer.bpf_run_time().as_nanos() as u64)),
         }
     }
