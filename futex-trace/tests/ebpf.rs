@@ -29,12 +29,18 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 /// Records `futex-workload` through `record -- CMD`; returns (workload's own account, report JSON).
 fn record_workload(name: &str) -> (Value, Value, std::path::PathBuf) {
+    record_workload_with(name, &[])
+}
+
+/// As [`record_workload`], the workload run with `args`.
+fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::PathBuf) {
     let trace = tmp(&format!("{name}.ftr"));
     let out = bin()
         .args(["record", "-o"])
         .arg(&trace)
         .arg("--")
         .arg(WORKLOAD.as_str())
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -478,19 +484,7 @@ fn a_timed_out_wait_has_no_waker_even_when_a_traced_waker_runs_on_its_cpu() {
         return;
     }
     use futex_trace::event::{EventKind, Outcome};
-    let trace = tmp("timeouts.ftr");
-    let out = bin()
-        .args(["record", "-o"])
-        .arg(&trace)
-        .args(["--", WORKLOAD.as_str(), "--timeouts", "400"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (truth, r, trace) = record_workload_with("timeouts", &["--timeouts", "400"]);
     assert_eq!(truth["timed_out"], 400);
     let word = u64::from_str_radix(
         truth["waiter_word"]
@@ -530,12 +524,6 @@ fn a_timed_out_wait_has_no_waker_even_when_a_traced_waker_runs_on_its_cpu() {
         attributed.len(),
         &attributed[..attributed.len().min(3)]
     );
-    let rep = bin()
-        .args(["report", "--json"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
     for b in r["buckets"].as_array().unwrap() {
         assert_eq!(b["depth"], 0, "bucket {b}");
     }
@@ -546,25 +534,7 @@ fn a_pi_lock_taken_at_once_did_not_sleep() {
     if !privileged("a_pi_lock_taken_at_once_did_not_sleep") {
         return;
     }
-    let trace = tmp("lock-pi.ftr");
-    let out = bin()
-        .args(["record", "-o"])
-        .arg(&trace)
-        .args(["--", WORKLOAD.as_str(), "--lock-pi", "30"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rep = bin()
-        .args(["report", "--json"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let (truth, r, _) = record_workload_with("lock-pi", &["--lock-pi", "30"]);
     let a = address(&r, &truth["word"]);
     // FUTEX_LOCK_PI returns 0 whether it slept or not: only the one taken while held slept.
     assert_eq!(a["waits"], truth["locks"], "{a}");
@@ -576,25 +546,7 @@ fn cmp_requeue_pi_whose_top_waiter_cannot_take_the_lock_moves_them_all() {
     if !privileged("cmp_requeue_pi_whose_top_waiter_cannot_take_the_lock_moves_them_all") {
         return;
     }
-    let trace = tmp("requeue-pi.ftr");
-    let out = bin()
-        .args(["record", "-o"])
-        .arg(&trace)
-        .args(["--", WORKLOAD.as_str(), "--requeue-pi", "6"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let truth: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rep = bin()
-        .args(["report", "--json"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let (truth, r, _) = record_workload_with("requeue-pi", &["--requeue-pi", "6"]);
     let edges = r["requeue_edges"].as_array().unwrap();
     let edge = edges
         .iter()
