@@ -116,6 +116,10 @@ pub fn tracefs() -> Result<&'static str, TraceError> {
         })
 }
 
+/// What [`check_privileges`] says; each binary adds what its user can do instead.
+pub const NEEDS_PRIVILEGES: &str =
+    "tracing kernel futexes needs root (or CAP_BPF and CAP_PERFMON): run it with sudo";
+
 /// Checks that this process may load BPF programs: root, or CAP_BPF with CAP_PERFMON, or CAP_SYS_ADMIN.
 pub fn check_privileges() -> Result<(), TraceError> {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -134,10 +138,7 @@ pub fn check_privileges() -> Result<(), TraceError> {
     if has(21) || (has(39) && has(38)) {
         return Ok(());
     }
-    Err(err(
-        "tracing kernel futexes needs root (or CAP_BPF and CAP_PERFMON): run it with sudo, \
-         or use --demo to trace the built-in workload without privileges",
-    ))
+    Err(err(NEEDS_PRIVILEGES))
 }
 
 /// Checks everything tracing needs before it starts: privileges, then tracefs.

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod abi;
+pub mod args;
 pub mod demo;
 pub mod ebpf;
 pub mod event;

@@ -59,7 +59,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// Stop after this long ("10s", "500ms", "2m"; default: until Ctrl-C or the process exits).
-        #[arg(short, long, value_parser = humantime::parse_duration)]
+        #[arg(short, long, value_parser = futex_trace::args::duration)]
         duration: Option<Duration>,
         /// The file to write.
         #[arg(short, long, value_name = "FILE")]
@@ -76,7 +76,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// How long to trace live ("5s", "500ms", "1m"; default 5s, or until a command exits).
-        #[arg(short, long, value_parser = humantime::parse_duration)]
+        #[arg(short, long, value_parser = futex_trace::args::duration)]
         duration: Option<Duration>,
         /// JSON instead of text (a top-level `totals` object and an `addresses` array).
         #[arg(long)]
@@ -100,7 +100,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// How long to trace live (default 5s, or until a command exits).
-        #[arg(short, long, value_parser = humantime::parse_duration)]
+        #[arg(short, long, value_parser = futex_trace::args::duration)]
         duration: Option<Duration>,
         /// The wakers' stacks instead of the waiters'.
         #[arg(long)]
@@ -120,7 +120,7 @@ enum Command {
         #[command(flatten)]
         target: Target,
         /// Stop after this long (default: until interrupted, or the process exits).
-        #[arg(short, long, value_parser = humantime::parse_duration)]
+        #[arg(short, long, value_parser = futex_trace::args::duration)]
         duration: Option<Duration>,
     },
 }
@@ -134,10 +134,10 @@ struct Target {
     #[arg(long)]
     demo: bool,
     /// Demo: threads contending on the heat-graded locks.
-    #[arg(long, default_value_t = 4, requires = "demo")]
+    #[arg(long, default_value_t = 4, requires = "demo", value_parser = futex_trace::args::threads)]
     threads: usize,
     /// Demo: heat ratio between consecutive locks, in (0, 1]; smaller makes the first lock hotter.
-    #[arg(long, default_value_t = 0.5, requires = "demo", value_parser = parse_skew)]
+    #[arg(long, default_value_t = 0.5, requires = "demo", value_parser = futex_trace::args::skew)]
     skew: f64,
     /// eBPF: capture no user stacks (the cheapest tracing; no flamegraphs or top stacks).
     #[arg(long, conflicts_with = "demo")]
@@ -149,15 +149,6 @@ struct Target {
     /// Start this command and trace it and every process it forks (after `--`). Needs root.
     #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["demo", "pids"])]
     command: Vec<String>,
-}
-
-fn parse_skew(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
-    if v > 0.0 && v <= 1.0 {
-        Ok(v)
-    } else {
-        Err(format!("{v} is outside (0, 1]: try 0.5"))
-    }
 }
 
 /// Where events come from.
@@ -487,6 +478,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(msg) if msg == futex_trace::ebpf::NEEDS_PRIVILEGES => {
+            eprintln!(
+                "futex-trace: {msg}, or use --demo to trace the built-in workload without privileges"
+            );
+            ExitCode::from(2)
+        }
         Err(msg) => {
             eprintln!("futex-trace: {msg}");
             ExitCode::from(2)

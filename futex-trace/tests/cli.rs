@@ -288,3 +288,14 @@ fn demo_recording_reports_and_a_bad_output_directory_is_refused_first() {
         "{err}"
     );
 }
+
+#[test]
+fn a_zero_duration_is_refused_by_the_parser() {
+    let out = bin()
+        .args(["report", "--demo", "-d", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("'0s' traces nothing"), "{err}");
+}

@@ -393,53 +393,73 @@ fn errors_are_one_clear_line() {
 }
 
 #[test]
-fn ctrl_c_ends_a_recording_and_keeps_it() {
-    if !privileged("ctrl_c_ends_a_recording_and_keeps_it") {
+fn ctrl_c_sigterm_and_sighup_end_a_recording_and_keep_it() {
+    if !privileged("ctrl_c_sigterm_and_sighup_end_a_recording_and_keep_it") {
         return;
     }
-    let trace = tmp("ctrlc.ftr");
-    let mut rec = bin()
-        .args(["record", "-o"])
-        .arg(&trace)
-        .args(["--", WORKLOAD.as_str(), "--contend", "3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("tracing `") {
-        line.clear();
+    // Ctrl-C, `timeout`/`kill`, a closed ssh session.
+    for sig in ["INT", "TERM", "HUP"] {
+        let trace = tmp(&format!("signal-{sig}.ftr"));
+        let mut rec = bin()
+            .args(["record", "-o"])
+            .arg(&trace)
+            .args(["--", WORKLOAD.as_str(), "--contend", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(rec.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("tracing `") {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "recorder ended early"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        let kill = Command::new("kill")
+            .args([&format!("-{sig}"), &rec.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = rec.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+        assert!(status.success(), "{rest}");
+        assert!(rest.contains("recorded"), "{rest}");
+        let rep = bin()
+            .args(["report", "--json"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        assert!(rep.status.success());
+        let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
         assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "recorder ended early"
+            r["totals"]["events"].as_u64().unwrap() > 100,
+            "{}",
+            r["totals"]
+        );
+        // It ended cleanly: no warning that the recording was cut short.
+        let cut = |w: &Value| {
+            let w = w.as_str().unwrap_or("");
+            w.contains("cut short") || w.contains("did not end cleanly")
+        };
+        assert!(
+            !r["warnings"].as_array().into_iter().flatten().any(cut),
+            "{}",
+            r["warnings"]
+        );
+        // Stacks and symbols are written at the end: the signal must not lose them.
+        assert!(
+            r["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["top_stack"].is_array()),
+            "SIG{sig}: no stacks in the recording"
         );
     }
-    std::thread::sleep(Duration::from_millis(700));
-    let kill = Command::new("kill")
-        .args(["-INT", &rec.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = rec.wait().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    assert!(status.success(), "{rest}");
-    assert!(rest.contains("recorded"), "{rest}");
-    let rep = bin()
-        .args(["report", "--json"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(rep.status.success());
-    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
-    assert!(
-        r["totals"]["events"].as_u64().unwrap() > 100,
-        "{}",
-        r["totals"]
-    );
-    // It ended cleanly: no warning that the recording was cut short.
-    assert!(r.get("warnings").is_none(), "{}", r["warnings"]);
 }
 
 #[test]

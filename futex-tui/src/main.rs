@@ -35,11 +35,11 @@ use futex_tui::app::{Action, App, Key};
                   +/- replay speed, n replay step, ? help"
 )]
 struct Cli {
-    /// Demo: threads contending on the heat-graded locks.
-    #[arg(long, default_value_t = 4)]
+    /// Demo: threads contending on the heat-graded locks (1 to 256).
+    #[arg(long, default_value_t = 4, value_parser = futex_trace::args::threads)]
     threads: usize,
     /// Demo: heat ratio between consecutive locks, in (0, 1].
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = futex_trace::args::skew)]
     skew: f64,
     /// Trace a running process through eBPF (needs root).
     #[arg(short, long, value_name = "PID", conflicts_with = "replay")]
@@ -47,8 +47,8 @@ struct Cli {
     /// Play a recording made by `futex-trace record`.
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
-    /// Replay speed (1 = as recorded).
-    #[arg(long, default_value_t = 1.0, requires = "replay")]
+    /// Replay speed (1 = as recorded; 0.0625 to 64).
+    #[arg(long, default_value_t = 1.0, requires = "replay", value_parser = futex_trace::args::speed)]
     speed: f64,
     /// eBPF: capture no stacks (cheapest; no stack column or stack flamegraphs).
     #[arg(long)]
@@ -75,7 +75,15 @@ impl Drop for TerminalGuard {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("futex-tui: {msg}");
+    let msg = msg.to_string();
+    if msg == ebpf::NEEDS_PRIVILEGES {
+        eprintln!(
+            "futex-tui: {msg}, or run futex-tui without -p or a command: its built-in demo needs no \
+             privileges"
+        );
+    } else {
+        eprintln!("futex-tui: {msg}");
+    }
     ExitCode::from(2)
 }
 
@@ -244,9 +252,6 @@ fn run_ui(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !(cli.skew > 0.0 && cli.skew <= 1.0) {
-        return fail(format!("--skew {} is outside (0, 1]: try 0.5", cli.skew));
-    }
     // What can be checked before anything starts is checked first, so a wrong pid or a missing file is
     // the message a user sees, whatever else is wrong.
     if cli.pid.is_some() || !cli.command.is_empty() {

@@ -42,3 +42,52 @@ fn pid_and_bad_skew_are_refused_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn impossible_arguments_are_refused_with_the_valid_range() {
+    for (args, want) in [
+        (
+            &["--threads", "100000"][..],
+            "the demo runs 1 to 256 threads",
+        ),
+        (
+            &["--replay", "x.ftr", "--speed", "0"][..],
+            "from 0.0625 to 64",
+        ),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(want) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_privileges_hint_is_one_futex_tui_understands() {
+    // As nobody: needs root to switch user (CI runs as root, where a skip is a failure).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the_privileges_hint_is_one_futex_tui_understands must run in CI (as root)"
+        );
+        eprintln!("SKIPPED the_privileges_hint_is_one_futex_tui_understands: not root, cannot become nobody");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_futex-tui"))
+        .args(["-p", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("needs root") && err.contains("built-in demo"),
+        "{err}"
+    );
+    assert!(!err.contains("--demo"), "futex-tui has no --demo: {err}");
+}
