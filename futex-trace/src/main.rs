@@ -52,8 +52,10 @@ enum Command {
         after_help = "Examples:\n  sudo futex-trace record -p 1234 -d 10s -o trace.ftr\n  \
         sudo futex-trace record -o trace.ftr -- ./server --port 0\n  \
         futex-trace record --demo -d 3s -o demo.ftr\n\n\
-        Recording stops after -d, on Ctrl-C, or when the traced processes exit; what was recorded is\n\
-        kept in every case. The format is documented in futex-trace/FORMAT.md."
+        Recording stops after -d, on Ctrl-C (or SIGTERM, SIGHUP), or when the traced processes exit;\n\
+        what was recorded is kept in every case. FILE is created once tracing has started; an existing\n\
+        FILE is then kept as FILE.old, and a start that fails leaves it untouched. The format is\n\
+        documented in futex-trace/FORMAT.md."
     )]
     Record {
         #[command(flatten)]
@@ -347,6 +349,7 @@ fn record(
 ) -> Result<(), String> {
     let input = input(None, target)?;
     check_writable(output)?;
+    let existed = output.exists();
     let f = run(
         &input,
         target,
@@ -357,6 +360,13 @@ fn record(
     let size = std::fs::metadata(output).map_or(0, |m| m.len());
     for warning in &f.warnings {
         eprintln!("futex-trace: warning: {warning}");
+    }
+    if existed {
+        eprintln!(
+            "futex-trace: the earlier {} is kept as {}",
+            output.display(),
+            futex_trace::sink::old_path(output).display()
+        );
     }
     eprintln!(
         "futex-trace: recorded {} events ({} lost), {} stacks, {:.1} s, to {} ({:.1} MB); next: \

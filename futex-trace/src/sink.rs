@@ -41,7 +41,15 @@ impl<W: Write + Send> Sink for StreamSink<W> {
     }
 }
 
-/// Writes a recording (`.ftr`, `FORMAT.md`). The file is created only once tracing has started.
+/// Where an existing recording is kept when a new one takes its name: `FILE.old`.
+pub fn old_path(path: &std::path::Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".old");
+    PathBuf::from(p)
+}
+
+/// Writes a recording (`.ftr`, `FORMAT.md`). The file is created only once tracing has started; an
+/// existing file of that name is kept as `FILE.old` then.
 pub struct RecordingSink {
     path: PathBuf,
     writer: Option<TraceWriter<File>>,
@@ -68,7 +76,18 @@ impl Sink for RecordingSink {
         let cannot = |e: std::io::Error| {
             SinkError::Failed(format!("cannot write {}: {e}", self.path.display()))
         };
-        let file = File::create(&self.path).map_err(cannot)?;
+        // An earlier recording of the same name is kept as FILE.old (perf's habit with perf.data).
+        if self.path.exists() {
+            let old = old_path(&self.path);
+            std::fs::rename(&self.path, &old).map_err(|e| {
+                SinkError::Failed(format!(
+                    "cannot keep the existing {} as {}: {e}",
+                    self.path.display(),
+                    old.display()
+                ))
+            })?;
+        }
+        let file = File::create_new(&self.path).map_err(cannot)?;
         self.writer = Some(TraceWriter::new(file, meta).map_err(cannot)?);
         Ok(())
     }

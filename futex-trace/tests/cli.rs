@@ -299,3 +299,42 @@ fn a_zero_duration_is_refused_by_the_parser() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("'0s' traces nothing"), "{err}");
 }
+
+#[test]
+fn an_existing_recording_survives_every_failed_start_and_is_kept_as_old() {
+    let dir = std::env::temp_dir().join(format!("futex-trace-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("yesterday.ftr");
+    let old = dir.join("yesterday.ftr.old");
+    let yesterday = b"FUTEXTRC yesterday's recording, precious".to_vec();
+    std::fs::write(&rec, &yesterday).unwrap();
+    // Failed starts: no such pid (or not root), a bad argument, an impossible duration.
+    for args in [
+        vec!["record", "-p", "999999999"],
+        vec!["record", "--demo", "--skew", "7"],
+        vec!["record", "--demo", "-d", "0s"],
+    ] {
+        let out = bin().args(&args).arg("-o").arg(&rec).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            std::fs::read(&rec).unwrap(),
+            yesterday,
+            "{args:?} touched it"
+        );
+        assert!(!old.exists(), "{args:?} moved it");
+    }
+    // A recording that starts keeps the earlier file as FILE.old, and says so.
+    let out = bin()
+        .args(["record", "--demo", "-d", "200ms", "-o"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&old).unwrap(), yesterday);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is kept as"));
+    futex_trace::tracefile::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
+}
