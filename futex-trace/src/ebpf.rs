@@ -147,14 +147,51 @@ pub fn check_can_trace() -> Result<(), TraceError> {
     tracefs().map(|_| ())
 }
 
-/// Checks that `pid` names a running process.
-pub fn check_pid(pid: u32) -> Result<(), TraceError> {
-    if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+/// Checks that `pid` names a process that can make futex calls: it exists, has not exited (a zombie),
+/// and is not a kernel thread. Returns the process to trace: `pid` itself, or, when `pid` is a thread
+/// of another process, that process (and a note that says so).
+pub fn resolve_pid(pid: u32) -> Result<(u32, Option<String>), TraceError> {
+    let status = (pid != 0)
+        .then(|| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .flatten()
+        .ok_or_else(|| {
+            err(format!(
+                "no process with pid {pid}: check the pid (e.g. with `pgrep NAME`)"
+            ))
+        })?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let name = field("Name").unwrap_or("?");
+    if field("Kthread") == Some("1") || (field("Kthread").is_none() && field("VmSize").is_none()) {
         return Err(err(format!(
-            "no process with pid {pid}: check the pid (e.g. with `pgrep NAME`)"
+            "pid {pid} is a kernel thread ({name}): it has no user-space futexes to trace; give the pid \
+             of a user process"
         )));
     }
-    Ok(())
+    if field("State").is_some_and(|s| s.starts_with('Z')) {
+        return Err(err(format!(
+            "pid {pid} ({name}) is a zombie: it has exited and makes no more futex calls (its parent \
+             has not collected it yet)"
+        )));
+    }
+    match field("Tgid").and_then(|t| t.parse::<u32>().ok()) {
+        Some(tgid) if tgid != pid => Ok((
+            tgid,
+            Some(format!(
+                "pid {pid} is a thread of process {tgid}: tracing process {tgid} (all its threads)"
+            )),
+        )),
+        _ => Ok((pid, None)),
+    }
+}
+
+/// Checks that `pid` names a process that can be traced (see [`resolve_pid`]).
+pub fn check_pid(pid: u32) -> Result<(), TraceError> {
+    resolve_pid(pid).map(drop)
 }
 
 /// The program matching this kernel's `sched_process_fork` record: `__data_loc` comms (6.x) or

@@ -643,3 +643,67 @@ fn missed_program_runs_are_counted_as_bpftool_counts_them() {
         "reported {reported} missed runs; bpftool saw {bpftool_misses} mid-trace"
     );
 }
+
+#[test]
+fn a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused() {
+    if !privileged("a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused") {
+        return;
+    }
+    let mut w = Command::new(WORKLOAD.as_str())
+        .args(["--pingpong", "1.5"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = w.id();
+    // One of its threads (not the main one).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tid = loop {
+        let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|&t| t != pid)
+            .collect();
+        if let Some(&t) = tids.first() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the workload started no thread");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = bin()
+        .args(["report", "--json", "-p", &tid.to_string(), "-d", "30s"])
+        .output()
+        .unwrap();
+    w.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("pid {tid} is a thread of process {pid}")),
+        "{err}"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["pid"], pid);
+    assert!(
+        r["totals"]["waits"].as_u64().unwrap() > 100,
+        "{}",
+        r["totals"]
+    );
+
+    // A kernel thread (kthreadd), and a zombie (a child not yet waited for).
+    let mut zombie = Command::new("true").spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for (p, want) in [(2, "is a kernel thread"), (zombie.id(), "is a zombie")] {
+        let out = bin()
+            .args(["report", "-p", &p.to_string(), "-d", "1s"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+    zombie.wait().unwrap();
+}

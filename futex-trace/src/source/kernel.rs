@@ -73,6 +73,22 @@ impl KernelSource {
     /// Loads and attaches the programs (everything a user can get wrong fails here, in one line), then
     /// starts the command if there is one.
     pub fn start(target: &LiveTarget, opts: KernelOptions) -> Result<KernelSource, TraceError> {
+        let mut notes = Vec::new();
+        // A thread's id means its process; a zombie or a kernel thread is refused with the reason.
+        let target = &match target {
+            LiveTarget::Pids(given) => {
+                let mut pids = Vec::new();
+                for &p in given {
+                    let (tgid, note) = crate::ebpf::resolve_pid(p)?;
+                    notes.extend(note);
+                    if !pids.contains(&tgid) {
+                        pids.push(tgid);
+                    }
+                }
+                LiveTarget::Pids(pids)
+            }
+            command => command.clone(),
+        };
         let usdt_binary = if opts.usdt {
             Some(match target {
                 LiveTarget::Pids(p) => std::path::PathBuf::from(format!("/proc/{}/exe", p[0])),
@@ -94,7 +110,6 @@ impl KernelSource {
             },
             BUCKETS,
         )?;
-        let mut notes = Vec::new();
         if !tracer.futex2 {
             notes.push(
                 "this kernel has no futex2 syscalls (futex_wait/futex_wake/futex_requeue, Linux \
