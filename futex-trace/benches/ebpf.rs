@@ -95,7 +95,7 @@ fn traced_with(args: &[&str], no_stacks: bool, usdt: bool) -> Traced {
     let source = KernelSource::start(
         &LiveTarget::Pids(vec![child.id()]),
         KernelOptions {
-            command_log: None,
+            command_output: Default::default(),
             no_stacks,
             usdt,
         },

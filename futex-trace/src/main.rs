@@ -16,7 +16,8 @@ use futex_trace::session::{
 };
 use futex_trace::sink::{RecordingSink, StreamSink};
 use futex_trace::source::{
-    DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource, Source,
+    CommandOutput, DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource,
+    Source,
 };
 
 #[derive(Parser)]
@@ -63,7 +64,7 @@ enum Command {
         /// Stop after this long ("10s", "500ms", "2m"; default: until Ctrl-C or the process exits).
         #[arg(short, long, value_parser = futex_trace::args::duration)]
         duration: Option<Duration>,
-        /// The file to write.
+        /// The file to write (`-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
@@ -110,7 +111,7 @@ enum Command {
         /// Folded stacks (one `frame;frame;... ns` line each) instead of SVG.
         #[arg(long)]
         folded: bool,
-        /// The file to write.
+        /// The file to write (`-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
@@ -148,9 +149,13 @@ struct Target {
     /// kernel futexes: the buckets are then futex-core's real sleep queues.
     #[arg(long, conflicts_with = "demo")]
     usdt: bool,
-    /// Start this command and trace it and every process it forks (after `--`). Needs root.
+    /// Start this command and trace it and every process it forks (after `--`). Needs root. Its
+    /// stdout goes to our stderr (our stdout is the report, JSON or stream), unless --command-output.
     #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["demo", "pids"])]
     command: Vec<String>,
+    /// A started command's stdout and stderr go to FILE (its stdin is then /dev/null).
+    #[arg(long, value_name = "FILE", requires = "command")]
+    command_output: Option<PathBuf>,
 }
 
 /// Where events come from.
@@ -278,7 +283,10 @@ fn run(
         Input::Live(t) => Box::new(KernelSource::start(
             t,
             KernelOptions {
-                command_log: None,
+                command_output: match &target.command_output {
+                    Some(f) => CommandOutput::File(f.clone()),
+                    None => CommandOutput::Stderr,
+                },
                 no_stacks: target.no_stacks,
                 usdt: target.usdt,
             },
@@ -348,8 +356,11 @@ fn record(
     control: &Arc<Control>,
 ) -> Result<(), String> {
     let input = input(None, target)?;
-    check_writable(output)?;
-    let existed = output.exists();
+    let to_stdout = output == Path::new("-");
+    if !to_stdout {
+        check_writable(output)?;
+    }
+    let existed = !to_stdout && output.exists();
     let f = run(
         &input,
         target,
@@ -357,7 +368,11 @@ fn record(
         control,
         vec![Box::new(RecordingSink::new(output))],
     )?;
-    let size = std::fs::metadata(output).map_or(0, |m| m.len());
+    let size = if to_stdout {
+        0
+    } else {
+        std::fs::metadata(output).map_or(0, |m| m.len())
+    };
     for warning in &f.warnings {
         eprintln!("futex-trace: warning: {warning}");
     }
@@ -397,8 +412,14 @@ fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result
         );
     }
     let (lines, what) = flame::graph(&f.model, f.stacks.as_ref(), &f.labels, side);
-    let file = std::fs::File::create(output)
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    let file: Box<dyn Write> = if output == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            std::fs::File::create(output)
+                .map_err(|e| format!("cannot write {}: {e}", output.display()))?,
+        )
+    };
     let mut out = std::io::BufWriter::new(file);
     if folded {
         for l in &lines {

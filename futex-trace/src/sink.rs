@@ -48,11 +48,12 @@ pub fn old_path(path: &std::path::Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Writes a recording (`.ftr`, `FORMAT.md`). The file is created only once tracing has started; an
-/// existing file of that name is kept as `FILE.old` then.
+/// Writes a recording (`.ftr`, `FORMAT.md`) to a file, or to standard output for the path `-`. The file
+/// is created only once tracing has started; an existing file of that name is kept as `FILE.old` then.
 pub struct RecordingSink {
+    /// `-`: standard output.
     path: PathBuf,
-    writer: Option<TraceWriter<File>>,
+    writer: Option<TraceWriter<Box<dyn Write + Send>>>,
 }
 
 impl RecordingSink {
@@ -76,6 +77,11 @@ impl Sink for RecordingSink {
         let cannot = |e: std::io::Error| {
             SinkError::Failed(format!("cannot write {}: {e}", self.path.display()))
         };
+        if self.path == std::path::Path::new("-") {
+            let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
+            self.writer = Some(TraceWriter::new(out, meta).map_err(cannot)?);
+            return Ok(());
+        }
         // An earlier recording of the same name is kept as FILE.old (perf's habit with perf.data).
         if self.path.exists() {
             let old = old_path(&self.path);
@@ -87,7 +93,7 @@ impl Sink for RecordingSink {
                 ))
             })?;
         }
-        let file = File::create_new(&self.path).map_err(cannot)?;
+        let file: Box<dyn Write + Send> = Box::new(File::create_new(&self.path).map_err(cannot)?);
         self.writer = Some(TraceWriter::new(file, meta).map_err(cannot)?);
         Ok(())
     }

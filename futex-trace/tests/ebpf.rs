@@ -35,9 +35,12 @@ fn record_workload(name: &str) -> (Value, Value, std::path::PathBuf) {
 /// As [`record_workload`], the workload run with `args`.
 fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::PathBuf) {
     let trace = tmp(&format!("{name}.ftr"));
+    let account = tmp(&format!("{name}.out"));
     let out = bin()
         .args(["record", "-o"])
         .arg(&trace)
+        .arg("--command-output")
+        .arg(&account)
         .arg("--")
         .arg(WORKLOAD.as_str())
         .args(args)
@@ -48,7 +51,8 @@ fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let truth: Value = serde_json::from_slice(&out.stdout).expect("the workload's JSON");
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(&account).unwrap()).expect("the workload's JSON");
     let rep = bin()
         .args(["report", "--json"])
         .arg(&trace)
@@ -599,24 +603,28 @@ fn missed_program_runs_are_counted_as_bpftool_counts_them() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2000));
-    // An independent count, mid-trace: bpftool's recursion_misses of futex-trace's programs.
+    // An independent count, mid-trace: bpftool's recursion_misses of this tracer's programs (other
+    // tests trace at the same time: this one's are those its process holds, by program id).
+    let ids: Vec<u64> = std::fs::read_dir(format!("/proc/{}/fdinfo", rep.id()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("prog_id:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .collect();
+    assert!(ids.len() >= 5, "the tracer holds {} programs", ids.len());
     let show = Command::new("bpftool")
         .args(["prog", "show", "--json"])
         .output()
         .expect("bpftool (CI installs it)");
     let progs: Value = serde_json::from_slice(&show.stdout).unwrap();
-    let ours = [
-        "futex_enter",
-        "futex_exit",
-        "sched_waking",
-        "sched_wakeup",
-        "sched_switch",
-    ];
     let bpftool_misses: u64 = progs
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| ours.contains(&p["name"].as_str().unwrap_or("")))
+        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
         .filter_map(|p| p["recursion_misses"].as_u64())
         .sum();
     let out = rep.wait_with_output().unwrap();
@@ -706,4 +714,51 @@ fn a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused() {
         assert!(err.contains(want), "{err}");
     }
     zombie.wait().unwrap();
+}
+
+#[test]
+fn our_stdout_is_ours_and_dash_means_stdout() {
+    if !privileged("our_stdout_is_ours_and_dash_means_stdout") {
+        return;
+    }
+    // The workload prints its own JSON on its stdout: ours must still be one JSON report.
+    let out = bin()
+        .args(["report", "--json", "--", WORKLOAD.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("stdout is the report alone");
+    assert!(r["totals"]["waits"].as_u64().unwrap() > 10);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"wake_woken\""),
+        "the workload's output goes to our stderr: {err}"
+    );
+
+    // -o - : the recording on stdout, readable whole.
+    let out = bin()
+        .args(["record", "-o", "-", "--", WORKLOAD.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut events = 0u64;
+    let t = futex_trace::tracefile::read(&out.stdout[..], |_| events += 1).unwrap();
+    assert_eq!(t.end.expect("ended cleanly").events, events);
+    let path = tmp("from-stdout.ftr");
+    std::fs::write(&path, &out.stdout).unwrap();
+    let svg = bin()
+        .args(["flamegraph", "-o", "-"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(svg.status.success());
+    assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
 }

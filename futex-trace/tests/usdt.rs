@@ -48,9 +48,12 @@ fn usdt_buckets_equal_futex_core_statistics() {
     let dir = std::env::temp_dir().join(format!("futex-trace-usdt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("usdt.ftr");
+    let account = dir.join("usdt.out");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_futex-trace"))
         .args(["record", "--usdt", "-o"])
         .arg(&file)
+        .arg("--command-output")
+        .arg(&account)
         .args(["--", WORKLOAD.as_str(), "--futex-core", "1"])
         .output()
         .unwrap();
@@ -60,7 +63,8 @@ fn usdt_buckets_equal_futex_core_statistics() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The workload printed futex-core's own statistics when it finished.
-    let truth: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&account).unwrap()).unwrap();
     let rep = std::process::Command::new(env!("CARGO_BIN_EXE_futex-trace"))
         .args(["report", "--json"])
         .arg(&file)
@@ -191,13 +195,26 @@ fn notify_all_is_one_woken_and_the_rest_moved_onto_the_mutex() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // stdout: the workload's line and the events, interleaved by line.
+    // stdout is ours: every line an event. The workload's own line went to our stderr.
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let truth = lines.iter().find(|v| v.get("condvar").is_some()).unwrap();
+    assert!(
+        lines.iter().all(|l| l.get("event").is_some()),
+        "not only events on stdout"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let truth: serde_json::Value = stderr
+        .lines()
+        .find_map(|l| {
+            serde_json::from_str(l)
+                .ok()
+                .filter(|v: &serde_json::Value| v.get("condvar").is_some())
+        })
+        .expect("the workload's line on stderr");
+    let truth = &truth;
     let hex = |v: &serde_json::Value| format!("{:#x}", v.as_u64().unwrap());
     let requeues: Vec<&serde_json::Value> = lines
         .iter()

@@ -16,7 +16,8 @@ use futex_trace::demo::DemoConfig;
 use futex_trace::ebpf;
 use futex_trace::session::{Control, Session, SessionOptions, Status};
 use futex_trace::source::{
-    DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource, Source,
+    CommandOutput, DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource,
+    Source,
 };
 use futex_tui::app::{Action, App, Key};
 
@@ -101,7 +102,7 @@ fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
         Some(target) => Box::new(KernelSource::start(
             &target,
             KernelOptions {
-                command_log: Some(cli.out_dir.join("futex-tui-command.log")),
+                command_output: CommandOutput::File(cli.out_dir.join("futex-tui-command.log")),
                 no_stacks: cli.no_stacks,
                 usdt: cli.usdt,
             },

@@ -33,12 +33,21 @@ impl LiveTarget {
     }
 }
 
+/// Where a started command's output goes: never into ours.
+#[derive(Clone, Debug, Default)]
+pub enum CommandOutput {
+    /// Its stdout to our stderr, its stderr and stdin ours: our stdout stays the tool's output.
+    #[default]
+    Stderr,
+    /// Its stdout and stderr to this file, its stdin /dev/null (a dashboard owns the terminal).
+    File(std::path::PathBuf),
+}
+
 /// How a live trace runs.
 #[derive(Clone, Debug, Default)]
 pub struct KernelOptions {
-    /// A started command's stdout and stderr go to this file instead of ours (a dashboard owns the
-    /// terminal); its stdin is then /dev/null.
-    pub command_log: Option<std::path::PathBuf>,
+    /// Where a started command's output goes.
+    pub command_output: CommandOutput,
     /// Capture no user stacks: the cheapest tracing, no flamegraphs or top stacks.
     pub no_stacks: bool,
     /// Trace futex-core's own probes (USDT) in the traced program instead of its kernel futexes: the
@@ -136,9 +145,7 @@ impl KernelSource {
         let mut child = None;
         let mut traced_pids = pids;
         if let LiveTarget::Command(argv) = target {
-            let c = spawn_gated(argv, opts.command_log.as_deref(), &mut |pid| {
-                tracer.add_pid(pid)
-            })?;
+            let c = spawn_gated(argv, &opts.command_output, &mut |pid| tracer.add_pid(pid))?;
             traced_pids.push(c.id());
             meta.pids.push(c.id());
             child = Some(c);
@@ -308,7 +315,7 @@ fn resolve_command(name: &str) -> Result<std::path::PathBuf, TraceError> {
 /// instruction; returns the child once `release` has been called with the pid and let it go.
 fn spawn_gated(
     argv: &[String],
-    log: Option<&std::path::Path>,
+    output: &CommandOutput,
     release: &mut dyn FnMut(u32) -> Result<(), TraceError>,
 ) -> Result<Child, TraceError> {
     use std::os::fd::AsRawFd;
@@ -323,13 +330,25 @@ fn spawn_gated(
     let (pid_fd, gate_fd) = (pid_w.as_raw_fd(), gate_r.as_raw_fd());
     let mut cmd = Command::new(program);
     cmd.args(args);
-    if let Some(log) = log {
-        let f = std::fs::File::create(log)
-            .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
-        cmd.stdin(std::process::Stdio::null()).stdout(f).stderr(f2);
+    match output {
+        CommandOutput::Stderr => {
+            // Our stdout is the tool's own output (a report, JSON, a stream): the command's goes to
+            // our stderr, where a person still sees it.
+            use std::os::fd::AsFd;
+            let e = std::io::stderr()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| TraceError(format!("cannot give the command our stderr: {e}")))?;
+            cmd.stdout(e);
+        }
+        CommandOutput::File(log) => {
+            let f = std::fs::File::create(log)
+                .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
+            let f2 = f
+                .try_clone()
+                .map_err(|e| TraceError(format!("cannot write {}: {e}", log.display())))?;
+            cmd.stdin(std::process::Stdio::null()).stdout(f).stderr(f2);
+        }
     }
     // SAFETY: between fork and exec the closure only calls getpid, write and read on two pipe fds
     // that stay open in the child (their owners live in the closure, moved into `cmd`): all

@@ -13,7 +13,7 @@ mod recording;
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub use kernel::{KernelOptions, KernelSource, LiveTarget, BUCKETS};
+pub use kernel::{CommandOutput, KernelOptions, KernelSource, LiveTarget, BUCKETS};
 pub use observer::{DemoSource, ObserverSource};
 pub use recording::{Pace, RecordingSource};
 
