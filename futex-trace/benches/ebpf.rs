@@ -95,9 +95,9 @@ fn traced_with(args: &[&str], no_stacks: bool, usdt: bool) -> Traced {
     let source = KernelSource::start(
         &LiveTarget::Pids(vec![child.id()]),
         KernelOptions {
-            command_output: Default::default(),
             no_stacks,
             usdt,
+            ..KernelOptions::default()
         },
     )
     .expect("start the tracer");

@@ -287,6 +287,8 @@ fn run(
                     Some(f) => CommandOutput::File(f.clone()),
                     None => CommandOutput::Stderr,
                 },
+                // Stopping early leaves the command running, as it would run without us.
+                end_command: None,
                 no_stacks: target.no_stacks,
                 usdt: target.usdt,
             },

@@ -60,8 +60,12 @@ struct Cli {
     /// Where `f` writes flamegraphs.
     #[arg(long, default_value = ".", value_name = "DIR")]
     out_dir: PathBuf,
+    /// Leave a command started with `--` running when futex-tui quits (by default it is ended: SIGTERM,
+    /// then SIGKILL after 2 s).
+    #[arg(long, requires = "command")]
+    leave_running: bool,
     /// Start this command and trace it and its children through eBPF (after `--`; needs root). Its
-    /// output goes to futex-tui-command.log in --out-dir.
+    /// output goes to futex-tui-command.log in --out-dir; quitting ends it (see --leave-running).
     #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["pid", "replay"])]
     command: Vec<String>,
 }
@@ -88,6 +92,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// How long a command started with `--` has to exit after SIGTERM when futex-tui quits.
+const END_GRACE: Duration = Duration::from_secs(2);
+
 /// The source the command line asks for.
 fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
     if let Some(path) = &cli.replay {
@@ -103,6 +110,7 @@ fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
             &target,
             KernelOptions {
                 command_output: CommandOutput::File(cli.out_dir.join("futex-tui-command.log")),
+                end_command: (!cli.leave_running).then_some(END_GRACE),
                 no_stacks: cli.no_stacks,
                 usdt: cli.usdt,
             },
@@ -308,7 +316,12 @@ fn main() -> ExitCode {
             run_ui(&mut terminal, &mut app, &session, &cli)
         }
     };
-    let _ = session.stop();
+    // The terminal is restored: say what happened around the trace (a command ended, or left running).
+    if let Ok(f) = session.stop() {
+        for n in &f.notes {
+            eprintln!("futex-tui: {n}");
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -117,8 +117,9 @@ impl Dashboard {
         svg
     }
 
-    /// Presses `q`; checks the exit status was 0 and the terminal left the alternate screen.
-    fn quit(self) {
+    /// Presses `q`; checks the exit status was 0 and the terminal left the alternate screen. Returns
+    /// the screen after the exit (what futex-tui printed once the terminal was restored).
+    fn quit(self) -> String {
         self.keys("q");
         let exited = until(Duration::from_secs(15), || {
             std::fs::read_to_string(&self.exit_file).is_ok_and(|c| !c.trim().is_empty())
@@ -141,6 +142,7 @@ impl Dashboard {
             "the terminal was left in the alternate screen"
         );
         let _ = std::fs::remove_dir_all(&self.out_dir);
+        self.screen()
     }
 }
 
@@ -312,4 +314,51 @@ fn a_recording_replays_with_pause_speed_and_step() {
     );
     d.quit();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn quitting_ends_the_command_futex_tui_started_and_says_so() {
+    if !have_tmux() {
+        return;
+    }
+    if let Err(e) = futex_trace::ebpf::check_can_trace() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "must run in CI but cannot: {e}"
+        );
+        eprintln!("SKIPPED quitting_ends_the_command_futex_tui_started_and_says_so: {e}");
+        return;
+    }
+    let workload =
+        std::path::Path::new(env!("CARGO_BIN_EXE_futex-tui")).with_file_name("futex-workload");
+    // A duration no other test uses, to find this workload's pid.
+    let args = ["--pingpong", "93.5"];
+    let d = Dashboard::start(
+        "command",
+        &["--", workload.to_str().unwrap(), args[0], args[1]],
+    );
+    // Anchored at argv[0]: futex-tui's own command line contains the same words.
+    let pattern = format!("^{} {} {}", workload.display(), args[0], args[1]);
+    let mut pid = String::new();
+    let running = until(Duration::from_secs(20), || {
+        let out = Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .unwrap();
+        pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        !pid.is_empty() && d.screen().contains("kernel futexes")
+    });
+    assert!(running, "the command never ran:\n{}", d.screen());
+    let screen = d.quit();
+    let gone = until(Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(gone, "pid {pid} still runs after futex-tui quit");
+    // The 80-column pane wraps the line: join the wrapped rows.
+    assert!(
+        screen
+            .replace('\n', "")
+            .contains(&format!("(pid {pid}) with SIGTERM")),
+        "futex-tui did not say what it did:\n{screen}"
+    );
 }

@@ -48,6 +48,9 @@ pub enum CommandOutput {
 pub struct KernelOptions {
     /// Where a started command's output goes.
     pub command_output: CommandOutput,
+    /// When tracing ends with the started command still running: end it (SIGTERM, then SIGKILL after
+    /// this grace period). `None` leaves it running, as it would have run without us.
+    pub end_command: Option<Duration>,
     /// Capture no user stacks: the cheapest tracing, no flamegraphs or top stacks.
     pub no_stacks: bool,
     /// Trace futex-core's own probes (USDT) in the traced program instead of its kernel futexes: the
@@ -65,6 +68,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(100);
 pub struct KernelSource {
     tracer: KernelTracer,
     target: LiveTarget,
+    end_command: Option<Duration>,
     meta: TraceMeta,
     child: Option<Child>,
     exit_status: Option<ExitStatus>,
@@ -154,6 +158,7 @@ impl KernelSource {
         Ok(KernelSource {
             tracer,
             target: target.clone(),
+            end_command: opts.end_command,
             meta,
             child,
             exit_status: None,
@@ -267,10 +272,19 @@ impl Source for KernelSource {
         let mut notes = Vec::new();
         if let Some(mut c) = self.child.take() {
             if self.exit_status.is_none() {
-                match c.try_wait() {
-                    Ok(Some(st)) => self.exit_status = Some(st),
+                match (c.try_wait(), self.end_command) {
+                    (Ok(Some(st)), _) => self.exit_status = Some(st),
+                    (_, Some(grace)) => {
+                        let how = end_child(&mut c, grace);
+                        self.exit_status = c.try_wait().ok().flatten();
+                        notes.push(format!(
+                            "ended {} (pid {}) {how}",
+                            self.target.describe(),
+                            c.id()
+                        ));
+                    }
                     // We stop tracing; the command keeps running as it would have without us.
-                    _ => notes.push(format!(
+                    (_, None) => notes.push(format!(
                         "stopped tracing; {} (pid {}) is still running",
                         self.target.describe(),
                         c.id()
@@ -285,6 +299,25 @@ impl Source for KernelSource {
             notes,
         }
     }
+}
+
+/// Ends a started command: SIGTERM, then SIGKILL if it has not exited after `grace`. Says how.
+fn end_child(c: &mut Child, grace: Duration) -> String {
+    // SAFETY: kill(2) with a pid we started and have not reaped (so it cannot have been reused).
+    let sent = unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) } == 0;
+    let deadline = Instant::now() + grace;
+    while sent && Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return "with SIGTERM".into();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+    format!(
+        "with SIGKILL after it outlived SIGTERM by {}",
+        humantime::format_duration(grace)
+    )
 }
 
 /// The file a command name runs: itself if it has a `/`, else the first match on `PATH`.
