@@ -45,6 +45,9 @@ pub struct TraceMeta {
     pub started_unix_s: f64,
     /// `CLOCK_MONOTONIC` when tracing started (the events' clock), nanoseconds.
     pub started_mono_ns: u64,
+    /// Names of addresses the source knows from the start (the demo's locks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<(u64, String)>,
 }
 
 impl TraceMeta {
@@ -66,6 +69,7 @@ impl TraceMeta {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             started_mono_ns: crate::clock_ns(libc::CLOCK_MONOTONIC),
+            labels: Vec::new(),
         }
     }
 }
@@ -238,6 +242,10 @@ pub trait Sink: Send {
     }
     /// Once a second.
     fn status(&mut self, _status: &Status) {}
+    /// Once a second, the stacks resolved so far (sources with stacks only).
+    fn stacks(&mut self, _stacks: &StackTable) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Something the user should know, as it happens.
     fn note(&mut self, _note: &str) {}
     /// The session ended; `finished` is what it gathered.
@@ -353,9 +361,13 @@ impl Session {
         opts: SessionOptions,
         sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Session, TraceError> {
-        let meta = source.meta();
-        let title = source.title();
         let labels = source.labels();
+        let mut meta = source.meta();
+        if meta.labels.is_empty() {
+            meta.labels = labels.iter().map(|(a, l)| (*a, l.clone())).collect();
+            meta.labels.sort();
+        }
+        let title = source.title();
         let stack_source = source.stacks();
         let shared = Arc::new(Shared {
             model: Mutex::new(Model::new(
@@ -548,6 +560,13 @@ impl Fold {
                 *lock(&self.shared.status) = status;
                 for s in &mut self.sinks {
                     s.status(&status);
+                }
+                if let Some(t) = lock(&self.shared.stacks).as_ref() {
+                    for s in &mut self.sinks {
+                        if let Err(SinkError::Failed(m)) = s.stacks(t) {
+                            sink_error.get_or_insert(m);
+                        }
+                    }
                 }
                 last_status = (now, events, cost_ns);
             }

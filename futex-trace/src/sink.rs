@@ -54,6 +54,8 @@ pub struct RecordingSink {
     /// `-`: standard output.
     path: PathBuf,
     writer: Option<TraceWriter<Box<dyn Write + Send>>>,
+    /// The stacks written so far (each second's chunk holds only what is new).
+    written: StackTable,
 }
 
 impl RecordingSink {
@@ -61,6 +63,7 @@ impl RecordingSink {
         RecordingSink {
             path: path.into(),
             writer: None,
+            written: StackTable::default(),
         }
     }
 
@@ -105,16 +108,31 @@ impl Sink for RecordingSink {
         }
     }
 
+    /// Each second, what the stack table holds that was not written yet: a recording cut short
+    /// (SIGKILL, a full disk, power loss) keeps the stacks, maps and symbols of its last second.
+    fn stacks(&mut self, stacks: &StackTable) -> Result<(), SinkError> {
+        let new = stacks.since(&self.written);
+        match self.writer.as_mut() {
+            Some(w) if !new.is_empty() => {
+                w.stacks(&new).map_err(|e| self.failed(e))?;
+                self.written.merge(new);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn finish(&mut self, f: &Finished) -> Result<(), SinkError> {
         let Some(w) = self.writer.take() else {
             return Ok(());
         };
-        let none = StackTable::default();
-        w.finish(
-            f.stacks.as_ref().unwrap_or(&none),
-            &f.end.clone().unwrap_or_default(),
-        )
-        .map(drop)
-        .map_err(|e| self.failed(e))
+        let last = f
+            .stacks
+            .as_ref()
+            .map(|s| s.since(&self.written))
+            .unwrap_or_default();
+        w.finish(&last, &f.end.clone().unwrap_or_default())
+            .map(drop)
+            .map_err(|e| self.failed(e))
     }
 }

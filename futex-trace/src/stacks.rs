@@ -75,6 +75,70 @@ pub struct StackTable {
 }
 
 impl StackTable {
+    /// Adds `other` to this table (a recording's STACKS chunks each add what was new): its stacks,
+    /// symbols and names, and each process's name and mappings not seen yet.
+    pub fn merge(&mut self, other: StackTable) {
+        self.stacks.extend(other.stacks);
+        self.symbols.extend(other.symbols);
+        self.addr_symbols.extend(other.addr_symbols);
+        for (pid, info) in other.processes {
+            let p = self.processes.entry(pid).or_default();
+            if !info.comm.is_empty() {
+                p.comm = info.comm;
+            }
+            for m in info.maps {
+                if !p.maps.contains(&m) {
+                    p.maps.push(m);
+                }
+            }
+        }
+    }
+
+    /// What `self` holds that `written` (what was already written) does not: the next STACKS chunk.
+    pub fn since(&self, written: &StackTable) -> StackTable {
+        StackTable {
+            stacks: (self.stacks.iter())
+                .filter(|(k, _)| !written.stacks.contains_key(k))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            symbols: (self.symbols.iter())
+                .filter(|(k, _)| !written.symbols.contains_key(k))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            addr_symbols: (self.addr_symbols.iter())
+                .filter(|(k, _)| !written.addr_symbols.contains_key(k))
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            processes: (self.processes.iter())
+                .filter_map(|(pid, info)| {
+                    let old = written.processes.get(pid);
+                    let maps: Vec<Mapping> = (info.maps.iter())
+                        .filter(|m| !old.is_some_and(|o| o.maps.contains(m)))
+                        .cloned()
+                        .collect();
+                    let renamed = old.is_none_or(|o| o.comm != info.comm);
+                    (renamed || !maps.is_empty()).then(|| {
+                        (
+                            *pid,
+                            ProcessInfo {
+                                comm: info.comm.clone(),
+                                maps,
+                            },
+                        )
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.stacks.is_empty()
+            && self.symbols.is_empty()
+            && self.addr_symbols.is_empty()
+            && self.processes.is_empty()
+    }
+
     /// Reads (again) the maps and name of a running process; mappings seen before are kept, so that
     /// libraries unloaded since still resolve.
     pub fn refresh_process(&mut self, pid: u32) {

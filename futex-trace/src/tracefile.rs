@@ -5,7 +5,8 @@
 //! chunk  := type u8 | length u32 LE | payload[length]
 //! type 1 META    JSON object (TraceMeta): source, pids, command, buckets, bucket origin, start time
 //! type 2 EVENTS  count u32 LE, then `count` events in the binary encoding below
-//! type 3 STACKS  JSON object (stack frames, process maps, symbols), written when the recording ends
+//! type 3 STACKS  JSON object (stack frames, process maps, symbols): each second what is new, and at
+//!                the end (version 1: once, at the end); a reader merges them all
 //! type 4 END     JSON object (TraceEnd): duration, lost events, stack errors, why it stopped
 //! ```
 //! A recording cut short (killed, disk full) keeps every whole chunk before the cut: the reader returns
@@ -20,7 +21,8 @@ use crate::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
 use crate::stacks::{ProcessInfo, StackTable};
 
 pub const MAGIC: &[u8; 8] = b"FUTEXTRC";
-pub const VERSION: u16 = 1;
+/// The version written. Version 1 (one STACKS chunk at the end) is read too.
+pub const VERSION: u16 = 2;
 const T_META: u8 = 1;
 const T_EVENTS: u8 = 2;
 const T_STACKS: u8 = 3;
@@ -128,7 +130,15 @@ impl<W: Write> TraceWriter<W> {
         self.out.flush()
     }
 
-    /// Writes the stacks and the end marker, and flushes.
+    /// Appends a STACKS chunk (what is new since the last one: a reader merges them all) and flushes,
+    /// so that a recording cut short keeps the stacks of its events.
+    pub fn stacks(&mut self, stacks: &StackTable) -> io::Result<()> {
+        self.json_chunk(T_STACKS, &StacksChunk::from(stacks))?;
+        self.out.flush()
+    }
+
+    /// Writes the last stacks (what is new since the last [`TraceWriter::stacks`]) and the end
+    /// marker, and flushes.
     pub fn finish(mut self, stacks: &StackTable, end: &TraceEnd) -> io::Result<W> {
         self.json_chunk(T_STACKS, &StacksChunk::from(stacks))?;
         self.json_chunk(T_END, end)?;
@@ -224,9 +234,10 @@ impl<R: Read> TraceReader<R> {
             ));
         }
         let version = u16::from_le_bytes([header[8], header[9]]);
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(bad(format!(
-                "this recording is format version {version}; this futex-trace reads version {VERSION}"
+                "this recording is format version {version}; this futex-trace reads versions 1 to \
+                 {VERSION}: use a newer futex-trace"
             )));
         }
         // The header chunk, read with a reader that has no header yet.
@@ -399,7 +410,9 @@ pub fn ending_warning(end: Option<&TraceEnd>, cut: Option<&str>) -> Option<Strin
     match (end, cut) {
         (_, Some(cut)) => Some(cut.to_string()),
         (None, None) => Some(
-            "the recording did not end cleanly (no end marker): its stacks may be missing".into(),
+            "the recording did not end cleanly (no end marker): it holds what was written up to its \
+             last second"
+                .into(),
         ),
         (Some(_), None) => None,
     }
@@ -415,7 +428,7 @@ pub fn read(r: impl Read, mut on_event: impl FnMut(&Event)) -> Result<Trace, Rea
         match chunk {
             Chunk::Meta(m) => reader.meta = m,
             Chunk::Events(_) => events.drain(..).for_each(|e| on_event(&e)),
-            Chunk::Stacks(s) => stacks = s,
+            Chunk::Stacks(s) => stacks.merge(s),
             Chunk::End(e) => end = Some(e),
         }
     }

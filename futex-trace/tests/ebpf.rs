@@ -762,3 +762,69 @@ fn our_stdout_is_ours_and_dash_means_stdout() {
     assert!(svg.status.success());
     assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
 }
+
+#[test]
+fn a_recording_cut_by_sigkill_reports_symbolized_stacks() {
+    if !privileged("a_recording_cut_by_sigkill_reports_symbolized_stacks") {
+        return;
+    }
+    let trace = tmp("sigkill.ftr");
+    let mut rec = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .arg("--command-output")
+        .arg(tmp("sigkill.out"))
+        .args(["--", WORKLOAD.as_str(), "--contend", "30"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("tracing `") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "recorder ended early"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    rec.kill().unwrap(); // SIGKILL: nothing at the end is written
+    rec.wait().unwrap();
+    // The command it started outlives it: end it (its pid is in the header).
+    let t = futex_trace::tracefile::read(std::fs::File::open(&trace).unwrap(), |_| {}).unwrap();
+    for &p in &t.meta.pids {
+        let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
+    }
+    assert!(t.end.is_none(), "no end marker after SIGKILL");
+    let rep = bin()
+        .args(["report", "--json"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        rep.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rep.stderr)
+    );
+    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    assert!(
+        r["totals"]["waits_blocked"].as_u64().unwrap() > 0,
+        "{}",
+        r["totals"]
+    );
+    // Symbolized stacks of the contended waits survived: the workload's own function is named.
+    let named = r["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["top_stack"].as_array())
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|f| f.starts_with("futex_workload::"));
+    assert!(named, "no symbolized stack in {}", r["addresses"]);
+    assert!(
+        r["warnings"].to_string().contains("did not end cleanly"),
+        "{}",
+        r["warnings"]
+    );
+}

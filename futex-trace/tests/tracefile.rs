@@ -16,6 +16,7 @@ fn meta() -> TraceMeta {
         bucket_origin: BucketOrigin::FutexCoreHash,
         started_unix_s: 1.5e9,
         started_mono_ns: 123,
+        labels: vec![(0x1000, "lock".into())],
     }
 }
 
@@ -252,4 +253,57 @@ fn mutated_files_never_panic() {
     }
     // Both paths were exercised.
     assert!(ok > 100 && err > 100, "ok {ok} err {err}");
+}
+
+#[test]
+fn stacks_written_each_second_add_up_and_a_cut_keeps_them() {
+    // Three tables, as a recording writes them: each second what is new, then the rest at the end.
+    let mut all = stacks();
+    let mut second = StackTable::default();
+    second.stacks.insert((42, 8), vec![0x30]);
+    second.symbols.insert((42, 0x30), vec!["worker".into()]);
+    let mut lib = all.processes[&42].maps[0].clone();
+    lib.path = "/lib/libc.so.6".into();
+    lib.start = 0x7000;
+    second.processes.insert(
+        42,
+        ProcessInfo {
+            comm: "app".into(),
+            maps: vec![lib],
+        },
+    );
+    let mut last = StackTable::default();
+    last.addr_symbols.insert((42, 0x5000), "LOCK".into());
+    let mut w = TraceWriter::new(Vec::new(), &meta()).unwrap();
+    w.events(&every_kind()).unwrap();
+    w.stacks(&all).unwrap();
+    w.stacks(&second).unwrap();
+    w.events(&every_kind()).unwrap();
+    let cut_at = w.finish(&last, &TraceEnd::default()).unwrap();
+    all.merge(second.clone());
+    all.merge(last.clone());
+    let t = tracefile::read(&cut_at[..], |_| {}).unwrap();
+    assert_eq!(t.stacks, all, "the chunks merge into the whole table");
+    assert_eq!(t.stacks.processes[&42].maps.len(), 2);
+    assert_eq!(t.meta.labels, meta().labels, "labels travel in the header");
+    // Killed before its end: the stacks written each second are still there.
+    let mut cut = cut_at.clone();
+    // Drop the final STACKS and END chunks: walk the chunks and stop before the last two.
+    let mut pos = 12;
+    let mut starts = Vec::new();
+    while pos < cut.len() {
+        starts.push(pos);
+        let len = u32::from_le_bytes(cut[pos + 1..pos + 5].try_into().unwrap()) as usize;
+        pos += 5 + len;
+    }
+    cut.truncate(starts[starts.len() - 2]);
+    let t = tracefile::read(&cut[..], |_| {}).unwrap();
+    assert!(t.end.is_none());
+    assert!(t.warning.unwrap().contains("did not end cleanly"));
+    let mut want = stacks();
+    want.merge(second);
+    assert_eq!(
+        t.stacks, want,
+        "a cut recording keeps the stacks of every whole second"
+    );
 }

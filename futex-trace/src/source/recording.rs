@@ -32,6 +32,7 @@ pub struct RecordingSource {
     end: Option<TraceEnd>,
     /// Cut short, or not ended cleanly: found by the first pass.
     warning: Option<String>,
+    warned: bool,
     pace: Pace,
     /// Events read but not yet due.
     pending: VecDeque<Event>,
@@ -62,7 +63,7 @@ impl RecordingSource {
             .map_err(|e| TraceError(format!("{}: {e}", path.display())))?
         {
             match c {
-                Chunk::Stacks(s) => stacks = s,
+                Chunk::Stacks(s) => stacks.merge(s),
                 Chunk::End(e) => end = Some(e),
                 Chunk::Meta(_) | Chunk::Events(_) => {}
             }
@@ -74,6 +75,7 @@ impl RecordingSource {
             stacks,
             end,
             warning,
+            warned: false,
             pace,
             pending: VecDeque::new(),
             buf: Vec::new(),
@@ -119,10 +121,13 @@ impl Source for RecordingSource {
     }
 
     fn labels(&self) -> HashMap<u64, String> {
-        self.end
-            .as_ref()
-            .map(|e| e.labels.iter().cloned().collect())
-            .unwrap_or_default()
+        // Written in the header since version 2; in version 1 only in the end marker.
+        let meta = &self.reader.meta().labels;
+        let end = self.end.as_ref().map(|e| &e.labels);
+        meta.iter()
+            .chain(end.into_iter().flatten())
+            .cloned()
+            .collect()
     }
 
     fn stacks(&self) -> StackSource {
@@ -170,6 +175,18 @@ impl Source for RecordingSource {
                 out.extend(self.pending.pop_front());
             }
         }
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        // Said once, at the start: a dashboard replaying it shows it.
+        if self.warned {
+            return Vec::new();
+        }
+        self.warned = true;
+        self.warning
+            .iter()
+            .map(|w| format!("{}: {w}", self.path.display()))
+            .collect()
     }
 
     fn position(&self) -> Option<Duration> {
