@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! file   := magic "FUTEXTRC" | version u16 LE | reserved u16 (0) | chunk*
-//! chunk  := type u8 | length u32 LE | payload[length]
+//! chunk  := sync f7 7c | type u8 | length u32 LE | crc32 u32 LE | payload[length]
+//!           (version 1: type u8 | length u32 LE | payload[length])
 //! type 1 META    JSON object (TraceMeta): source, pids, command, buckets, bucket origin, start time
 //! type 2 EVENTS  count u32 LE, then `count` events in the binary encoding below
 //! type 3 STACKS  JSON object (stack frames, process maps, symbols): each second what is new, and at
@@ -10,9 +11,11 @@
 //! type 4 END     JSON object (TraceEnd): duration, lost events, stack errors, why it stopped
 //! ```
 //! A recording cut short (killed, disk full) keeps every whole chunk before the cut: the reader returns
-//! them with a warning. Anything else that does not parse is an error that says where and what, never a
+//! them with a warning. A damaged chunk (its marker, header or CRC does not check) is skipped: the reader
+//! finds the next whole chunk byte by byte, reads on, and says how many bytes it skipped. Anything else that does not parse is an error that says where and what, never a
 //! panic (the reader is fuzzed: `tests/tracefile.rs`).
 
+use std::collections::VecDeque;
 use std::io::{self, BufWriter, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,12 @@ const T_META: u8 = 1;
 const T_EVENTS: u8 = 2;
 const T_STACKS: u8 = 3;
 const T_END: u8 = 4;
+/// Marks the start of every chunk since version 2, so that a reader can find the next chunk after damage.
+const SYNC: [u8; 2] = [0xf7, 0x7c];
+/// Bytes before a chunk's payload: version 1 `type u8 | length u32`; version 2 `sync [u8; 2] | type u8 |
+/// length u32 | crc32 u32` (the CRC32 of the payload).
+const V1_HEADER: usize = 5;
+const V2_HEADER: usize = 11;
 /// No chunk is larger (the writer splits event batches well below it).
 const MAX_CHUNK: u32 = 64 << 20;
 const EVENTS_PER_CHUNK: usize = 65536;
@@ -104,8 +113,11 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn chunk(&mut self, ty: u8, payload: &[u8]) -> io::Result<()> {
+        self.out.write_all(&SYNC)?;
         self.out.write_all(&[ty])?;
         self.out.write_all(&(payload.len() as u32).to_le_bytes())?;
+        self.out
+            .write_all(&crc32fast::hash(payload).to_le_bytes())?;
         self.out.write_all(payload)
     }
 
@@ -214,11 +226,19 @@ pub struct TraceReader<R: Read> {
 /// The chunk layer of a [`TraceReader`].
 struct HeaderlessReader<R: Read> {
     r: R,
+    /// Bytes given back after a candidate chunk failed its check, read again before `r`.
+    back: VecDeque<u8>,
+    version: u16,
     /// File offset of the next chunk.
     pos: u64,
     payload: Vec<u8>,
     /// A chunk header or payload ended before its length: what the user should know.
     cut: Option<String>,
+    /// Damaged stretches skipped (version 2): (first byte, length).
+    damage: Vec<(u64, u64)>,
+    /// Where the stretch being skipped began, and what to say if it runs to the end of the file
+    /// because it began with a chunk cut short (a killed recording's last chunk).
+    skipping: Option<(u64, Option<String>)>,
 }
 
 impl<R: Read> TraceReader<R> {
@@ -241,23 +261,15 @@ impl<R: Read> TraceReader<R> {
             )));
         }
         // The header chunk, read with a reader that has no header yet.
-        let mut r = HeaderlessReader {
-            r,
-            pos: 12,
-            payload: Vec::new(),
-            cut: None,
-        };
-        match r.chunk_header()? {
-            Some((T_META, len, at)) => {
-                r.payload(len)?;
-                if r.cut.is_none() {
-                    let meta = serde_json::from_slice(&r.payload).map_err(|e| {
-                        bad(format!("corrupt recording: header chunk at byte {at}: {e}"))
-                    })?;
-                    return Ok(TraceReader { inner: r, meta });
-                }
+        let mut r = HeaderlessReader::new(r, version);
+        match r.raw_chunk()? {
+            Some((T_META, at)) => {
+                let meta = serde_json::from_slice(&r.payload).map_err(|e| {
+                    bad(format!("corrupt recording: header chunk at byte {at}: {e}"))
+                })?;
+                return Ok(TraceReader { inner: r, meta });
             }
-            Some((ty, _, at)) => {
+            Some((ty, at)) => {
                 return Err(bad(format!(
                     "corrupt recording: chunk type {ty} at byte {at} before the header chunk"
                 )))
@@ -278,6 +290,27 @@ impl<R: Read> TraceReader<R> {
         self.inner.cut.as_deref()
     }
 
+    /// What a reader must be told about how the recording ends (`end`: its end marker, if one was
+    /// read) and about damage skipped so far; `None` when there is nothing to tell.
+    pub fn warning(&self, end: Option<&TraceEnd>) -> Option<String> {
+        let damage = &self.inner.damage;
+        let damaged = (!damage.is_empty()).then(|| {
+            let bytes: u64 = damage.iter().map(|d| d.1).sum();
+            let at: Vec<String> = damage.iter().take(3).map(|d| d.0.to_string()).collect();
+            format!(
+                "{bytes} damaged bytes were skipped (from byte {}{}); every whole chunk before and \
+                 after them was read",
+                at.join(", byte "),
+                if damage.len() > 3 { ", …" } else { "" }
+            )
+        });
+        let ending = ending_warning(end, self.cut_short());
+        match (damaged, ending) {
+            (Some(d), Some(e)) => Some(format!("{d}; {e}")),
+            (d, e) => d.or(e),
+        }
+    }
+
     /// The next chunk, its events appended to `events` (unless `skip_events`: then event chunks are
     /// passed over unread, and report 0 events). `None` at the end of the recording or at a cut.
     pub fn next(
@@ -290,81 +323,149 @@ impl<R: Read> TraceReader<R> {
 }
 
 impl<R: Read> HeaderlessReader<R> {
-    /// The next chunk's (type, length, offset), or `None` at the end of the file or a cut.
-    fn chunk_header(&mut self) -> Result<Option<(u8, u32, u64)>, ReadError> {
+    fn new(r: R, version: u16) -> Self {
+        HeaderlessReader {
+            r,
+            back: VecDeque::new(),
+            version,
+            pos: 12,
+            payload: Vec::new(),
+            cut: None,
+            damage: Vec::new(),
+            skipping: None,
+        }
+    }
+
+    /// The bytes before a chunk's payload.
+    fn header_len(&self) -> usize {
+        if self.version == 1 {
+            V1_HEADER
+        } else {
+            V2_HEADER
+        }
+    }
+
+    /// Reads into `buf` what was given back first, then the file: how many bytes (fewer at the end).
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.back.pop_front() {
+                Some(b) => {
+                    buf[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        Ok(n + read_full(&mut self.r, &mut buf[n..]).map_err(ReadError::Io)?)
+    }
+
+    /// Reads the next whole chunk into `self.payload`: its type and offset; `None` at the end or a cut.
+    /// Version 2: a chunk whose marker, header or CRC does not check is damage, skipped byte by byte up
+    /// to the next chunk that checks. Version 1 has neither: a bad header is an error, as it always was.
+    fn raw_chunk(&mut self) -> Result<Option<(u8, u64)>, ReadError> {
         if self.cut.is_some() {
             return Ok(None);
         }
-        let mut head = [0u8; 5];
-        let n = read_full(&mut self.r, &mut head).map_err(ReadError::Io)?;
-        if n == 0 {
-            return Ok(None);
+        let hl = self.header_len();
+        loop {
+            let at = self.pos;
+            let mut head = [0u8; V2_HEADER];
+            let n = self.fill(&mut head[..hl])?;
+            if n == 0 {
+                if let Some((from, cut)) = self.skipping.take() {
+                    match cut {
+                        Some(c) => self.cut = Some(c),
+                        None => self.damage.push((from, at - from)),
+                    }
+                }
+                return Ok(None);
+            }
+            if n < hl && self.skipping.is_none() {
+                self.cut = Some(format!(
+                    "the recording is cut short at byte {at} (inside a chunk header)"
+                ));
+                return Ok(None);
+            }
+            let (ty, len, crc) = match self.version {
+                1 => (
+                    head[0],
+                    u32::from_le_bytes(head[1..5].try_into().expect("4")),
+                    None,
+                ),
+                _ => (
+                    head[2],
+                    u32::from_le_bytes(head[3..7].try_into().expect("4")),
+                    Some(u32::from_le_bytes(head[7..11].try_into().expect("4"))),
+                ),
+            };
+            let plausible = n == hl
+                && (self.version == 1 || head[..2] == SYNC)
+                && (T_META..=T_END).contains(&ty)
+                && len <= MAX_CHUNK;
+            if self.version == 1 && !plausible {
+                return Err(bad(if (T_META..=T_END).contains(&ty) {
+                    format!("corrupt recording: chunk of {len} bytes at byte {at} (at most {MAX_CHUNK})")
+                } else {
+                    format!("corrupt recording: unknown chunk type {ty} at byte {at}")
+                }));
+            }
+            let mut payload = std::mem::take(&mut self.payload);
+            let mut got = 0;
+            if plausible {
+                payload.resize(len as usize, 0);
+                got = self.fill(&mut payload)?;
+                let whole = got == len as usize;
+                if whole && crc.is_none_or(|c| c == crc32fast::hash(&payload)) {
+                    self.payload = payload;
+                    self.pos = at + (hl + len as usize) as u64;
+                    if let Some((from, _)) = self.skipping.take() {
+                        self.damage.push((from, at - from));
+                    }
+                    return Ok(Some((ty, at)));
+                }
+                if !whole && self.version == 1 {
+                    self.cut = Some(format!(
+                        "the recording is cut short at byte {} (a chunk of {len} bytes has {got})",
+                        at + hl as u64
+                    ));
+                    return Ok(None);
+                }
+            }
+            // Damage (or a chunk cut short by the end of the file): give back all but the first byte
+            // and look for the next chunk from the byte after this one.
+            if self.skipping.is_none() {
+                let cut = (plausible && got < len as usize).then(|| {
+                    format!(
+                        "the recording is cut short at byte {} (a chunk of {len} bytes has {got})",
+                        at + hl as u64
+                    )
+                });
+                self.skipping = Some((at, cut));
+            }
+            for &b in payload[..got].iter().rev().chain(head[1..n].iter().rev()) {
+                self.back.push_front(b);
+            }
+            self.payload = payload;
+            self.pos = at + 1;
         }
-        if n < 5 {
-            self.cut = Some(format!(
-                "the recording is cut short at byte {} (inside a chunk header)",
-                self.pos
-            ));
-            return Ok(None);
-        }
-        let ty = head[0];
-        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
-        let at = self.pos;
-        if !(T_META..=T_END).contains(&ty) {
-            return Err(bad(format!(
-                "corrupt recording: unknown chunk type {ty} at byte {at}"
-            )));
-        }
-        if len > MAX_CHUNK {
-            return Err(bad(format!(
-                "corrupt recording: chunk of {len} bytes at byte {at} (at most {MAX_CHUNK})"
-            )));
-        }
-        Ok(Some((ty, len, at)))
-    }
-
-    /// Reads a chunk's payload into `self.payload`; a short one sets `cut`.
-    fn payload(&mut self, len: u32) -> Result<(), ReadError> {
-        self.payload.resize(len as usize, 0);
-        let got = read_full(&mut self.r, &mut self.payload).map_err(ReadError::Io)?;
-        if got < len as usize {
-            self.cut = Some(format!(
-                "the recording is cut short at byte {} (a chunk of {len} bytes has {got})",
-                self.pos + 5
-            ));
-        } else {
-            self.pos += 5 + u64::from(len);
-        }
-        Ok(())
     }
 
     /// The next chunk, its events appended to `events` (unless `skip_events`: then event chunks are
-    /// passed over unread, and report 0 events). `None` at the end of the recording or at a cut.
+    /// read and checked but not decoded, and report 0 events). `None` at the end of the recording or at
+    /// a cut.
     fn next(
         &mut self,
         events: &mut Vec<Event>,
         skip_events: bool,
     ) -> Result<Option<Chunk>, ReadError> {
-        let Some((ty, len, at)) = self.chunk_header()? else {
+        let Some((ty, at)) = self.raw_chunk()? else {
             return Ok(None);
         };
         if ty == T_EVENTS && skip_events {
-            let got = io::copy(&mut (&mut self.r).take(len.into()), &mut io::sink())
-                .map_err(ReadError::Io)?;
-            if got < u64::from(len) {
-                self.cut = Some(format!(
-                    "the recording is cut short at byte {} (a chunk of {len} bytes has {got})",
-                    self.pos + 5
-                ));
-                return Ok(None);
-            }
-            self.pos += 5 + u64::from(len);
             return Ok(Some(Chunk::Events(0)));
         }
-        self.payload(len)?;
-        if self.cut.is_some() {
-            return Ok(None);
-        }
+        let base = at + self.header_len() as u64;
         Ok(Some(match ty {
             T_META => {
                 Chunk::Meta(serde_json::from_slice(&self.payload).map_err(|e| {
@@ -375,7 +476,7 @@ impl<R: Read> HeaderlessReader<R> {
                 let mut c = Cursor {
                     b: &self.payload,
                     i: 0,
-                    base: at + 5,
+                    base,
                 };
                 let count = c.u32()?;
                 let before = events.len();
@@ -432,7 +533,7 @@ pub fn read(r: impl Read, mut on_event: impl FnMut(&Event)) -> Result<Trace, Rea
             Chunk::End(e) => end = Some(e),
         }
     }
-    let warning = ending_warning(end.as_ref(), reader.cut_short());
+    let warning = reader.warning(end.as_ref());
     Ok(Trace {
         meta: reader.meta,
         stacks,

@@ -121,6 +121,18 @@ fn stacks() -> StackTable {
     t
 }
 
+/// Each chunk of a (version 2) recording: (offset, header + payload length).
+fn chunks(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut pos = 12;
+    let mut v = Vec::new();
+    while pos + 11 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos + 3..pos + 7].try_into().unwrap()) as usize;
+        v.push((pos, 11 + len));
+        pos += 11 + len;
+    }
+    v
+}
+
 fn file(events: &[Event]) -> Vec<u8> {
     let mut w = TraceWriter::new(Vec::new(), &meta()).unwrap();
     w.events(&events[..3]).unwrap();
@@ -166,7 +178,7 @@ fn truncation_keeps_whole_chunks_and_warns() {
         w.events(&[]).unwrap();
         w.finish(&StackTable::default(), &TraceEnd::default())
             .unwrap();
-        12 + 5 + serde_json::to_vec(&meta()).unwrap().len()
+        12 + 11 + serde_json::to_vec(&meta()).unwrap().len()
     };
     for cut in header_len..bytes.len() {
         let mut n = 0;
@@ -192,10 +204,19 @@ fn not_a_recording_and_future_versions_are_clear_errors() {
     let mut v = file(&every_kind());
     v[8] = 9;
     assert!(msg(&v).contains("version 9"), "{}", msg(&v));
+    // A chunk whose type is damaged is skipped, not the whole recording (version 2 finds the next
+    // chunk by its marker and CRC).
     let mut v = file(&every_kind());
-    let chunk = 12 + 5 + serde_json::to_vec(&meta()).unwrap().len();
-    v[chunk] = 200; // the first events chunk's type
-    assert!(msg(&v).contains("unknown chunk type 200"), "{}", msg(&v));
+    let events_chunk = chunks(&v)[1].0;
+    v[events_chunk + 2] = 200; // the first events chunk's type
+    let mut n = 0;
+    let t = tracefile::read(&v[..], |_| n += 1).unwrap();
+    assert_eq!(
+        n,
+        every_kind().len() - 3,
+        "only the damaged chunk's 3 events are lost"
+    );
+    assert!(t.warning.unwrap().contains("damaged bytes were skipped"));
 }
 
 /// xorshift64*: a deterministic stream of mutations, no dependency.
@@ -288,14 +309,8 @@ fn stacks_written_each_second_add_up_and_a_cut_keeps_them() {
     assert_eq!(t.meta.labels, meta().labels, "labels travel in the header");
     // Killed before its end: the stacks written each second are still there.
     let mut cut = cut_at.clone();
-    // Drop the final STACKS and END chunks: walk the chunks and stop before the last two.
-    let mut pos = 12;
-    let mut starts = Vec::new();
-    while pos < cut.len() {
-        starts.push(pos);
-        let len = u32::from_le_bytes(cut[pos + 1..pos + 5].try_into().unwrap()) as usize;
-        pos += 5 + len;
-    }
+    // Drop the final STACKS and END chunks.
+    let starts: Vec<usize> = chunks(&cut).iter().map(|c| c.0).collect();
     cut.truncate(starts[starts.len() - 2]);
     let t = tracefile::read(&cut[..], |_| {}).unwrap();
     assert!(t.end.is_none());
@@ -306,4 +321,54 @@ fn stacks_written_each_second_add_up_and_a_cut_keeps_them() {
         t.stacks, want,
         "a cut recording keeps the stacks of every whole second"
     );
+}
+
+#[test]
+fn damage_loses_only_what_it_hits() {
+    // Ten event chunks; damage in the middle of one chunk's payload, then in another one's length.
+    let events = every_kind();
+    let mut w = TraceWriter::new(Vec::new(), &meta()).unwrap();
+    for _ in 0..10 {
+        w.events(&events).unwrap();
+    }
+    let whole = w.finish(&stacks(), &TraceEnd::default()).unwrap();
+    let cs = chunks(&whole);
+    let count = |b: &[u8]| {
+        let mut n = 0;
+        let t = tracefile::read(b, |_| n += 1).unwrap();
+        (n, t)
+    };
+    assert_eq!(count(&whole).0, 10 * events.len());
+    // One flipped payload byte: its chunk fails its CRC; the nine others are read.
+    let mut v = whole.clone();
+    let (at, len) = cs[5];
+    v[at + len / 2] ^= 0x10;
+    let (n, t) = count(&v);
+    assert_eq!(n, 9 * events.len());
+    let w = t.warning.unwrap();
+    assert!(
+        w.contains(&format!(
+            "{len} damaged bytes were skipped (from byte {at})"
+        )),
+        "{w}"
+    );
+    assert_eq!(t.stacks, stacks(), "the chunks after the damage are read");
+    assert!(t.end.is_some());
+    // A length field made huge: the reader finds the next chunk by its marker.
+    let mut v = whole.clone();
+    let (at, _) = cs[3];
+    v[at + 6] = 0x7f;
+    let (n, t) = count(&v);
+    assert_eq!(n, 9 * events.len());
+    assert!(t.end.is_some() && t.stacks == stacks());
+    // Garbage inserted between two chunks: skipped, nothing lost.
+    let mut v = whole.clone();
+    let (at, _) = cs[7];
+    v.splice(at..at, std::iter::repeat_n(0xf7u8, 100));
+    let (n, t) = count(&v);
+    assert_eq!(n, 10 * events.len());
+    assert!(t
+        .warning
+        .unwrap()
+        .contains("100 damaged bytes were skipped"));
 }

@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::session::{Control, Recorded, SourceEnd, StopReason, TraceEnd, TraceMeta};
 use crate::source::{Poll, Source, StackSource};
 use crate::stacks::StackTable;
-use crate::tracefile::{ending_warning, Chunk, TraceReader};
+use crate::tracefile::{Chunk, TraceReader};
 
 /// How a recording is played.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl RecordingSource {
                 Chunk::Meta(_) | Chunk::Events(_) => {}
             }
         }
-        let warning = ending_warning(end.as_ref(), scan.cut_short());
+        let warning = scan.warning(end.as_ref());
         Ok(RecordingSource {
             path: path.to_path_buf(),
             reader: open_reader(path)?,
