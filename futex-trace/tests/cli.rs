@@ -323,6 +323,30 @@ fn an_existing_recording_survives_every_failed_start_and_is_kept_as_old() {
         );
         assert!(!old.exists(), "{args:?} moved it");
     }
+    // Not root (as nobody; needs root to switch user, as CI runs).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_futex-trace"))
+            .args(["record", "-p", "1", "-o"])
+            .arg(&rec)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            std::fs::read(&rec).unwrap(),
+            yesterday,
+            "a non-root start touched it"
+        );
+        assert!(!old.exists());
+    } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the non-root case must run in CI (as root, through setpriv)"
+        );
+        eprintln!("SKIPPED the non-root case: not root, cannot become nobody");
+    }
     // A recording that starts keeps the earlier file as FILE.old, and says so.
     let out = bin()
         .args(["record", "--demo", "-d", "200ms", "-o"])

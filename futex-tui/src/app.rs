@@ -103,6 +103,8 @@ pub struct App {
     pub detail: bool,
     /// A one-line message for the user (errors, hints), shown in the footer.
     pub message: Option<String>,
+    /// What stays wrong with the source (a recording damaged or cut short), shown in the header.
+    pub warning: Option<String>,
     /// Stacks and symbols of an eBPF source (none for the observer).
     pub stacks: Option<StackTable>,
     /// The tracer's own cost, for the header: BPF run time per second (eBPF sources), or the observer's
@@ -139,6 +141,7 @@ impl App {
             help: false,
             detail: false,
             message: None,
+            warning: None,
             stacks: None,
             tracer_cost: None,
             speed: None,

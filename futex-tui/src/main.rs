@@ -207,6 +207,14 @@ fn run_ui(
                 .and_then(|n| n.last().cloned())
             {
                 notes_seen = session.notes().len();
+                if cli.replay.is_some() {
+                    // A replay's notes are about the recording itself: that stays in the header.
+                    app.warning = Some(if n.contains("damaged") {
+                        "DAMAGED RECORDING (parts skipped)".into()
+                    } else {
+                        "INCOMPLETE RECORDING".into()
+                    });
+                }
                 app.message = Some(n);
             }
             if let Some(ended) = session.ended().filter(|_| !announced) {

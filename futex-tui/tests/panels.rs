@@ -118,6 +118,14 @@ fn header() {
 }
 
 #[test]
+fn a_damaged_recording_says_so_in_the_header() {
+    let mut app = fixed_app();
+    app.warning = Some("DAMAGED RECORDING (parts skipped)".into());
+    let screen = format!("{:?}", render(160, 2, ui::draw_header, &app));
+    assert!(screen.contains("DAMAGED RECORDING"), "{screen}");
+}
+
+#[test]
 fn top_locks_excludes_idle_waits_and_sorts() {
     let mut app = fixed_app();
     insta::assert_snapshot!("locks_by_total", render(80, 6, ui::draw_locks, &app));

@@ -37,6 +37,13 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             Some(c) => format!(" · {c}"),
             None => String::new(),
         }),
+        Span::styled(
+            match &app.warning {
+                Some(w) => format!(" · {w}"),
+                None => String::new(),
+            },
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
     ]);
     let line2 = Line::from(format!(
         "waits {} (slept {}, changed {}, timed out {}) · woke {} · requeued {} · idle waits {:.0}/s · {}",
