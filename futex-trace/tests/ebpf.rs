@@ -66,6 +66,15 @@ fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::
     (truth, serde_json::from_slice(&rep.stdout).unwrap(), trace)
 }
 
+/// Starts the workload with `args`, running (not held), its output discarded.
+fn running_workload(args: &[&str]) -> std::process::Child {
+    Command::new(WORKLOAD.as_str())
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn address<'a>(report: &'a Value, addr: &Value) -> &'a Value {
     report["addresses"]
         .as_array()
@@ -454,7 +463,7 @@ fn ctrl_c_sigterm_and_sighup_end_a_recording_and_keep_it() {
             "{}",
             r["warnings"]
         );
-        // Stacks and symbols are written at the end: the signal must not lose them.
+        // The stacks and symbols survive the signal.
         assert!(
             r["addresses"]
                 .as_array()
@@ -472,11 +481,7 @@ fn attaching_to_a_running_ping_pong_loses_nothing_and_leaves_no_phantom_waiters(
         return;
     }
     // Already hot when the tracer attaches: every attach-order gap shows.
-    let mut w = Command::new(WORKLOAD.as_str())
-        .args(["--pingpong", "2"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut w = running_workload(&["--pingpong", "2"]);
     std::thread::sleep(Duration::from_millis(300));
     let out = bin()
         .args(["report", "--json", "-p", &w.id().to_string(), "-d", "60s"])
@@ -591,11 +596,7 @@ fn missed_program_runs_are_counted_as_bpftool_counts_them() {
     }
     // FUTEX_WAKE as fast as one thread can: the ring's wakeups of the reader run inside BPF programs,
     // where the kernel skips the sched_* programs (their recursion_misses).
-    let mut w = Command::new(WORKLOAD.as_str())
-        .args(["--spam", "3"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut w = running_workload(&["--spam", "3"]);
     let rep = bin()
         .args(["report", "--json", "-p", &w.id().to_string(), "-d", "60s"])
         .stdout(Stdio::piped())
@@ -657,11 +658,7 @@ fn a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused() {
     if !privileged("a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused") {
         return;
     }
-    let mut w = Command::new(WORKLOAD.as_str())
-        .args(["--pingpong", "1.5"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut w = running_workload(&["--pingpong", "1.5"]);
     let pid = w.id();
     // One of its threads (not the main one).
     let deadline = Instant::now() + Duration::from_secs(10);

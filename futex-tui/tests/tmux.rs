@@ -47,6 +47,22 @@ fn have_tmux() -> bool {
 }
 
 /// futex-tui running in a tmux session of its own (its own server socket), 80×24.
+/// True when `test` may trace through eBPF (root, tracefs); otherwise says why it skips, and fails under
+/// CI=true (CI runs as root).
+fn can_trace(test: &str) -> bool {
+    match futex_trace::ebpf::check_can_trace() {
+        Ok(()) => true,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test} must run in CI but cannot: {e}"
+            );
+            eprintln!("SKIPPED {test}: {e}");
+            false
+        }
+    }
+}
+
 struct Dashboard {
     socket: String,
     session: String,
@@ -195,12 +211,7 @@ fn a_traced_pid_in_tmux_shows_its_lock_and_stacks() {
     if !have_tmux() {
         return;
     }
-    if let Err(e) = futex_trace::ebpf::check_can_trace() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "must run in CI but cannot: {e}"
-        );
-        eprintln!("SKIPPED a_traced_pid_in_tmux_shows_its_lock_and_stacks: {e}");
+    if !can_trace("a_traced_pid_in_tmux_shows_its_lock_and_stacks") {
         return;
     }
     // futex-trace's workload: two threads handing a turn through one futex.
@@ -321,12 +332,7 @@ fn quitting_ends_the_command_futex_tui_started_and_says_so() {
     if !have_tmux() {
         return;
     }
-    if let Err(e) = futex_trace::ebpf::check_can_trace() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "must run in CI but cannot: {e}"
-        );
-        eprintln!("SKIPPED quitting_ends_the_command_futex_tui_started_and_says_so: {e}");
+    if !can_trace("quitting_ends_the_command_futex_tui_started_and_says_so") {
         return;
     }
     let workload =
