@@ -779,6 +779,9 @@ impl Resolver {
                         }
                     }
                     if new {
+                        // Frames and maps first (a recording writes them at once; a recorder killed
+                        // before the symbols are ready still has them), then their names.
+                        *lock(&shared.stacks) = Some(table.clone());
                         table.symbolize_with(&symbolizer);
                     }
                     if !pending_addrs.is_empty() {

@@ -274,11 +274,16 @@ fn a_recording_replays_to_the_same_model_as_the_live_trace() {
     use futex_trace::report::{self, SourceInfo};
     use futex_trace::session::{Session, SessionOptions};
     use futex_trace::sink::RecordingSink;
-    use futex_trace::source::{KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource};
+    use futex_trace::source::{
+        CommandOutput, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource,
+    };
     let path = tmp("replay.ftr");
     let source = KernelSource::start(
         &LiveTarget::Command(vec![WORKLOAD.as_str().into()]),
-        KernelOptions::default(),
+        KernelOptions {
+            command_output: CommandOutput::File(tmp("replay.out")),
+            ..KernelOptions::default()
+        },
     )
     .unwrap();
     let sink = RecordingSink::new(&path);
@@ -658,7 +663,8 @@ fn a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused() {
     if !privileged("a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused") {
         return;
     }
-    let mut w = running_workload(&["--pingpong", "1.5"]);
+    // Long enough to outlast the tracer's start on a loaded machine.
+    let mut w = running_workload(&["--pingpong", "4"]);
     let pid = w.id();
     // One of its threads (not the main one).
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -69,6 +69,12 @@ impl RecordingSource {
             }
         }
         let warning = scan.warning(end.as_ref());
+        // A recorder killed before it named every frame (a big binary's first symbolization takes
+        // seconds) left frames and maps: name them now from the files on disk, as perf does at report
+        // time. A recording that ended cleanly holds every name its recorder could find.
+        if end.is_none() {
+            stacks.symbolize();
+        }
         Ok(RecordingSource {
             path: path.to_path_buf(),
             reader: open_reader(path)?,
