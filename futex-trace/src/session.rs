@@ -529,7 +529,14 @@ impl Fold {
                 break StopReason::Duration;
             }
             batch.clear();
-            let poll = source.poll(&self.control, &mut batch, POLL_WAIT)?;
+            let poll = match source.poll(&self.control, &mut batch, POLL_WAIT) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Stop what the source started (a demo's threads, a command's fate) all the same.
+                    let _ = source.finish(&mut Vec::new());
+                    return Err(e);
+                }
+            };
             events += batch.len() as u64;
             let consumer = self.fold(&batch, &mut sink_error);
             for n in source.take_notes() {
@@ -610,7 +617,7 @@ impl Fold {
         };
         let mut warnings: Vec<String> = recorded_warning.into_iter().collect();
         warnings.extend(trace_warnings(&model, stacks.as_ref(), trace_end.as_ref()));
-        let finished = Finished {
+        let mut finished = Finished {
             title: self.title.clone(),
             meta: self.meta.clone(),
             end: trace_end,
@@ -624,7 +631,6 @@ impl Fold {
             sink_error,
             fold_cpu: Duration::from_nanos(crate::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)),
         };
-        let mut finished = finished;
         for s in &mut self.sinks {
             if let Err(SinkError::Failed(m)) = s.finish(&finished) {
                 finished.sink_error.get_or_insert(m);
