@@ -14,87 +14,28 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use futex_core::Table;
 
-trait Lock: Send + Sync + 'static {
-    fn new() -> Self;
-    fn with(&self, f: impl FnOnce(&mut u64));
-}
-
-impl Lock for futex_core::sync::Mutex<u64> {
-    fn new() -> Self {
-        futex_core::sync::Mutex::new(0)
-    }
-    fn with(&self, f: impl FnOnce(&mut u64)) {
-        f(&mut self.lock())
-    }
-}
-
-impl Lock for std::sync::Mutex<u64> {
-    fn new() -> Self {
-        std::sync::Mutex::new(0)
-    }
-    fn with(&self, f: impl FnOnce(&mut u64)) {
-        f(&mut self.lock().unwrap())
-    }
-}
-
-impl Lock for parking_lot::Mutex<u64> {
-    fn new() -> Self {
-        parking_lot::Mutex::new(0)
-    }
-    fn with(&self, f: impl FnOnce(&mut u64)) {
-        f(&mut self.lock())
-    }
-}
+mod common;
+use common::{median, Lock};
 
 fn secs() -> Duration {
-    let s: f64 = std::env::var("BENCH_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.5);
-    Duration::from_secs_f64(s)
+    common::secs_or(0.5)
 }
 
 fn reps() -> usize {
-    std::env::var("BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+    common::reps_or(3)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-/// Runs `threads` copies of `body(thread index, stop flag) -> ops` for `secs()`; returns ops/s.
 fn run_threads<F>(threads: usize, body: F) -> f64
 where
     F: Fn(usize, &AtomicBool) -> u64 + Send + Sync + 'static,
 {
-    let body = Arc::new(body);
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Arc::new(Barrier::new(threads + 1));
-    let hs: Vec<_> = (0..threads)
-        .map(|i| {
-            let (body, stop, start) = (body.clone(), stop.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                body(i, &stop)
-            })
-        })
-        .collect();
-    start.wait();
-    let t0 = Instant::now();
-    thread::sleep(secs());
-    stop.store(true, Ordering::Relaxed);
-    let ops: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-    ops as f64 / t0.elapsed().as_secs_f64()
+    common::run_threads(threads, secs(), body)
 }
 
 /// Lock/unlock with a short critical section, `threads` threads over `locks` locks (thread i uses lock

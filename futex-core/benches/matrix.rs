@@ -1,0 +1,392 @@
+//! futex-core against parking_lot and std on every contention shape, in one run (issue 16's matrix).
+//!
+//! ```sh
+//! cargo bench -p futex-core --bench matrix                    # ~3 min
+//! BENCH_SECS=0.1 BENCH_REPS=3 cargo bench -p futex-core --bench matrix   # a quick look
+//! ```
+//! - Mutex throughput: threads 2 / 4 / 8 / 16 × critical section empty / 20 / 200 multiply-adds × 1 lock /
+//!   8 locks; the three locks alternated within each repetition; medians of `BENCH_REPS` (default 5) runs
+//!   of `BENCH_SECS` (default 0.25) s. Summary: the geometric mean and the worst cell of futex-core /
+//!   parking_lot (and / std).
+//! - Uncontended lock + unlock.
+//! - Condvar broadcast: 16 waiters woken 10,000 times by `notify_all`: time, and the process's context
+//!   switches (getrusage).
+//! - Producer/consumer: one producer, two consumers, a queue under a Mutex + Condvar: items/s.
+//! - Starvation: 4 threads in a tight lock loop for 2 s: the longest any thread went without the lock.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{median, Lock};
+
+type FutexCore = futex_core::sync::Mutex<u64>;
+type Std = std::sync::Mutex<u64>;
+type ParkingLot = parking_lot::Mutex<u64>;
+
+/// `work` multiply-adds on the protected value (0: a bare increment).
+#[inline(always)]
+fn critical(v: &mut u64, work: u32) {
+    if work == 0 {
+        *v = black_box(v.wrapping_add(1));
+        return;
+    }
+    let mut x = *v;
+    for _ in 0..work {
+        x = black_box(
+            x.wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+        );
+    }
+    *v = x;
+}
+
+/// Lock/unlock with `work` in the critical section, `threads` threads over `locks` locks: ops/s.
+fn contended<L: Lock>(threads: usize, locks: usize, work: u32, secs: Duration) -> f64 {
+    let ls: Arc<Vec<L>> = Arc::new((0..locks).map(|_| L::new()).collect());
+    common::run_threads(threads, secs, move |i, stop| {
+        let l = &ls[i % locks];
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..16 {
+                l.with(|v| critical(v, work));
+            }
+            n += 16;
+        }
+        n
+    })
+}
+
+/// Uncontended lock + unlock: ns per pair.
+fn uncontended<L: Lock>() -> f64 {
+    let l = L::new();
+    let iters = 10_000_000u64;
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        black_box(&l).with(|v| *v += 1);
+    }
+    t0.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// Voluntary + involuntary context switches of this process so far.
+fn context_switches() -> i64 {
+    // SAFETY: a zeroed rusage is a valid value for getrusage to fill.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_nvcsw + u.ru_nivcsw
+}
+
+/// 16 waiters, `rounds` rounds: each round the broadcaster bumps a generation and calls notify_all, and
+/// waits (on a second condvar) until all 16 have seen it. Returns (seconds, context switches).
+macro_rules! broadcast {
+    ($name:ident, $mutex:ty, $cv:ty, lock($lm:ident) $lock:expr, wait($wc:ident, $wg:ident) $wait:expr) => {
+        fn $name(rounds: u64) -> (f64, i64) {
+            const WAITERS: u64 = 16;
+            // (generation, waiters that saw it)
+            let state = Arc::new((<$mutex>::new((0u64, 0u64)), <$cv>::new(), <$cv>::new()));
+            let hs: Vec<_> = (0..WAITERS)
+                .map(|_| {
+                    let state = state.clone();
+                    thread::spawn(move || {
+                        let (m, go, done) = &*state;
+                        let mut seen = 0;
+                        while seen < rounds {
+                            let mut g = {
+                                let $lm = m;
+                                $lock
+                            };
+                            while g.0 == seen {
+                                g = {
+                                    let ($wc, $wg) = (go, g);
+                                    $wait
+                                };
+                            }
+                            seen = g.0;
+                            g.1 += 1;
+                            if g.1 == WAITERS {
+                                done.notify_one();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let (m, go, done) = &*state;
+            let (t0, c0) = (Instant::now(), context_switches());
+            for r in 1..=rounds {
+                let mut g = {
+                    let $lm = m;
+                    $lock
+                };
+                g.0 = r;
+                g.1 = 0;
+                go.notify_all();
+                while g.1 < WAITERS {
+                    g = {
+                        let ($wc, $wg) = (done, g);
+                        $wait
+                    };
+                }
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let switches = context_switches() - c0;
+            hs.into_iter().for_each(|h| h.join().unwrap());
+            (secs, switches)
+        }
+    };
+}
+
+broadcast!(
+    broadcast_futex_core,
+    futex_core::sync::Mutex<(u64, u64)>,
+    futex_core::sync::Condvar,
+    lock(m) m.lock(),
+    wait(cv, g) cv.wait(g)
+);
+broadcast!(
+    broadcast_parking_lot,
+    parking_lot::Mutex<(u64, u64)>,
+    parking_lot::Condvar,
+    lock(m) m.lock(),
+    wait(cv, g) {
+        let mut g = g;
+        cv.wait(&mut g);
+        g
+    }
+);
+broadcast!(
+    broadcast_std,
+    std::sync::Mutex<(u64, u64)>,
+    std::sync::Condvar,
+    lock(m) m.lock().unwrap(),
+    wait(cv, g) cv.wait(g).unwrap()
+);
+
+/// One producer, two consumers, a queue of items under a mutex and a condvar, for `secs`: items/s.
+macro_rules! producer_consumer {
+    ($name:ident, $mutex:ty, $cv:ty, lock($lm:ident) $lock:expr, wait($wc:ident, $wg:ident) $wait:expr) => {
+        fn $name(secs: Duration) -> f64 {
+            let state = Arc::new((<$mutex>::new(VecDeque::<u64>::new()), <$cv>::new()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let consumers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (state, stop) = (state.clone(), stop.clone());
+                    thread::spawn(move || {
+                        let (m, cv) = &*state;
+                        let mut n = 0u64;
+                        loop {
+                            let mut q = {
+                                let $lm = m;
+                                $lock
+                            };
+                            while q.is_empty() {
+                                if stop.load(Ordering::Relaxed) {
+                                    return n;
+                                }
+                                q = {
+                                    let ($wc, $wg) = (cv, q);
+                                    $wait
+                                };
+                            }
+                            black_box(q.pop_front());
+                            n += 1;
+                        }
+                    })
+                })
+                .collect();
+            let (m, cv) = &*state;
+            let t0 = Instant::now();
+            let mut i = 0u64;
+            while t0.elapsed() < secs {
+                for _ in 0..64 {
+                    let mut q = {
+                        let $lm = m;
+                        $lock
+                    };
+                    // Bounded: the producer waits for room like a real pipeline would.
+                    if q.len() < 1024 {
+                        q.push_back(i);
+                        i += 1;
+                    }
+                    drop(q);
+                    cv.notify_one();
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            cv.notify_all();
+            let consumed: u64 = consumers.into_iter().map(|h| h.join().unwrap()).sum();
+            consumed as f64 / t0.elapsed().as_secs_f64()
+        }
+    };
+}
+
+producer_consumer!(
+    pc_futex_core,
+    futex_core::sync::Mutex<VecDeque<u64>>,
+    futex_core::sync::Condvar,
+    lock(m) m.lock(),
+    wait(cv, g) cv.wait_timeout(g, Duration::from_millis(10)).0
+);
+producer_consumer!(
+    pc_parking_lot,
+    parking_lot::Mutex<VecDeque<u64>>,
+    parking_lot::Condvar,
+    lock(m) m.lock(),
+    wait(cv, g) {
+        let mut g = g;
+        cv.wait_for(&mut g, Duration::from_millis(10));
+        g
+    }
+);
+producer_consumer!(
+    pc_std,
+    std::sync::Mutex<VecDeque<u64>>,
+    std::sync::Condvar,
+    lock(m) m.lock().unwrap(),
+    wait(cv, g) cv.wait_timeout(g, Duration::from_millis(10)).unwrap().0
+);
+
+/// 4 threads in a tight lock loop for `secs`: the longest any thread went between two acquisitions.
+fn starvation<L: Lock>(secs: Duration) -> Duration {
+    let l = Arc::new(L::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            let (l, stop) = (l.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut last = Instant::now();
+                let mut longest = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    l.with(|v| critical(v, 20));
+                    let now = Instant::now();
+                    longest = longest.max(now - last);
+                    last = now;
+                }
+                longest
+            })
+        })
+        .collect();
+    thread::sleep(secs);
+    stop.store(true, Ordering::Relaxed);
+    hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+}
+
+fn geomean(v: &[f64]) -> f64 {
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo bench` passes --bench; `cargo test --benches` does not: then a short smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let secs = common::secs_or(if smoke { 0.02 } else { 0.25 });
+    let reps = common::reps_or(if smoke { 1 } else { 5 });
+    println!(
+        "futex-core matrix: medians of {reps} alternated runs of {secs:?}; {} CPUs",
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "\n{:<28} {:>11} {:>11} {:>11} {:>8} {:>8}",
+        "Mops/s: threads × work × locks", "futex-core", "parking_lot", "std", "vs pl", "vs std"
+    );
+    let (mut vs_pl, mut vs_std) = (Vec::new(), Vec::new());
+    let mut worst = (f64::MAX, String::new());
+    let thread_counts: &[usize] = if smoke { &[2] } else { &[2, 4, 8, 16] };
+    for &threads in thread_counts {
+        for work in [0u32, 20, 200] {
+            for locks in [1usize, 8] {
+                let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..reps {
+                    f.push(contended::<FutexCore>(threads, locks, work, secs));
+                    p.push(contended::<ParkingLot>(threads, locks, work, secs));
+                    s.push(contended::<Std>(threads, locks, work, secs));
+                }
+                let (f, p, s) = (median(f), median(p), median(s));
+                let cell = format!("{threads:>2} × {work:>3} × {locks}");
+                println!(
+                    "{:<28} {:>11.2} {:>11.2} {:>11.2} {:>7.2}x {:>7.2}x",
+                    cell,
+                    f / 1e6,
+                    p / 1e6,
+                    s / 1e6,
+                    f / p,
+                    f / s
+                );
+                if f / p < worst.0 {
+                    worst = (f / p, cell);
+                }
+                vs_pl.push(f / p);
+                vs_std.push(f / s);
+            }
+        }
+    }
+    println!(
+        "summary: futex-core / parking_lot geometric mean {:.3}, worst {:.3} ({}); / std geometric \
+         mean {:.3}",
+        geomean(&vs_pl),
+        worst.0,
+        worst.1,
+        geomean(&vs_std)
+    );
+
+    let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        f.push(uncontended::<FutexCore>());
+        p.push(uncontended::<ParkingLot>());
+        s.push(uncontended::<Std>());
+    }
+    let (f, p, s) = (median(f), median(p), median(s));
+    println!(
+        "\nuncontended lock+unlock: futex-core {f:.2} ns, parking_lot {p:.2} ns, std {s:.2} ns \
+         (futex-core / std {:.3})",
+        f / s
+    );
+
+    let rounds = if smoke { 50 } else { 10_000 };
+    println!("\nCondvar broadcast, 16 waiters × {rounds} notify_all (seconds, context switches):");
+    for (name, run) in [
+        ("futex-core", broadcast_futex_core as fn(u64) -> (f64, i64)),
+        ("parking_lot", broadcast_parking_lot),
+        ("std", broadcast_std),
+    ] {
+        let (t, cs) = run(rounds);
+        println!("  {name:<12} {t:>8.3} s {cs:>12} switches");
+    }
+
+    println!("\nproducer/consumer, 1 producer + 2 consumers (M items/s):");
+    let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        f.push(pc_futex_core(secs));
+        p.push(pc_parking_lot(secs));
+        s.push(pc_std(secs));
+    }
+    println!(
+        "  futex-core {:.2}, parking_lot {:.2}, std {:.2}",
+        median(f) / 1e6,
+        median(p) / 1e6,
+        median(s) / 1e6
+    );
+
+    let window = if smoke {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_secs(2)
+    };
+    println!("\nstarvation: 4 threads, one lock, {window:?}: the longest a thread went without it");
+    for (name, run) in [
+        (
+            "futex-core",
+            starvation::<FutexCore> as fn(Duration) -> Duration,
+        ),
+        ("parking_lot", starvation::<ParkingLot>),
+        ("std", starvation::<Std>),
+    ] {
+        println!("  {name:<12} {:?}", run(window));
+    }
+}
