@@ -158,7 +158,16 @@ impl Dashboard {
             "the terminal was left in the alternate screen"
         );
         let _ = std::fs::remove_dir_all(&self.out_dir);
-        self.screen()
+        // Everything printed after the exit, wrapped lines joined, scrolled-off rows included.
+        self.tmux(&[
+            "capture-pane",
+            "-p",
+            "-J",
+            "-S",
+            "-200",
+            "-t",
+            &self.session,
+        ])
     }
 }
 
@@ -360,11 +369,8 @@ fn quitting_ends_the_command_futex_tui_started_and_says_so() {
         !std::path::Path::new(&format!("/proc/{pid}")).exists()
     });
     assert!(gone, "pid {pid} still runs after futex-tui quit");
-    // The 80-column pane wraps the line: join the wrapped rows.
     assert!(
-        screen
-            .replace('\n', "")
-            .contains(&format!("(pid {pid}) with SIGTERM")),
+        screen.contains(&format!("(pid {pid}) with SIGTERM")),
         "futex-tui did not say what it did:\n{screen}"
     );
 }
