@@ -66,6 +66,36 @@ fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::
     (truth, serde_json::from_slice(&rep.stdout).unwrap(), trace)
 }
 
+/// Starts `record -o trace -- WORKLOAD args` (the workload's output to a file beside it) and returns it
+/// once it says it is tracing, with its stderr to read on.
+fn recording(
+    trace: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
+    let mut rec = bin()
+        .args(["record", "-o"])
+        .arg(trace)
+        .arg("--command-output")
+        .arg(trace.with_extension("out"))
+        .arg("--")
+        .arg(WORKLOAD.as_str())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(rec.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("tracing `") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "recorder ended early"
+        );
+    }
+    (rec, err)
+}
+
 /// Starts the workload with `args`, running (not held), its output discarded.
 fn running_workload(args: &[&str]) -> std::process::Child {
     Command::new(WORKLOAD.as_str())
@@ -418,23 +448,7 @@ fn ctrl_c_sigterm_and_sighup_end_a_recording_and_keep_it() {
     // Ctrl-C, `timeout`/`kill`, a closed ssh session.
     for sig in ["INT", "TERM", "HUP"] {
         let trace = tmp(&format!("signal-{sig}.ftr"));
-        let mut rec = bin()
-            .args(["record", "-o"])
-            .arg(&trace)
-            .args(["--", WORKLOAD.as_str(), "--contend", "3"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(rec.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("tracing `") {
-            line.clear();
-            assert!(
-                err.read_line(&mut line).unwrap() > 0,
-                "recorder ended early"
-            );
-        }
+        let (mut rec, mut err) = recording(&trace, &["--contend", "3"]);
         std::thread::sleep(Duration::from_millis(700));
         let kill = Command::new("kill")
             .args([&format!("-{sig}"), &rec.id().to_string()])
@@ -772,24 +786,7 @@ fn a_recording_cut_by_sigkill_reports_symbolized_stacks() {
         return;
     }
     let trace = tmp("sigkill.ftr");
-    let mut rec = bin()
-        .args(["record", "-o"])
-        .arg(&trace)
-        .arg("--command-output")
-        .arg(tmp("sigkill.out"))
-        .args(["--", WORKLOAD.as_str(), "--contend", "30"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("tracing `") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "recorder ended early"
-        );
-    }
+    let (mut rec, _err) = recording(&trace, &["--contend", "30"]);
     std::thread::sleep(Duration::from_secs(3));
     rec.kill().unwrap(); // SIGKILL: nothing at the end is written
     rec.wait().unwrap();
