@@ -649,9 +649,14 @@ impl Fold {
         if let Some(r) = &self.resolver {
             r.saw(batch, &mut self.seen);
         } else {
-            self.seen
-                .pids
-                .extend(batch.iter().map(|e| e.pid).filter(|&p| p != 0));
+            // Runs of one pid are the rule (the observer has only its own): look only at changes.
+            let mut last = 0;
+            for e in batch {
+                if e.pid != last && e.pid != 0 {
+                    self.seen.pids.insert(e.pid);
+                    last = e.pid;
+                }
+            }
         }
         let mut stop = false;
         for s in &mut self.sinks {
