@@ -1,5 +1,8 @@
 //! `futex-trace report|stream --demo` end to end, as a user runs it.
 
+mod common;
+use common::succeeded;
+
 use std::process::Command;
 
 fn bin() -> Command {
@@ -12,11 +15,7 @@ fn report_json_shows_contention_collisions_and_requeue_edges() {
         .args(["report", "--demo", "-d", "1500ms", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &r["totals"];
     for k in [
@@ -165,11 +164,7 @@ fn demo_runs_unprivileged() {
         .output()
         .expect("setpriv (util-linux) runs");
     std::fs::remove_dir_all(&dir).ok();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["totals"]["waits"].as_u64().unwrap() > 0);
 }
@@ -199,11 +194,7 @@ fn ctrl_c_ends_the_run_and_still_reports() {
         t0.elapsed() < std::time::Duration::from_secs(10),
         "did not stop on SIGINT"
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(r["totals"]["waits"].as_u64().unwrap() > 0);
     assert!(r["duration_s"].as_f64().unwrap() < 30.0);
@@ -217,11 +208,7 @@ fn demo_flamegraph_is_by_lock() {
         .arg(&svg)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("<svg") && text.contains("by lock"));
     assert!(
@@ -249,11 +236,7 @@ fn demo_recording_reports_and_a_bad_output_directory_is_refused_first() {
         .arg(&rec)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let t = futex_trace::tracefile::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
     assert!(
         t.meta.started_mono_ns > 0,
@@ -353,11 +336,7 @@ fn an_existing_recording_survives_every_failed_start_and_is_kept_as_old() {
         .arg(&rec)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert_eq!(std::fs::read(&old).unwrap(), yesterday);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is kept as"));
     futex_trace::tracefile::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();

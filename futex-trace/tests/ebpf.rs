@@ -5,7 +5,7 @@
 //! with it exactly, per address.
 
 mod common;
-use common::privileged;
+use common::{privileged, succeeded};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -46,11 +46,7 @@ fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let truth: Value =
         serde_json::from_slice(&std::fs::read(&account).unwrap()).expect("the workload's JSON");
     let rep = bin()
@@ -58,11 +54,7 @@ fn record_workload_with(name: &str, args: &[&str]) -> (Value, Value, std::path::
         .arg(&trace)
         .output()
         .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
+    succeeded(&rep);
     (truth, serde_json::from_slice(&rep.stdout).unwrap(), trace)
 }
 
@@ -207,11 +199,7 @@ fn flamegraphs_name_the_workload_functions_and_parse() {
             .arg(&svg)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeded(&out);
         let text = std::fs::read_to_string(&svg).unwrap();
         let opt = roxmltree::ParsingOptions {
             allow_dtd: true, // inferno writes the SVG DOCTYPE
@@ -366,11 +354,7 @@ fn record_stores_the_real_start_time() {
         .arg(WORKLOAD.as_str())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let after_mono = futex_trace::clock_ns(libc::CLOCK_MONOTONIC);
     let mut first_event = u64::MAX;
     let t = futex_trace::tracefile::read(std::fs::File::open(&trace).unwrap(), |e| {
@@ -507,11 +491,7 @@ fn attaching_to_a_running_ping_pong_loses_nothing_and_leaves_no_phantom_waiters(
         .output()
         .unwrap();
     w.wait().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         r["totals"]["waits"].as_u64().unwrap() > 1000,
@@ -699,11 +679,7 @@ fn a_thread_id_traces_its_process_and_zombies_and_kernel_threads_are_refused() {
         .output()
         .unwrap();
     w.wait().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!("pid {tid} is a thread of process {pid}")),
@@ -743,11 +719,7 @@ fn our_stdout_is_ours_and_dash_means_stdout() {
         .args(["report", "--json", "--", WORKLOAD.as_str()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let r: Value = serde_json::from_slice(&out.stdout).expect("stdout is the report alone");
     assert!(r["totals"]["waits"].as_u64().unwrap() > 10);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -761,11 +733,7 @@ fn our_stdout_is_ours_and_dash_means_stdout() {
         .args(["record", "-o", "-", "--", WORKLOAD.as_str()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let mut events = 0u64;
     let t = futex_trace::tracefile::read(&out.stdout[..], |_| events += 1).unwrap();
     assert_eq!(t.end.expect("ended cleanly").events, events);
@@ -801,11 +769,7 @@ fn a_recording_cut_by_sigkill_reports_symbolized_stacks() {
         .arg(&trace)
         .output()
         .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
+    succeeded(&rep);
     let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert!(
         r["totals"]["waits_blocked"].as_u64().unwrap() > 0,

@@ -1,7 +1,7 @@
 //! USDT over eBPF: futex-core's probes in a real binary, and (as root) traced through uprobes.
 
 mod common;
-use common::privileged;
+use common::{privileged, succeeded};
 
 use futex_trace::usdt::{parse_args, parse_notes, Note};
 
@@ -57,11 +57,7 @@ fn usdt_buckets_equal_futex_core_statistics() {
         .args(["--", WORKLOAD.as_str(), "--futex-core", "1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // The workload printed futex-core's own statistics when it finished.
     let truth: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&account).unwrap()).unwrap();
@@ -70,11 +66,7 @@ fn usdt_buckets_equal_futex_core_statistics() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(
-        rep.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rep.stderr)
-    );
+    succeeded(&rep);
     let r: serde_json::Value = serde_json::from_slice(&rep.stdout).unwrap();
     assert_eq!(
         r["totals"]["lost_events"], 0,
@@ -190,11 +182,7 @@ fn notify_all_is_one_woken_and_the_rest_moved_onto_the_mutex() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     // stdout is ours: every line an event. The workload's own line went to our stderr.
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()

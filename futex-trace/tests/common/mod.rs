@@ -1,7 +1,24 @@
 //! What the root-only test files share.
 
+/// Asserts that a command succeeded, showing its stderr when it did not.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module runs commands"
+)]
+pub(crate) fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// True when a root-only test may run (root or CAP_BPF + CAP_PERFMON, and tracefs mounted). Otherwise
 /// prints why it skips and returns false, except under CI=true (CI runs as root), where it fails.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module is root-only"
+)]
 pub(crate) fn privileged(test: &str) -> bool {
     match futex_trace::ebpf::check_can_trace() {
         Ok(()) => true,
