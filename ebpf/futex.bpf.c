@@ -4,14 +4,17 @@
 // that tell who woke a waiter, when, and how long it then waited for a CPU.
 //
 // Built with `clang -O2 -g -target bpf` (ebpf/build.sh); the object is committed beside this file and
-// loaded by aya from futex-trace (src/ebpf.rs). The records, specs and constants shared with futex-trace
-// are in futex_abi.h (the one definition; see there how Rust reads it).
+// loaded by aya from futex-trace (src/ebpf.rs). The records, keys, values and constants shared with
+// futex-trace are in futex_abi.h (the one definition; see there how Rust reads it).
 //
-// One event per futex syscall, sent from sys_exit with what sys_enter saw (plus a WAIT_BEGIN event at
-// the entry of a wait, so that waiters are visible while they sleep). Per-thread state lives in
-// `inflight` between enter and exit; sched_waking/wakeup/switch annotate a sleeping waiter with its
-// waker and its wake-up and on-CPU times. Nothing is dropped silently: every ring-buffer reservation
-// and stack capture that fails is counted in `counters`.
+// Counts are kept here, not sent: each call is added at its return to `aggs`, per (process, futex word,
+// operation) — counts, time waited and its log2 histogram — and each requeue to `edges`; userspace reads
+// both every 100 ms and diffs them, so totals are exact at any rate and cost no ring-buffer traffic.
+// Only what must be individual goes through the ring: sampled waits (FT_SAMPLE: the waiter's stack,
+// its waker and the waker's stack, with the probabilities they were taken with) and fork/exit.
+// Per-thread state lives in `inflight` between enter and exit; sched_waking/wakeup/switch annotate a
+// sleeping waiter with its waker and its wake-up and on-CPU times. Nothing is dropped silently: every
+// ring-buffer reservation, map insertion and stack capture that fails is counted in `counters`.
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -47,8 +50,9 @@ struct inflight {
     u32 flags;
     u8 op;
     u8 has_timeout;
-    u8 slept; // switched out asleep during the call (sched_switch)
-    u8 pad[5];
+    u8 slept;  // switched out asleep during the call (sched_switch)
+    u8 active; // inside a futex call; 0 between calls (the entry stays: see `inflight`)
+    u8 pad[4];
 };
 
 // Processes to trace (tgid → 1). Written by userspace; FT_FORK children added here when following.
@@ -59,7 +63,9 @@ struct {
     __type(value, u8);
 } targets SEC(".maps");
 
-// Thread id → what its current futex syscall is doing.
+// Thread id → what its current futex syscall is doing. An entry stays from a thread's first futex call
+// to its exit (sched_process_exit removes it), reused in place by each call: inserting and deleting an
+// element per call takes the map's bucket lock and free list twice, the largest cost of a cheap call.
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);
@@ -91,6 +97,36 @@ struct {
     __type(value, u64);
 } counters SEC(".maps");
 
+// The aggregates (see the top of this file). One copy per key, updated with atomic adds: per-CPU
+// copies would multiply the memory of a 416-byte value by the CPU count of big machines, and a futex
+// word's calls already share its cache line. Allocated as keys appear (no preallocation).
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct ft_agg_key);
+    __type(value, struct ft_agg);
+} aggs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct ft_edge_key);
+    __type(value, struct ft_edge);
+} edges SEC(".maps");
+
+// Whole-trace latency histograms (LAT_*): small, hot on every CPU, so per-CPU.
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, LAT_KINDS);
+    __type(key, u32);
+    __type(value, struct ft_hist);
+} latency SEC(".maps");
+
+// The zero value new keys of `aggs` start from (too large for the BPF stack).
+static const struct ft_agg zero_agg;
+
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, CFG_NCONFIG);
@@ -98,33 +134,12 @@ struct {
     __type(value, u64);
 } config SEC(".maps");
 
-// Waking the reader for every event costs more than the event: wake it only once a batch is waiting
-// (userspace also drains the ring every few milliseconds, so nothing waits long).
-static __always_inline void count(u32 idx);
-
-#define WAKEUP_BYTES (256 * 1024)
-
+// The ring carries only samples and fork/exit, and userspace drains it every few milliseconds, so the
+// reader is never woken from here: a wakeup from inside a tracepoint costs more than the record, and a
+// BPF program that runs then (sched_waking, sched_switch) would be skipped as a recursion.
 static __always_inline void submit(void *e)
 {
-    u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-    bpf_ringbuf_submit(e, avail >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-}
-
-// Stacks are captured only where they are used, because walking a user stack is the most expensive
-// thing done here: a wait that slept (at its return), and a waker that woke a traced waiter (in
-// sched_waking, still in the waker's context). A wake with nobody waiting costs no stack.
-#define STACK_NOT_YET -1000
-
-static __always_inline u64 cfg(u32 idx);
-
-static __always_inline s32 capture_stack(void *ctx)
-{
-    if (cfg(CFG_NO_STACKS))
-        return -1;
-    s32 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-    if (id < 0)
-        count(C_STACK_ERRORS);
-    return id;
+    bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void count(u32 idx)
@@ -140,8 +155,26 @@ static __always_inline u64 cfg(u32 idx)
     return v ? *v : 0;
 }
 
+// Stacks are captured only where they are used, because walking a user stack is the most expensive
+// thing done here: a sampled wait (at its return), and a sampled waker (in sched_waking, still in the
+// waker's context). A wake with nobody waiting costs no stack.
+#define STACK_NOT_YET -1000
+
+static __always_inline s32 capture_stack(void *ctx)
+{
+    if (cfg(CFG_NO_STACKS))
+        return -1;
+    s32 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+    if (id < 0)
+        count(C_STACK_ERRORS);
+    return id;
+}
+
 static __always_inline int traced(u32 tgid)
 {
+    u64 one = cfg(CFG_ONE_PID);
+    if (one)
+        return tgid == one;
     return bpf_map_lookup_elem(&targets, &tgid) != 0;
 }
 
@@ -160,24 +193,112 @@ static __always_inline int is_wait(u8 op)
     return 0;
 }
 
-static __always_inline int is_waker(u8 op)
+static __always_inline int is_requeue(u8 op)
 {
     switch (op) {
-    case FUTEX_WAKE:
     case FUTEX_REQUEUE:
     case FUTEX_CMP_REQUEUE:
-    case FUTEX_WAKE_OP:
-    case FUTEX_UNLOCK_PI:
-    case FUTEX_WAKE_BITSET:
     case FUTEX_CMP_REQUEUE_PI:
-    case FT_OP_FUTEX2_WAKE:
     case FT_OP_FUTEX2_REQUEUE:
         return 1;
     }
     return 0;
 }
 
-// Common entry: records the thread's in-flight state and, for waits, sends WAIT_BEGIN.
+static __always_inline int is_waker(u8 op)
+{
+    switch (op) {
+    case FUTEX_WAKE:
+    case FUTEX_WAKE_OP:
+    case FUTEX_UNLOCK_PI:
+    case FUTEX_WAKE_BITSET:
+    case FT_OP_FUTEX2_WAKE:
+        return 1;
+    }
+    return is_requeue(op);
+}
+
+// The kernel's internal restart codes (ERESTARTSYS..ERESTART_RESTARTBLOCK), seen at syscall exit when a
+// signal interrupts a sleep.
+#define ERESTARTSYS 512
+#define ERESTART_RESTARTBLOCK 516
+#define ETIMEDOUT 110
+
+// How a wait's return reads (FT_OUT_*): the one place it is read.
+static __always_inline u8 wait_outcome(u8 op, s64 ret, u8 slept)
+{
+    if (ret >= 0) {
+        // FUTEX_LOCK_PI returns 0 whether it slept or took the lock at once.
+        if ((op == FUTEX_LOCK_PI || op == FUTEX_LOCK_PI2) && !slept)
+            return FT_OUT_ACQUIRED;
+        return FT_OUT_WOKEN; // 0, or futex_waitv's index of the word that woke it
+    }
+    if (ret == -EAGAIN)
+        return FT_OUT_EAGAIN;
+    if (ret == -ETIMEDOUT)
+        return FT_OUT_TIMEDOUT;
+    if (ret == -EINTR || (ret <= -ERESTARTSYS && ret >= -ERESTART_RESTARTBLOCK))
+        return FT_OUT_INTERRUPTED;
+    return FT_OUT_FAILED;
+}
+
+static __always_inline int slept_out(u8 out)
+{
+    return out == FT_OUT_WOKEN || out == FT_OUT_TIMEDOUT || out == FT_OUT_INTERRUPTED;
+}
+
+// Log2 slot of a nanosecond value (see FT_HIST_SLOTS). The BPF instruction set has no count of leading
+// zeros: a binary search.
+static __always_inline u32 log2_slot(u64 v)
+{
+    u32 r = 0;
+    if (v >> 32) { v >>= 32; r += 32; }
+    if (v >> 16) { v >>= 16; r += 16; }
+    if (v >> 8) { v >>= 8; r += 8; }
+    if (v >> 4) { v >>= 4; r += 4; }
+    if (v >> 2) { v >>= 2; r += 2; }
+    if (v >> 1) { r += 1; }
+    return r < FT_HIST_SLOTS ? r : FT_HIST_SLOTS - 1;
+}
+
+// The aggregate of (pid, uaddr, op), created zeroed on first use; NULL (counted) when the map is full.
+static __always_inline struct ft_agg *agg_of(u32 pid, u64 uaddr, u8 op)
+{
+    struct ft_agg_key k = {};
+    k.uaddr = uaddr;
+    k.pid = pid;
+    k.op = op;
+    struct ft_agg *a = bpf_map_lookup_elem(&aggs, &k);
+    if (a)
+        return a;
+    // Another CPU may create it at the same moment (EEXIST): then the lookup below finds theirs.
+    if (bpf_map_update_elem(&aggs, &k, &zero_agg, BPF_NOEXIST) == -E2BIG ||
+        !(a = bpf_map_lookup_elem(&aggs, &k)))
+        count(C_AGG_FULL);
+    return a;
+}
+
+static __always_inline void add(u64 *v, u64 n)
+{
+    __sync_fetch_and_add(v, n);
+}
+
+// A value into a per-CPU latency histogram (no atomics: this CPU's copy).
+static __always_inline void latency_add(u32 kind, u64 v)
+{
+    struct ft_hist *h = bpf_map_lookup_elem(&latency, &kind);
+    if (!h)
+        return;
+    h->count += 1;
+    h->sum += v;
+    if (v > h->max)
+        h->max = v;
+    u32 i = log2_slot(v);
+    if (i < FT_HIST_SLOTS)
+        h->slot[i] += 1;
+}
+
+// Common entry: records the thread's in-flight state; a wait is counted as begun.
 static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 val, u32 val2, u32 val3,
                                  u32 flags, u8 has_timeout)
 {
@@ -186,95 +307,79 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     if (!traced(tgid))
         return 0;
 
-    // Still in flight from a previous call: that call's return was never reported, and its event is
-    // lost. Count it, so that it shows as lost rather than vanishing.
-    if (bpf_map_lookup_elem(&inflight, &tid))
-        count(C_MISSED_EXITS);
-
-    struct inflight st = {};
-    st.start_ts = bpf_ktime_get_ns();
-    st.uaddr = uaddr;
-    st.uaddr2 = uaddr2;
-    st.final_uaddr = uaddr;
-    st.val = val;
-    st.val2 = val2;
-    st.val3 = val3;
-    st.flags = flags;
-    st.op = op;
-    st.has_timeout = has_timeout;
-    st.stack_id = STACK_NOT_YET;
-    st.waker_stack_id = -1;
-    if (bpf_map_update_elem(&inflight, &tid, &st, BPF_ANY) != 0) {
-        count(C_INFLIGHT_FULL);
-        return 0;
-    }
-
-    if (is_wait(op)) {
-        struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-        if (!e) {
-            count(C_LOST_EVENTS);
+    struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    if (!st) {
+        struct inflight zero = {};
+        bpf_map_update_elem(&inflight, &tid, &zero, BPF_NOEXIST);
+        st = bpf_map_lookup_elem(&inflight, &tid);
+        if (!st) {
+            count(C_INFLIGHT_FULL);
             return 0;
         }
-        __builtin_memset(e, 0, sizeof(*e));
-        e->kind = FT_WAIT_BEGIN;
-        e->ts = st.start_ts;
-        e->start_ts = st.start_ts;
-        e->pid = tgid;
-        e->tid = tid;
-        e->uaddr = uaddr;
-        e->uaddr2 = uaddr2;
-        e->final_uaddr = uaddr;
-        e->val = val;
-        e->val2 = val2;
-        e->val3 = val3;
-        e->flags = flags;
-        e->op = op;
-        e->has_timeout = has_timeout;
-        e->stack_id = -1; // captured at the return, if the wait slept
-        e->waker_stack_id = -1;
-        submit(e);
+    } else if (st->active) {
+        // Still in flight from a previous call: that call's return was never reported, and it is not
+        // counted. Count that, so that it shows rather than vanishing.
+        count(C_MISSED_EXITS);
+    }
+    st->start_ts = bpf_ktime_get_ns();
+    st->uaddr = uaddr;
+    st->uaddr2 = uaddr2;
+    st->wake_ts = 0;
+    st->wakeup_ts = 0;
+    st->oncpu_ts = 0;
+    st->final_uaddr = uaddr;
+    st->val = val;
+    st->val2 = val2;
+    st->val3 = val3;
+    st->waker_tid = 0;
+    st->stack_id = STACK_NOT_YET;
+    st->waker_stack_id = -1;
+    st->woken_seen = 0;
+    st->flags = flags;
+    st->op = op;
+    st->has_timeout = has_timeout;
+    st->slept = 0;
+    st->active = 1;
+    if (is_wait(op)) {
+        struct ft_agg *a = agg_of(tgid, uaddr, op);
+        if (a)
+            add(&a->begun, 1);
     }
     return 0;
 }
 
-static __always_inline int leave(void *ctx, s64 ret)
+// A wait that slept, sampled: its stack with probability min(1, d / CFG_STACK_RATE), and the record if
+// either it or its waker's stack (taken by count in sched_waking) was taken.
+static __always_inline void sample(void *ctx, struct inflight *st, u32 tgid, u32 tid, s64 ret, u8 out,
+                                   u64 now, u64 d)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
-    struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
-    if (!st)
-        return 0;
-
-    s32 stack_id = st->stack_id;
-    if (stack_id == STACK_NOT_YET) {
-        // A wait that slept (anything but EAGAIN) gets its stack now; a waker got it when it woke.
-        stack_id = is_wait(st->op) && ret != -EAGAIN ? capture_stack(ctx) : -1;
-    }
+    u64 rate = cfg(CFG_STACK_RATE);
+    int own = !cfg(CFG_NO_STACKS) &&
+              (rate == 0 || d >= rate || (((u64)bpf_get_prandom_u32() * rate) >> 32) < d);
+    // A wait that returns an error (timed out, interrupted) was not released by a futex waker: its
+    // wakeup came from a timer or a signal, in interrupt context, where sched_waking sees whichever
+    // thread was running on that CPU. That thread is not its waker, nor its word the waiter's.
+    int released = out == FT_OUT_WOKEN;
+    int waker_stack = released && st->waker_stack_id >= 0;
+    if (!own && !waker_stack)
+        return;
+    s32 stack_id = own ? capture_stack(ctx) : -1;
     struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         count(C_LOST_EVENTS);
-        bpf_map_delete_elem(&inflight, &tid);
-        return 0;
+        return;
     }
-    e->kind = FT_FUTEX;
-    e->ts = bpf_ktime_get_ns();
+    e->kind = FT_SAMPLE;
+    e->ts = now;
     e->start_ts = st->start_ts;
     e->uaddr = st->uaddr;
     e->uaddr2 = st->uaddr2;
     e->wake_ts = st->wake_ts;
     e->wakeup_ts = st->wakeup_ts;
     e->oncpu_ts = st->oncpu_ts;
-    e->final_uaddr = st->final_uaddr;
-    e->waker_tid = st->waker_tid;
-    e->waker_stack_id = st->waker_stack_id;
-    // A wait that returns an error (timed out, interrupted) was not released by a futex waker: its
-    // wakeup came from a timer or a signal, in interrupt context, where sched_waking sees whichever
-    // thread was running on that CPU. That thread is not its waker, nor its word the waiter's.
-    if (is_wait(st->op) && ret < 0) {
-        e->waker_tid = 0;
-        e->waker_stack_id = -1;
-        e->final_uaddr = st->uaddr;
-    }
+    e->final_uaddr = released ? st->final_uaddr : st->uaddr;
+    e->waker_tid = released ? st->waker_tid : 0;
+    e->waker_stack_id = waker_stack ? st->waker_stack_id : -1;
     e->ret = ret;
     e->pid = tgid;
     e->tid = tid;
@@ -282,14 +387,92 @@ static __always_inline int leave(void *ctx, s64 ret)
     e->val2 = st->val2;
     e->val3 = st->val3;
     e->stack_id = stack_id;
-    e->woken_seen = st->woken_seen;
+    e->woken_seen = 0;
     e->flags = st->flags;
     e->op = st->op;
     e->has_timeout = st->has_timeout;
-    e->slept = st->slept;
-    __builtin_memset(e->pad, 0, sizeof(e->pad));
+    e->outcome = out;
+    u64 every = cfg(CFG_WAKER_EVERY);
+    e->waker_every = waker_stack ? (every > 1 ? (u32)every : 1) : 0;
+    e->stack_rate = stack_id >= 0 ? rate : 0;
     submit(e);
-    bpf_map_delete_elem(&inflight, &tid);
+}
+
+static __always_inline int leave(void *ctx, s64 ret)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    if (!st || !st->active)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    u8 op = st->op;
+    struct ft_agg *a = agg_of(tgid, st->uaddr, op);
+    if (is_wait(op)) {
+        u8 out = wait_outcome(op, ret, st->slept);
+        u64 d = now - st->start_ts;
+        if (a) {
+            add(&a->calls, 1);
+            switch (out) {
+            case FT_OUT_WOKEN: add(&a->woken, 1); break;
+            case FT_OUT_EAGAIN: add(&a->eagain, 1); break;
+            case FT_OUT_TIMEDOUT: add(&a->timeouts, 1); break;
+            case FT_OUT_INTERRUPTED: add(&a->interrupted, 1); break;
+            case FT_OUT_FAILED: add(&a->failed, 1); break;
+            case FT_OUT_ACQUIRED: add(&a->acquired, 1); break;
+            }
+            if (slept_out(out)) {
+                add(&a->blocked, 1);
+                add(&a->wait_ns, d);
+                if (d > a->max_wait_ns)
+                    a->max_wait_ns = d; // racy between CPUs: at worst a maximum a moment late
+                u32 i = log2_slot(d);
+                if (i < FT_HIST_SLOTS)
+                    add(&a->hist[i], 1);
+            }
+        }
+        if (out == FT_OUT_WOKEN && st->wake_ts && st->waker_tid)
+            latency_add(LAT_WAKE_TO_RETURN, now - st->wake_ts);
+        if (st->wakeup_ts && st->oncpu_ts >= st->wakeup_ts)
+            latency_add(LAT_SCHED_DELAY, st->oncpu_ts - st->wakeup_ts);
+        if (slept_out(out))
+            sample(ctx, st, tgid, tid, ret, out, now, d);
+    } else if (a) {
+        add(&a->calls, 1);
+        if (ret < 0) {
+            add(&a->failed, 1);
+        } else if (is_requeue(op)) {
+            // The kernel returns woken + moved. It wakes up to nr_wake first, except for
+            // CMP_REQUEUE_PI, whose top waiter is woken only if it can take the PI lock at once (else
+            // it is moved too): there, count the wakeups seen.
+            u64 total = ret;
+            u64 woken = op == FUTEX_CMP_REQUEUE_PI ? st->woken_seen : st->val;
+            if (woken > total)
+                woken = total;
+            add(&a->woken, woken);
+            add(&a->moved, total - woken);
+            struct ft_edge_key ek = {};
+            ek.from = st->uaddr;
+            ek.to = st->uaddr2;
+            ek.pid = tgid;
+            struct ft_edge *e = bpf_map_lookup_elem(&edges, &ek);
+            if (!e) {
+                struct ft_edge zero = {};
+                if (bpf_map_update_elem(&edges, &ek, &zero, BPF_NOEXIST) == -E2BIG ||
+                    !(e = bpf_map_lookup_elem(&edges, &ek)))
+                    count(C_AGG_FULL);
+            }
+            if (e) {
+                add(&e->requeues, 1);
+                add(&e->moved, total - woken);
+                add(&e->woken, woken);
+            }
+        } else if (is_waker(op)) {
+            // UNLOCK_PI returns 0 whether or not it woke anyone: count the wakeups seen.
+            add(&a->woken, op == FUTEX_UNLOCK_PI ? st->woken_seen : (u64)ret);
+        }
+    }
+    st->active = 0;
     return 0;
 }
 
@@ -402,14 +585,17 @@ int sched_waking(struct sched_wake_args *ctx)
 {
     u32 wakee = ctx->pid;
     struct inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
-    if (!w || !is_wait(w->op) || w->wake_ts)
+    if (!w || !w->active || !is_wait(w->op) || w->wake_ts)
         return 0;
     w->wake_ts = bpf_ktime_get_ns();
     u32 me = (u32)bpf_get_current_pid_tgid();
     struct inflight *k = bpf_map_lookup_elem(&inflight, &me);
-    if (k && is_waker(k->op)) {
-        if (k->stack_id == STACK_NOT_YET)
-            k->stack_id = capture_stack(ctx);
+    if (k && k->active && is_waker(k->op)) {
+        // The waker's stack, sampled by count: decided once per wake call.
+        if (k->stack_id == STACK_NOT_YET) {
+            u64 every = cfg(CFG_WAKER_EVERY);
+            k->stack_id = every <= 1 || bpf_get_prandom_u32() % every == 0 ? capture_stack(ctx) : -1;
+        }
         w->waker_tid = me;
         w->waker_stack_id = k->stack_id;
         // A requeued waiter is woken from the word it was moved to.
@@ -424,7 +610,7 @@ int sched_wakeup(struct sched_wake_args *ctx)
 {
     u32 wakee = ctx->pid;
     struct inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
-    if (!w || !is_wait(w->op) || w->wakeup_ts)
+    if (!w || !w->active || !is_wait(w->op) || w->wakeup_ts)
         return 0;
     w->wakeup_ts = bpf_ktime_get_ns();
     return 0;
@@ -452,14 +638,14 @@ int sched_switch(struct sched_switch_args *ctx)
     u32 prev = ctx->prev_pid;
     if (prev && (ctx->prev_state & SWITCHED_OUT_ASLEEP)) {
         struct inflight *p = bpf_map_lookup_elem(&inflight, &prev);
-        if (p && is_wait(p->op))
+        if (p && p->active && is_wait(p->op))
             p->slept = 1;
     }
     u32 next = ctx->next_pid;
     if (!next)
         return 0;
     struct inflight *w = bpf_map_lookup_elem(&inflight, &next);
-    if (!w || !w->wakeup_ts || w->oncpu_ts)
+    if (!w || !w->active || !w->wakeup_ts || w->oncpu_ts)
         return 0;
     w->oncpu_ts = bpf_ktime_get_ns();
     return 0;

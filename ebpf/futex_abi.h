@@ -16,12 +16,22 @@
 
 // Record kinds (`ft_event.kind`).
 // rust: u8
-#define FT_FUTEX 1      // a futex syscall returned (all fields)
-#define FT_WAIT_BEGIN 2 // a wait op entered the kernel (ts, uaddr, op, stack)
+#define FT_SAMPLE 1     // a sampled wait that slept (all fields): its stack, its waker and its waker's stack;
+                        // counted in `aggs`, never here
 #define FT_EXIT 3       // a traced process ended (group_dead)
 #define FT_FORK 4       // a traced process forked a child that is now traced
 #define FT_USDT 5       // a futex-core USDT probe fired: op = which probe, the six u64 slots from uaddr
                         // to final_uaddr = its six arguments
+
+// How a wait ended (`ft_event.outcome`): the one place a wait's return value is read (futex.bpf.c,
+// `wait_outcome`); `ft_agg` counts them.
+// rust: u8
+#define FT_OUT_WOKEN 0       // returned 0 (or futex_waitv's index): released by a waker
+#define FT_OUT_EAGAIN 1      // the value had changed: returned without sleeping
+#define FT_OUT_TIMEDOUT 2    // the timeout passed
+#define FT_OUT_INTERRUPTED 3 // a signal ended the sleep (EINTR, or a kernel-internal restart code)
+#define FT_OUT_FAILED 4      // failed without sleeping (EINVAL, EFAULT, EDEADLK, ENOSYS, ...)
+#define FT_OUT_ACQUIRED 5    // a PI lock taken at once, without sleeping
 
 // `ft_event.op` of the futex2 syscalls: numbers above the futex(2) commands (which end at 13).
 // rust: u8
@@ -36,14 +46,36 @@
 #define C_STACK_ERRORS 1  // bpf_get_stackid failed (map full or collision): stack not stored
 #define C_INFLIGHT_FULL 2 // no room for a thread's in-flight state: that syscall is not traced
 #define C_MISSED_EXITS 3  // a thread entered a futex call while its previous one was still in flight:
-                          // that one's return was never seen (its event is lost; not expected)
-#define C_NCOUNTERS 4
+                          // that one's return was never seen (that call is not counted; not expected)
+#define C_AGG_FULL 4      // no room in `aggs` (or `edges`) for a new futex word: its calls are not counted
+#define C_NCOUNTERS 5
 
 // Indices into the `config` map (u64).
 // rust: u32
 #define CFG_FOLLOW_FORKS 0 // non-zero: children of traced processes are traced too
 #define CFG_NO_STACKS 1    // non-zero: capture no stacks (the cheapest tracing)
-#define CFG_NCONFIG 4
+#define CFG_STACK_RATE 2   // a wait that slept for d ns gets its stack with probability min(1, d / rate)
+                           // (Go's block-profile rule); 0: every wait. At most FT_MAX_STACK_RATE.
+#define CFG_WAKER_EVERY 3  // a wake or requeue call that wakes a waiter gets its stack with probability
+                           // 1 / this (by count, as Go's mutex profile); 0 or 1: every one
+#define CFG_ONE_PID 4      // non-zero: the only process traced (no forks followed); the `targets` map is
+                           // then not consulted (an array read instead of a hash lookup per call)
+#define CFG_NCONFIG 8
+
+// The largest CFG_STACK_RATE (the sampling draws 32 random bits): about 4.3 s.
+// rust: u64
+#define FT_MAX_STACK_RATE 4294967295
+
+// Log2 slots of the histograms in `aggs` and `latency`: slot i counts values in [2^i, 2^(i+1)) ns (slot 0
+// also holds 0, the last slot everything longer: 2^39 ns is 9 minutes).
+// rust: usize
+#define FT_HIST_SLOTS 40
+
+// Keys of the `latency` map (per-CPU, whole trace).
+// rust: u32
+#define LAT_WAKE_TO_RETURN 0 // a woken waiter: from its waker's sched_waking to its return
+#define LAT_SCHED_DELAY 1    // a woken waiter: from sched_wakeup to running on a CPU
+#define LAT_KINDS 2
 
 // futex-core's probes as `ft_event.op` of an FT_USDT record, and the packing of their `tk` argument
 // (argument 2): futex-core/src/probes.rs is the encoding; futex-trace/tests/abi.rs checks these agree.
@@ -76,7 +108,7 @@ typedef long long ft_s64;
 
 // One record of the `events` ring buffer.
 struct ft_event {
-    ft_u64 ts;          // when it happened (exit of the syscall for FT_FUTEX), CLOCK_MONOTONIC ns
+    ft_u64 ts;          // when it happened (the return of the wait for FT_SAMPLE), CLOCK_MONOTONIC ns
     ft_u64 start_ts;    // entry into the syscall
     ft_u64 uaddr;       // first futex word
     ft_u64 uaddr2;      // second word (requeue target, WAKE_OP's second word)
@@ -98,8 +130,57 @@ struct ft_event {
     ft_u8 kind;         // FT_*
     ft_u8 op;           // futex(2) command (op & 127), FT_OP_FUTEX2_*, or FT_USDT_* for FT_USDT
     ft_u8 has_timeout;
-    ft_u8 slept;        // a wait: the thread was switched out asleep (not just preempted) during the call
-    ft_u8 pad[4];
+    ft_u8 outcome;      // FT_SAMPLE: how the wait ended (FT_OUT_*)
+    ft_u32 waker_every; // FT_SAMPLE with a waker stack: it was taken with probability 1 / waker_every
+    ft_u64 stack_rate;  // FT_SAMPLE with a stack: CFG_STACK_RATE when it was taken (0: every wait)
+};
+
+// Key of the `aggs` map: the calls of one kind on one futex word of one process.
+struct ft_agg_key {
+    ft_u64 uaddr;
+    ft_u32 pid;
+    ft_u8 op;     // as ft_event.op
+    ft_u8 pad[3];
+};
+
+// What the calls of one key did, from the start of the trace (read and diffed by userspace). Counts are
+// exact; times are summed in the kernel. Updated with atomic adds: one copy per key, not per CPU.
+struct ft_agg {
+    ft_u64 begun;       // calls entered (a wait is waiting now while begun > calls)
+    ft_u64 calls;       // calls returned
+    ft_u64 blocked;     // waits that slept: woken, timed out or interrupted
+    ft_u64 eagain;      // waits that found the value changed
+    ft_u64 timeouts;    // waits that timed out
+    ft_u64 interrupted; // waits a signal ended
+    ft_u64 failed;      // calls that failed otherwise (EINVAL, EFAULT, EDEADLK, ...)
+    ft_u64 acquired;    // PI locks taken at once, without sleeping
+    ft_u64 woken;       // waits: returned woken; wakes and requeues: waiters they woke
+    ft_u64 moved;       // requeues: waiters they moved
+    ft_u64 wait_ns;     // waits that slept: time, summed
+    ft_u64 max_wait_ns; // waits that slept: the longest
+    ft_u64 hist[FT_HIST_SLOTS]; // waits that slept: log2 slots of their time
+};
+
+// Key of the `edges` map: requeues of one process from one word to another.
+struct ft_edge_key {
+    ft_u64 from;
+    ft_u64 to;
+    ft_u32 pid;
+    ft_u32 pad;
+};
+
+struct ft_edge {
+    ft_u64 requeues;
+    ft_u64 moved;
+    ft_u64 woken;
+};
+
+// A value of the per-CPU `latency` map: a log2 histogram of nanoseconds.
+struct ft_hist {
+    ft_u64 count;
+    ft_u64 sum;
+    ft_u64 max;
+    ft_u64 slot[FT_HIST_SLOTS];
 };
 
 // One argument of a USDT probe site, as userspace parsed it from the site's note.

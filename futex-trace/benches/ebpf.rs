@@ -15,10 +15,9 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futex_trace::abi::{RawEvent, FT_FUTEX, FT_WAIT_BEGIN};
-use futex_trace::kernel::Decoder;
+use futex_trace::abi::{RawEvent, FT_SAMPLE};
 use futex_trace::model::{BucketOrigin, Model};
 use futex_trace::session::{Session, SessionOptions};
 use futex_trace::source::{KernelOptions, KernelSource, LiveTarget};
@@ -28,12 +27,12 @@ static WORKLOAD: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| common::workload().display().to_string());
 
 fn decode_and_model() -> f64 {
-    let d = Decoder { buckets: 64 };
     let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
     let raws: Vec<RawEvent> = (0..4096u64)
         .map(|i| RawEvent {
-            kind: if i % 3 == 0 { FT_WAIT_BEGIN } else { FT_FUTEX },
-            op: [0u8, 1, 9, 4][(i % 4) as usize],
+            kind: FT_SAMPLE,
+            op: [0u8, 9][(i % 2) as usize],
+            stack_rate: 1_000_000,
             ts: 1_000_000 + i * 1000,
             start_ts: 1_000_000 + i * 1000 - 500,
             uaddr: 0x7f00_0000_1000 + (i % 500) * 64,
@@ -50,7 +49,7 @@ fn decode_and_model() -> f64 {
     let n = 2_000_000usize;
     let t = Instant::now();
     for i in 0..n {
-        if let Some(e) = d.decode(&raws[i % raws.len()]) {
+        if let Some(e) = futex_trace::kernel::decode(&raws[i % raws.len()]) {
             m.apply(&e);
         }
     }
@@ -80,8 +79,6 @@ struct Traced {
     workload: serde_json::Value,
     events: u64,
     lost: u64,
-    consumer_cpu: Duration,
-    wall: Duration,
 }
 
 /// Runs the workload with `args` traced by pid until it exits.
@@ -106,15 +103,11 @@ fn traced_with(args: &[&str], no_stacks: bool, usdt: bool) -> Traced {
         .expect("start the session");
     release(&mut child);
     let f = session.wait().expect("trace");
-    // From tracing's start to the workload's exit (not the final symbolization).
-    let wall = Duration::from_secs_f64(f.end.as_ref().expect("a live end").duration_s);
     let model = &f.model;
     Traced {
         workload: result(child),
         events: model.totals.events - model.totals.lost_events.min(1),
         lost: model.totals.lost_events,
-        consumer_cpu: f.fold_cpu,
-        wall,
     }
 }
 
@@ -144,35 +137,6 @@ fn main() {
         println!("\nSKIPPED the eBPF parts: {e}");
         return;
     }
-
-    println!("\nring buffer → model (futex-workload --spam {s}: FUTEX_WAKE, nobody waiting, traced by pid)");
-    let t = traced(&["--spam", &s], false);
-    let calls = t.workload["calls"].as_u64().unwrap();
-    println!(
-        "  workload made {calls} calls ({:.2} M/s traced); delivered {} events, lost {}",
-        t.workload["per_sec"].as_f64().unwrap() / 1e6,
-        t.events,
-        t.lost
-    );
-    println!(
-        "  consumer: {:.2} M events/s of wall time, {:.2} M events per second of its own CPU \
-         ({:.0}% of a core)",
-        t.events as f64 / t.wall.as_secs_f64() / 1e6,
-        t.events as f64 / t.consumer_cpu.as_secs_f64() / 1e6,
-        100.0 * t.consumer_cpu.as_secs_f64() / t.wall.as_secs_f64()
-    );
-    let plain = untraced(&["--spam", &s]);
-    let (traced_rate, plain_rate) = (
-        t.workload["per_sec"].as_f64().unwrap(),
-        plain["per_sec"].as_f64().unwrap(),
-    );
-    println!(
-        "  the same workload untraced: {:.2} M calls/s (traced/untraced {:.2}): the tracer adds \
-         {:.0} ns to each futex call",
-        plain_rate / 1e6,
-        traced_rate / plain_rate,
-        (1.0 / traced_rate - 1.0 / plain_rate) * 1e9
-    );
 
     // futex-core's own Mutex: nothing listening, the in-process observer, the USDT probes over eBPF.
     println!(
@@ -209,48 +173,281 @@ fn main() {
         (u / b - 1.0) * 100.0
     );
 
-    for (name, args) in [
+    tracer_cost(&s, rounds);
+}
+
+/// The five workloads of the tracer's cost, each: (name, futex-workload arguments, whether it prints its
+/// own counts).
+fn workloads(s: &str) -> Vec<(&'static str, Vec<String>, bool)> {
+    let v = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        (
+            "EAGAIN wait storm (4 threads, 1 word)",
+            v(&["--eagain", s, "--threads", "4"]),
+            true,
+        ),
+        (
+            "FUTEX_WAKE storm (producer/consumer)",
+            v(&["--wake-storm", s]),
+            true,
+        ),
+        (
+            "FUTEX_WAKE producer/consumer, ~3 µs work/item",
+            v(&["--wake-storm", s, "--work", "2000"]),
+            true,
+        ),
         (
             "ping-pong through a futex (2 threads)",
-            vec!["--pingpong", &s],
+            v(&["--pingpong", s]),
+            true,
         ),
         (
             "contended std::sync::Mutex (2 threads)",
-            vec!["--contend", &s, "--threads", "2"],
+            v(&["--contend", s, "--threads", "2"]),
+            false,
         ),
-    ] {
-        println!(
-            "\n{name}: ops/s without the tracer, with it, and with it but no stacks (--no-stacks); \
-             alternating runs"
+        ("std Condvar producer/consumer", v(&["--condvar", s]), false),
+    ]
+}
+
+/// The independent counter: a bpftrace one-liner that counts each futex call of the process at entry
+/// and at return per (pid, address), remembering the address per thread in between (as futex-trace's
+/// own in-flight map does). `ret` adds per-operation counts of the calls and of what they returned.
+fn bpftrace_script(ret: bool) -> String {
+    let extra = if ret {
+        "$o = @op[tid] - 1; @calls[$o] = count(); \
+         if (args->ret == -11) { @eagain[$o] = count(); } \
+         if (args->ret == -110) { @timeouts[$o] = count(); } \
+         if (args->ret > 0) { @returned[$o] = sum(args->ret); } delete(@op[tid]);"
+    } else {
+        ""
+    };
+    format!(
+        "tracepoint:syscalls:sys_enter_futex /pid == $1/ {{ @enter[pid, args->uaddr] = count(); \
+         @addr[tid] = (uint64)args->uaddr; @op[tid] = (args->op & 127) + 1; }} \
+         tracepoint:syscalls:sys_exit_futex /pid == $1 && @addr[tid] != 0/ {{ \
+         @exit[pid, @addr[tid]] = count(); delete(@addr[tid]); {extra} }}"
+    )
+}
+
+/// Starts bpftrace on `pid` and returns once its probes are attached.
+fn bpftrace(pid: u32, ret: bool) -> std::process::Child {
+    use std::io::BufRead;
+    let mut c = Command::new("bpftrace")
+        .arg("-e")
+        .arg(bpftrace_script(ret))
+        .arg(pid.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start bpftrace (apt install bpftrace)");
+    let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("Attaching") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "bpftrace ended early"
         );
-        let (mut base, mut with, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    }
+    // Keep reading its output in the background (the maps, printed when it is stopped).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+        let _ = tx.send(rest);
+    });
+    BPFTRACE_OUT.with(|o| *o.borrow_mut() = Some(rx));
+    c
+}
+
+thread_local! {
+    static BPFTRACE_OUT: std::cell::RefCell<Option<std::sync::mpsc::Receiver<String>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Stops bpftrace (SIGINT: it prints its maps) and returns what it printed.
+fn stop_bpftrace(mut c: std::process::Child) -> String {
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGINT) };
+    c.wait().unwrap();
+    BPFTRACE_OUT
+        .with(|o| o.borrow_mut().take())
+        .map(|rx| rx.recv().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// `@name[key]: value` lines of bpftrace's output, summed by key.
+fn bpftrace_map(out: &str, name: &str) -> std::collections::BTreeMap<i64, u64> {
+    let mut m = std::collections::BTreeMap::new();
+    for l in out.lines() {
+        let Some(rest) = l.strip_prefix(&format!("@{name}[")) else {
+            continue;
+        };
+        if let Some((k, v)) = rest.split_once("]: ") {
+            if let (Ok(k), Ok(v)) = (k.trim().parse::<i64>(), v.trim().parse::<u64>()) {
+                *m.entry(k).or_default() += v;
+            }
+        }
+    }
+    m
+}
+
+fn traced_by_bpftrace(args: &[&str], ret: bool) -> (serde_json::Value, String) {
+    let mut child = held(args);
+    let bt = bpftrace(child.id(), ret);
+    release(&mut child);
+    let r = result(child);
+    (r, stop_bpftrace(bt))
+}
+
+/// The tracer's cost on each workload: untraced, traced by futex-trace (the session, in this process),
+/// traced by the bpftrace counter, alternated; then one run traced by both at once, whose counts must
+/// agree (and equal the workload's own, where it counts them).
+fn tracer_cost(s: &str, rounds: usize) {
+    let have_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
+    if !have_bpftrace {
+        println!(
+            "\nSKIPPED the comparison with bpftrace: it is not installed (apt install bpftrace)"
+        );
+    }
+    let mut summary = Vec::new();
+    for (name, args, own_counts) in workloads(s) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        println!("\n{name}: ops/s untraced, traced by futex-trace, traced by the bpftrace counter");
+        let (mut base, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        let ops = |v: &serde_json::Value| v["ops_per_sec"].as_f64().unwrap();
         for _ in 0..rounds {
-            base.push(untraced(&args)["ops_per_sec"].as_f64().unwrap());
+            base.push(ops(&untraced(&args)));
             let t = traced(&args, false);
-            with.push(t.workload["ops_per_sec"].as_f64().unwrap());
-            let n = traced(&args, true);
-            bare.push(n.workload["ops_per_sec"].as_f64().unwrap());
+            ours.push(ops(&t.workload));
+            if have_bpftrace {
+                theirs.push(ops(&traced_by_bpftrace(&args, false).0));
+            }
             println!(
-                "  untraced {:>12.0}   traced {:>12.0}   no stacks {:>12.0}   ({} events, {} lost)",
+                "  untraced {:>12.0}   futex-trace {:>12.0}   bpftrace {:>12.0}   ({} events, {} lost)",
                 base.last().unwrap(),
-                with.last().unwrap(),
-                bare.last().unwrap(),
+                ours.last().unwrap(),
+                theirs.last().copied().unwrap_or(f64::NAN),
                 t.events,
-                t.lost + n.lost
+                t.lost
             );
         }
         // Medians: a 2-core machine's scheduling noise swings single runs by tens of percent.
         let median = |v: &mut Vec<f64>| {
+            if v.is_empty() {
+                return f64::NAN;
+            }
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let (b, w, n) = (median(&mut base), median(&mut with), median(&mut bare));
+        let (b, o, t) = (median(&mut base), median(&mut ours), median(&mut theirs));
         println!(
-            "  median traced/untraced {:.3} ({:+.1}% throughput); without stacks {:.3} ({:+.1}%)",
-            w / b,
-            (w / b - 1.0) * 100.0,
-            n / b,
-            (n / b - 1.0) * 100.0
+            "  median traced/untraced: futex-trace {:.3}, bpftrace counter {:.3}",
+            o / b,
+            t / b
         );
+        let counts = if have_bpftrace {
+            count_check(&args, own_counts)
+        } else {
+            "not checked".to_string()
+        };
+        summary.push((name, o / b, t / b, counts));
     }
+    println!(
+        "\nsummary (median traced/untraced; counts: futex-trace vs the workload and bpftrace)"
+    );
+    for (name, o, t, counts) in summary {
+        println!("  {name:<42} futex-trace {o:.3}  bpftrace {t:.3}  counts {counts}");
+    }
+}
+
+/// One run traced by futex-trace and the bpftrace counter at once: their counts, and the workload's own.
+fn count_check(args: &[&str], own_counts: bool) -> String {
+    let mut child = held(args);
+    let pid = child.id();
+    let bt = bpftrace(pid, true);
+    let source = KernelSource::start(&LiveTarget::Pids(vec![pid]), KernelOptions::default())
+        .expect("start the tracer");
+    let session = Session::start(Box::new(source), SessionOptions::default(), vec![])
+        .expect("start the session");
+    release(&mut child);
+    let f = session.wait().expect("trace");
+    let own = result(child);
+    let out = stop_bpftrace(bt);
+    let t = &f.model.totals;
+    let (calls, eagain, timeouts, returned) = (
+        bpftrace_map(&out, "calls"),
+        bpftrace_map(&out, "eagain"),
+        bpftrace_map(&out, "timeouts"),
+        bpftrace_map(&out, "returned"),
+    );
+    let sum = |m: &std::collections::BTreeMap<i64, u64>, ops: &[i32]| -> u64 {
+        ops.iter()
+            .map(|o| m.get(&i64::from(*o)).copied().unwrap_or(0))
+            .sum()
+    };
+    let waits = [libc::FUTEX_WAIT, libc::FUTEX_WAIT_BITSET];
+    let wakes = [libc::FUTEX_WAKE, libc::FUTEX_WAKE_BITSET];
+    let ours = [t.waits, t.mismatches, t.timeouts, t.wakes, t.woken];
+    let bt = [
+        sum(&calls, &waits),
+        sum(&eagain, &waits),
+        sum(&timeouts, &waits),
+        sum(&calls, &wakes),
+        sum(&returned, &wakes),
+    ];
+    let mut verdict = if ours == bt {
+        "= bpftrace"
+    } else {
+        "≠ bpftrace"
+    }
+    .to_string();
+    println!(
+        "  counts (waits, EAGAIN, timeouts, wakes, woken): futex-trace {ours:?}, bpftrace {bt:?}, lost {}",
+        t.lost_events
+    );
+    if own_counts {
+        let c = &own["counts"];
+        let w = [
+            c["waits"].as_u64().unwrap(),
+            c["eagain"].as_u64().unwrap(),
+            c["timeouts"].as_u64().unwrap(),
+            c["wakes"].as_u64().unwrap(),
+            c["wake_woken"].as_u64().unwrap(),
+        ];
+        println!("  the workload's own counts: {w:?}");
+        // The workload counts only its own futex calls; the runtime makes a few more (thread start
+        // and join): compare the workload's words.
+        verdict += if ours[..] == w[..] || own_matches(&f.model, &own) {
+            ", = the workload"
+        } else {
+            ", ≠ the workload"
+        };
+    }
+    verdict
+}
+
+/// The model's counts on the workload's futex words (all but the runtime's own) equal its counts.
+fn own_matches(m: &futex_trace::model::Model, own: &serde_json::Value) -> bool {
+    let c = &own["counts"];
+    let (mut waits, mut eagain, mut timeouts, mut wakes, mut woken) = (0, 0, 0, 0, 0);
+    for a in m.addresses.values() {
+        if a.waits + a.wakes < 100 {
+            continue; // thread start/join words: a few calls each
+        }
+        waits += a.waits;
+        eagain += a.mismatches;
+        timeouts += a.timeouts;
+        wakes += a.wakes;
+        woken += a.wakes_woke;
+    }
+    [waits, eagain, timeouts, wakes, woken]
+        == [
+            c["waits"].as_u64().unwrap(),
+            c["eagain"].as_u64().unwrap(),
+            c["timeouts"].as_u64().unwrap(),
+            c["wakes"].as_u64().unwrap(),
+            c["wake_woken"].as_u64().unwrap(),
+        ]
 }

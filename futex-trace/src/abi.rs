@@ -10,7 +10,8 @@ include!(concat!(env!("OUT_DIR"), "/abi_consts.rs"));
 
 /// Declares a `#[repr(C)]` mirror of a C struct. Every field carries its byte offset in the C struct
 /// (`name @ offset: type`); the size of the whole struct follows the C name. Generates the assertions and
-/// `FIELDS`, the layout `tests/abi.rs` compares with the object's BTF.
+/// `FIELDS`, the layout `tests/abi.rs` compares with the object's BTF. Fields are integers, or arrays
+/// or mirrors of integers (plain old data): `Default` is all zeros.
 macro_rules! mirror {
     (
         $(#[$meta:meta])*
@@ -20,9 +21,17 @@ macro_rules! mirror {
     ) => {
         $(#[$meta])*
         #[repr(C)]
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                // SAFETY: a mirror's fields are integers or arrays and mirrors of integers, for which
+                // all zeros is a valid value (arrays longer than 32 have no derived Default).
+                unsafe { std::mem::zeroed() }
+            }
         }
 
         const _: () = {
@@ -43,7 +52,7 @@ macro_rules! mirror {
 
 mirror! {
     /// One record of the `events` ring buffer (`struct ft_event`); see the header for each field.
-    pub struct RawEvent = C "ft_event", size 120 {
+    pub struct RawEvent = C "ft_event", size 128 {
         pub ts @ 0: u64,
         pub start_ts @ 8: u64,
         pub uaddr @ 16: u64,
@@ -67,11 +76,84 @@ mirror! {
         pub kind @ 112: u8,
         pub op @ 113: u8,
         pub has_timeout @ 114: u8,
-        /// A wait: the thread was switched out asleep during the call.
-        pub slept @ 115: u8,
-        pub pad @ 116: [u8; 4],
+        /// `FT_SAMPLE`: how the wait ended (`FT_OUT_*`).
+        pub outcome @ 115: u8,
+        /// `FT_SAMPLE` with a waker stack: taken with probability 1 / this.
+        pub waker_every @ 116: u32,
+        /// `FT_SAMPLE` with a stack: the stack rate it was taken at (0: every wait).
+        pub stack_rate @ 120: u64,
     }
 }
+
+mirror! {
+    /// A key of the `aggs` map (`struct ft_agg_key`).
+    pub struct RawAggKey = C "ft_agg_key", size 16 {
+        pub uaddr @ 0: u64,
+        pub pid @ 8: u32,
+        /// As [`RawEvent::op`].
+        pub op @ 12: u8,
+        pub pad @ 13: [u8; 3],
+    }
+}
+
+mirror! {
+    /// A value of the `aggs` map (`struct ft_agg`): counts since the start of the trace.
+    pub struct RawAgg = C "ft_agg", size 416 {
+        pub begun @ 0: u64,
+        pub calls @ 8: u64,
+        pub blocked @ 16: u64,
+        pub eagain @ 24: u64,
+        pub timeouts @ 32: u64,
+        pub interrupted @ 40: u64,
+        pub failed @ 48: u64,
+        pub acquired @ 56: u64,
+        pub woken @ 64: u64,
+        pub moved @ 72: u64,
+        pub wait_ns @ 80: u64,
+        pub max_wait_ns @ 88: u64,
+        pub hist @ 96: [u64; FT_HIST_SLOTS],
+    }
+}
+
+mirror! {
+    /// A key of the `edges` map (`struct ft_edge_key`).
+    pub struct RawEdgeKey = C "ft_edge_key", size 24 {
+        pub from @ 0: u64,
+        pub to @ 8: u64,
+        pub pid @ 16: u32,
+        pub pad @ 20: u32,
+    }
+}
+
+mirror! {
+    /// A value of the `edges` map (`struct ft_edge`).
+    pub struct RawEdge = C "ft_edge", size 24 {
+        pub requeues @ 0: u64,
+        pub moved @ 8: u64,
+        pub woken @ 16: u64,
+    }
+}
+
+mirror! {
+    /// A value of the per-CPU `latency` map (`struct ft_hist`).
+    pub struct RawHist = C "ft_hist", size 344 {
+        pub count @ 0: u64,
+        pub sum @ 8: u64,
+        pub max @ 16: u64,
+        pub slot @ 24: [u64; FT_HIST_SLOTS],
+    }
+}
+
+/// Marks mirrors as map keys and values aya may copy to and from the kernel.
+macro_rules! pod {
+    ($($t:ty),*) => {$(
+        // SAFETY: a mirror is a `repr(C)` struct of integers with explicit padding fields, so every
+        // byte is initialized and any bit pattern is valid: what aya's `Pod` requires.
+        unsafe impl aya::Pod for $t {}
+    )*};
+}
+
+pod!(RawAggKey, RawAgg, RawEdgeKey, RawEdge, RawHist);
 
 impl RawEvent {
     /// Reads a record from the ring buffer's bytes; `None` if it is too short (never expected: the
@@ -132,19 +214,19 @@ mod tests {
 
     #[test]
     fn from_bytes_reads_the_c_layout() {
-        let mut b = vec![0u8; 120];
+        let mut b = vec![0u8; 128];
         b[16..24].copy_from_slice(&0xdead_beefu64.to_le_bytes()); // uaddr
         b[64..72].copy_from_slice(&(-11i64).to_le_bytes()); // ret
         b[72..76].copy_from_slice(&42u32.to_le_bytes()); // pid
         b[96..100].copy_from_slice(&(-1i32).to_le_bytes()); // stack_id
-        b[112] = FT_FUTEX;
+        b[112] = FT_SAMPLE;
         b[113] = 9;
         let r = RawEvent::from_bytes(&b).unwrap();
         assert_eq!(
             (r.uaddr, r.ret, r.pid, r.stack_id, r.kind, r.op),
-            (0xdead_beef, -11, 42, -1, FT_FUTEX, 9)
+            (0xdead_beef, -11, 42, -1, FT_SAMPLE, 9)
         );
-        assert!(RawEvent::from_bytes(&b[..119]).is_none());
+        assert!(RawEvent::from_bytes(&b[..127]).is_none());
     }
 
     #[test]

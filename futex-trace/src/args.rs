@@ -20,6 +20,62 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A stack rate (`--stack-rate`): "0" (every wait), or a duration up to about 4 s.
+pub fn stack_rate(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(s).map_err(|e| {
+        format!("'{s}' is not a duration ({e}): try 1ms, 100us, or 0 for a stack of every wait")
+    })?;
+    let max = Duration::from_nanos(crate::abi::FT_MAX_STACK_RATE);
+    if d > max {
+        return Err(format!(
+            "'{s}' is longer than the largest stack rate, {}: give a shorter one",
+            humantime::format_duration(Duration::from_millis(max.as_millis() as u64))
+        ));
+    }
+    Ok(d)
+}
+
+/// A size in bytes (`--max-size`): a number with an optional unit k, M, G (powers of 1024; "B" and
+/// "iB" may follow), at least 4 KiB.
+pub fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        Some((i, 't' | 'T')) => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size: try 500M, 2G or 64k"))?;
+    let bytes = v * mult as f64;
+    if !bytes.is_finite() || bytes < 4096.0 {
+        return Err(format!(
+            "'{s}' is too small for a recording: give at least 4k"
+        ));
+    }
+    Ok(bytes.min(u64::MAX as f64) as u64)
+}
+
+/// Bytes for people: "812 B", "35.2 kB", "1.3 MB" (powers of 1000).
+pub fn bytes(b: f64) -> String {
+    match b {
+        b if b < 1e3 => format!("{b:.0} B"),
+        b if b < 1e6 => format!("{:.1} kB", b / 1e3),
+        b if b < 1e9 => format!("{:.1} MB", b / 1e6),
+        b => format!("{:.2} GB", b / 1e9),
+    }
+}
+
 /// A replay speed, in [`SPEEDS`].
 pub fn speed(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
@@ -75,5 +131,34 @@ mod tests {
         assert_eq!(super::threads("8"), Ok(8));
         assert!(super::skew("3").unwrap_err().contains("outside (0, 1]"));
         assert_eq!(super::skew("1"), Ok(1.0));
+    }
+
+    use super::*;
+
+    #[test]
+    fn sizes_take_units_and_refuse_nonsense() {
+        assert_eq!(size("4096"), Ok(4096));
+        assert_eq!(size("64k"), Ok(64 << 10));
+        assert_eq!(size("500M"), Ok(500 << 20));
+        assert_eq!(size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(size("2GB"), Ok(2 << 30));
+        assert!(size("12").unwrap_err().contains("at least 4k"));
+        assert!(size("lots").unwrap_err().contains("not a size"));
+        assert!(size("-5M").is_err());
+    }
+
+    #[test]
+    fn stack_rates_are_zero_or_durations_up_to_the_bpf_limit() {
+        assert_eq!(stack_rate("0"), Ok(Duration::ZERO));
+        assert_eq!(stack_rate("1ms"), Ok(Duration::from_millis(1)));
+        assert!(stack_rate("5s").unwrap_err().contains("largest stack rate"));
+        assert!(stack_rate("fast").is_err());
+    }
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(bytes(812.0), "812 B");
+        assert_eq!(bytes(35_200.0), "35.2 kB");
+        assert_eq!(bytes(1_300_000.0), "1.3 MB");
     }
 }

@@ -1,26 +1,28 @@
 //! The eBPF source: loads `ebpf/futex.bpf.c`'s object with aya, attaches it to the futex syscall and
-//! scheduler tracepoints, filters by process in the kernel (`targets` map), and reads its ring buffer
-//! through tokio's `AsyncFd`. Records are decoded by [`crate::kernel`] into [`Event`]s.
+//! scheduler tracepoints, filters by process in the kernel (`targets` map), reads the aggregates the
+//! programs count (`aggs`, `edges`, `latency`) every [`AGG_EVERY`] and sends what changed, and drains its
+//! ring buffer of samples and process events. Both are decoded by [`crate::kernel`] into [`Event`]s.
 //!
 //! Every error a user meets (not root, tracefs not mounted, no such pid, no futex2 syscalls) becomes one
 //! line that says what to do ([`TraceError`]).
 
+use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap};
 use aya::programs::TracePoint;
 use aya::Ebpf;
-use tokio::io::unix::AsyncFd;
 
 use crate::abi::{
-    RawEvent, CFG_FOLLOW_FORKS, CFG_NO_STACKS, C_INFLIGHT_FULL, C_LOST_EVENTS, C_MISSED_EXITS,
-    C_STACK_ERRORS,
+    RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, CFG_FOLLOW_FORKS, CFG_NO_STACKS,
+    CFG_ONE_PID, CFG_STACK_RATE, CFG_WAKER_EVERY, C_AGG_FULL, C_INFLIGHT_FULL, C_LOST_EVENTS,
+    C_MISSED_EXITS, C_STACK_ERRORS, LAT_KINDS,
 };
-use crate::event::Event;
-use crate::kernel::Decoder;
+use crate::event::{Event, EventKind};
+use crate::kernel;
 
 /// The object built from `ebpf/futex.bpf.c` (by build.rs, or the committed copy).
 #[repr(C, align(8))]
@@ -215,6 +217,8 @@ pub struct Counters {
     pub inflight_full: u64,
     /// Syscalls whose return was never seen (a thread entered another while one was in flight).
     pub missed_exits: u64,
+    /// Calls not counted: no room in the aggregate maps for a new futex word.
+    pub agg_full: u64,
 }
 
 impl Counters {
@@ -224,22 +228,44 @@ impl Counters {
     }
 }
 
+/// How often the aggregates are read: the time resolution of a kernel trace's counts.
+pub const AGG_EVERY: Duration = Duration::from_millis(100);
+
+/// The default `--stack-rate`: a wait that slept for d gets its stack with probability
+/// min(1, d / 1 ms), as Go's block profile does with its rate.
+pub const DEFAULT_STACK_RATE: Duration = Duration::from_millis(1);
+
+/// The default `--waker-every`: one wake call in this many that wakes a waiter gets its stack taken.
+pub const DEFAULT_WAKER_EVERY: u32 = 8;
+
+/// The last values read of the aggregate maps, to send differences.
+#[derive(Default)]
+struct Aggregates {
+    aggs: HashMap<RawAggKey, RawAgg>,
+    edges: HashMap<RawEdgeKey, RawEdge>,
+    latency: [RawHist; LAT_KINDS as usize],
+    /// Processes seen ending: their keys are removed once read after their end.
+    ended: HashSet<u32>,
+    last_read: Option<Instant>,
+}
+
 /// The loaded, attached eBPF programs and their maps.
 pub struct KernelTracer {
     bpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u8>,
     stacks: StackMap,
     counters: PerCpuArray<MapData, u64>,
-    /// The ring buffer, polled through the runtime below (dropped first: fields drop in order).
-    ring: Option<AsyncFd<RingBuf<MapData>>>,
-    /// A current-thread runtime for waiting on the ring buffer (epoll, as aya documents).
-    rt: tokio::runtime::Runtime,
+    aggs: BpfHashMap<MapData, RawAggKey, RawAgg>,
+    edges: BpfHashMap<MapData, RawEdgeKey, RawEdge>,
+    latency: PerCpuArray<MapData, RawHist>,
+    ring: RingBuf<MapData>,
+    /// The ring held more than one batch at the last poll: poll again without sleeping.
+    backlog: bool,
+    last: Aggregates,
     /// Keeps the kernel's BPF run-time statistics on while we trace (`None` if refused).
     _stats: Option<OwnedFd>,
     /// Whether the futex2 syscalls are traced (the kernel has them).
     pub futex2: bool,
-    /// The bucket count kernel addresses are hashed into (futex-core's table size).
-    pub decoder: Decoder,
 }
 
 /// What to trace.
@@ -251,6 +277,10 @@ pub struct TraceTarget {
     pub follow_forks: bool,
     /// Capture no user stacks (the cheapest tracing; no flamegraphs).
     pub no_stacks: bool,
+    /// A wait that slept for d gets its stack with probability min(1, d / stack_rate); zero: every one.
+    pub stack_rate: Duration,
+    /// One wake call in this many that wakes a waiter gets its stack taken (0 or 1: every one).
+    pub waker_every: u32,
     /// Trace futex-core's own probes (USDT) in this binary instead of the kernel's futex syscalls.
     pub usdt: Option<std::path::PathBuf>,
 }
@@ -262,7 +292,7 @@ fn kernel_only(prog: &str) -> bool {
 
 impl KernelTracer {
     /// Loads and attaches the programs for `target`. Fails with a one-line [`TraceError`].
-    pub fn start(target: &TraceTarget, buckets: usize) -> Result<KernelTracer, TraceError> {
+    pub fn start(target: &TraceTarget) -> Result<KernelTracer, TraceError> {
         check_privileges()?;
         let tracefs = tracefs()?;
         for &pid in &target.pids {
@@ -276,20 +306,22 @@ impl KernelTracer {
         })?;
         let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
 
-        {
-            let mut config: aya::maps::Array<&mut MapData, u64> = aya::maps::Array::try_from(
-                bpf.map_mut("config").ok_or_else(|| err("no config map"))?,
-            )
-            .map_err(|e| err(format!("config map: {e}")))?;
-            config
-                .set(CFG_FOLLOW_FORKS, u64::from(target.follow_forks), 0)
-                .and_then(|_| config.set(CFG_NO_STACKS, u64::from(target.no_stacks), 0))
-                .map_err(|e| err(format!("cannot configure the eBPF programs: {e}")))?;
+        let rate = (target.stack_rate.as_nanos() as u64).min(crate::abi::FT_MAX_STACK_RATE);
+        for (i, v) in [
+            (CFG_FOLLOW_FORKS, u64::from(target.follow_forks)),
+            (CFG_NO_STACKS, u64::from(target.no_stacks)),
+            (CFG_STACK_RATE, rate),
+            (CFG_WAKER_EVERY, u64::from(target.waker_every)),
+        ] {
+            set_config(&mut bpf, i, v)?;
         }
         let targets: BpfHashMap<MapData, u32, u8> = take(&mut bpf, "targets")?;
         let stacks = StackMap(Arc::new(take(&mut bpf, "stacks")?));
         let counters: PerCpuArray<MapData, u64> = take(&mut bpf, "counters")?;
         let ring: RingBuf<MapData> = take(&mut bpf, "events")?;
+        let aggs = take(&mut bpf, "aggs")?;
+        let edges = take(&mut bpf, "edges")?;
+        let latency = take(&mut bpf, "latency")?;
 
         let mut futex2 = true;
         let fork = fork_program(tracefs);
@@ -326,34 +358,29 @@ impl KernelTracer {
         if let Some(bin) = &target.usdt {
             attach_usdt(&mut bpf, bin)?;
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| err(format!("cannot start the event loop: {e}")))?;
-        let ring = {
-            let _in_runtime = rt.enter();
-            // SAFETY: the ring buffer's fd is owned by `ring`, which the AsyncFd owns from here on;
-            // aya's `RingBuf::as_raw_fd` always returns that same fd.
-            unsafe { AsyncFd::register(ring) }
-                .map_err(|e| err(format!("cannot poll the ring buffer: {e}")))?
-        };
         let mut tracer = KernelTracer {
             bpf,
             targets,
             stacks,
             counters,
-            ring: Some(ring),
-            rt,
+            aggs,
+            edges,
+            latency,
+            ring,
+            backlog: false,
+            last: Aggregates::default(),
             _stats: stats,
             futex2,
-            decoder: Decoder { buckets },
         };
         // Only now, with every program attached, may the filter admit the processes: a call that
         // entered while the exit program was not yet attached would never see its exit (it showed as
         // lost events, and as waiters that never end).
         for &pid in &target.pids {
             tracer.add_pid(pid)?;
+        }
+        if let ([pid], false) = (&target.pids[..], target.follow_forks) {
+            // One process, no children: the programs compare with it instead of looking it up.
+            set_config(&mut tracer.bpf, CFG_ONE_PID, u64::from(*pid))?;
         }
         Ok(tracer)
     }
@@ -378,6 +405,7 @@ impl KernelTracer {
             stack_errors: get(C_STACK_ERRORS),
             inflight_full: get(C_INFLIGHT_FULL),
             missed_exits: get(C_MISSED_EXITS),
+            agg_full: get(C_AGG_FULL),
         }
     }
 
@@ -517,6 +545,16 @@ fn first_line(e: &dyn std::fmt::Display) -> String {
         .to_string()
 }
 
+/// Sets entry `i` of the programs' `config` map.
+fn set_config(bpf: &mut Ebpf, i: u32, v: u64) -> Result<(), TraceError> {
+    let mut config: aya::maps::Array<&mut MapData, u64> =
+        aya::maps::Array::try_from(bpf.map_mut("config").ok_or_else(|| err("no config map"))?)
+            .map_err(|e| err(format!("config map: {e}")))?;
+    config
+        .set(i, v, 0)
+        .map_err(|e| err(format!("cannot configure the eBPF programs: {e}")))
+}
+
 fn take<T: TryFrom<aya::maps::Map>>(bpf: &mut Ebpf, name: &str) -> Result<T, TraceError>
 where
     T::Error: std::fmt::Display,
@@ -527,52 +565,110 @@ where
     T::try_from(map).map_err(|e| err(format!("map {name}: {e}")))
 }
 
-/// Most events one [`KernelTracer::poll`] hands out.
+/// Most records one [`KernelTracer::poll`] takes from the ring.
 const MAX_BATCH: usize = 8192;
 
 impl KernelTracer {
-    /// Waits up to `wait` for the ring buffer (the eBPF side wakes us only once 256 KiB are waiting),
-    /// then decodes up to [`MAX_BATCH`] records into `out`. Returns how many it appended.
+    /// Sleeps `wait` (not when the ring had more than a batch waiting: the eBPF side never wakes its
+    /// reader, see `submit` in futex.bpf.c), decodes up to [`MAX_BATCH`] records into `out`, and, every
+    /// [`AGG_EVERY`], appends what the aggregates counted since the last read. Returns how many events
+    /// it appended.
     pub fn poll(&mut self, out: &mut Vec<Event>, wait: Duration) -> Result<usize, TraceError> {
+        if !self.backlog && !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         let before = out.len();
-        let decoder = self.decoder;
-        let ring = self
-            .ring
-            .as_mut()
-            .ok_or_else(|| err("the ring buffer is gone"))?;
-        let readable = self.rt.block_on(async {
-            tokio::select! {
-                guard = ring.readable_mut() => Some(guard.map(|mut g| {
-                    // Readiness is cleared only once the ring is empty, so that a full batch leaves
-                    // the rest for the next poll without waiting.
-                    if drain(g.get_inner_mut(), decoder, out) {
-                        g.clear_ready();
-                    }
-                })),
-                _ = tokio::time::sleep(wait) => None,
-            }
-        });
-        match readable {
-            Some(r) => r.map_err(|e| err(format!("ring buffer: {e}")))?,
-            None => {
-                drain(ring.get_mut(), decoder, out);
-            }
+        self.drain(out);
+        if self.last.last_read.is_none_or(|t| t.elapsed() >= AGG_EVERY) {
+            self.read_aggregates(out)?;
         }
         Ok(out.len() - before)
     }
-}
 
-/// Decodes records from `ring` into `out`, up to [`MAX_BATCH`]; true when the ring is empty.
-fn drain(ring: &mut RingBuf<MapData>, decoder: Decoder, out: &mut Vec<Event>) -> bool {
-    for _ in 0..MAX_BATCH {
-        let Some(item) = ring.next() else {
-            return true;
-        };
-        if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| decoder.decode(&r)) {
-            out.push(e);
+    /// Everything still pending: the whole ring, then the aggregates (for the end of a trace).
+    pub fn flush(&mut self, out: &mut Vec<Event>) -> Result<(), TraceError> {
+        self.drain(out);
+        while self.backlog {
+            self.drain(out);
+        }
+        self.read_aggregates(out)
+    }
+
+    fn drain(&mut self, out: &mut Vec<Event>) {
+        self.backlog = true;
+        for _ in 0..MAX_BATCH {
+            let Some(item) = self.ring.next() else {
+                self.backlog = false;
+                break;
+            };
+            if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| kernel::decode(&r)) {
+                if e.kind == EventKind::Exit {
+                    self.last.ended.insert(e.pid);
+                }
+                out.push(e);
+            }
         }
     }
-    false
+
+    /// Reads the aggregate maps and appends what changed since the last read. Keys of processes that
+    /// had ended before this read are then removed from the maps (their last counts are in `out`).
+    fn read_aggregates(&mut self, out: &mut Vec<Event>) -> Result<(), TraceError> {
+        let ended: Vec<u32> = self.last.ended.drain().collect();
+        let ts = crate::clock_ns(libc::CLOCK_MONOTONIC);
+        let zero_agg = RawAgg::default();
+        let mut gone_aggs = Vec::new();
+        for item in self.aggs.iter() {
+            let (k, v) = item.map_err(|e| err(format!("cannot read the aggregates: {e}")))?;
+            let old = self.last.aggs.get(&k).unwrap_or(&zero_agg);
+            kernel::agg_delta(ts, &k, &v, old, out);
+            if ended.contains(&k.pid) {
+                gone_aggs.push(k);
+            } else {
+                self.last.aggs.insert(k, v);
+            }
+        }
+        let zero_edge = RawEdge::default();
+        let mut gone_edges = Vec::new();
+        for item in self.edges.iter() {
+            let (k, v) = item.map_err(|e| err(format!("cannot read the requeue edges: {e}")))?;
+            let old = self.last.edges.get(&k).unwrap_or(&zero_edge);
+            kernel::edge_delta(ts, &k, &v, old, out);
+            if ended.contains(&k.pid) {
+                gone_edges.push(k);
+            } else {
+                self.last.edges.insert(k, v);
+            }
+        }
+        for lat in 0..LAT_KINDS {
+            let per_cpu = self
+                .latency
+                .get(&lat, 0)
+                .map_err(|e| err(format!("cannot read the latency histograms: {e}")))?;
+            let mut sum = RawHist::default();
+            for h in per_cpu.iter() {
+                sum.count += h.count;
+                sum.sum += h.sum;
+                sum.max = sum.max.max(h.max);
+                for (s, v) in sum.slot.iter_mut().zip(&h.slot) {
+                    *s += v;
+                }
+            }
+            kernel::latency_delta(ts, lat, &sum, &self.last.latency[lat as usize], out);
+            self.last.latency[lat as usize] = sum;
+        }
+        // An ended process's keys go, so that the maps do not fill with the dead (a key that a CPU
+        // updated between the read and the removal loses that update: the process had ended).
+        for k in gone_aggs {
+            let _ = self.aggs.remove(&k);
+            self.last.aggs.remove(&k);
+        }
+        for k in gone_edges {
+            let _ = self.edges.remove(&k);
+            self.last.edges.remove(&k);
+        }
+        self.last.last_read = Some(Instant::now());
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,44 @@ pub struct Waker {
     pub stack: Option<u32>,
 }
 
+/// What the kernel counted for the calls of one operation on one futex word since the previous such
+/// event of the same word and operation (kernel sources count in the kernel and send the difference
+/// every 100 ms). Exact, whatever the rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Calls entered (a wait is waiting until it returns).
+    pub begun: u64,
+    /// Calls returned.
+    pub calls: u64,
+    /// Waits that slept (woken, timed out or interrupted).
+    pub blocked: u64,
+    pub mismatches: u64,
+    pub timeouts: u64,
+    pub interrupted: u64,
+    /// Calls that failed otherwise (EINVAL, EFAULT, ...).
+    pub failed: u64,
+    /// PI locks taken at once.
+    pub acquired: u64,
+    /// Waits: returned woken. Wakes and requeues: waiters they woke.
+    pub woken: u64,
+    /// Requeues: waiters they moved.
+    pub moved: u64,
+    /// Waits that slept: time, summed.
+    pub wait_ns: u64,
+}
+
+/// Which histogram a [`EventKind::Hist`] adds to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "of", rename_all = "snake_case")]
+pub enum HistOf {
+    /// Time waited by waits that slept on one futex word (of the event's process).
+    Wait { addr: u64 },
+    /// From a waiter's wakeup by its waker to its return (whole trace).
+    WakeToReturn,
+    /// From a waiter's `sched_wakeup` to its running on a CPU (whole trace).
+    SchedDelay,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
@@ -183,6 +221,53 @@ pub enum EventKind {
         bucket: u32,
         wait: WaitKind,
         wait_ns: u64,
+    },
+    /// Kernel sources: what the kernel counted on one word for one operation (see [`Counts`]).
+    Counts {
+        addr: u64,
+        op: FutexOp,
+        counts: Counts,
+    },
+    /// Kernel sources: `count` more values in slot `slot` of a log2 histogram (values in [2^slot,
+    /// 2^(slot+1)) ns); `sum` and `max` are those of all the values of the same update, given on its
+    /// first slot and 0 on the others.
+    Hist {
+        of: HistOf,
+        slot: u8,
+        count: u64,
+        sum: u64,
+        max: u64,
+    },
+    /// Kernel sources: requeue calls from one word to another since the previous such event.
+    Moved {
+        from: u64,
+        to: u64,
+        requeues: u64,
+        moved: u64,
+        woken: u64,
+    },
+    /// Kernel sources: one wait that slept, sampled for its stacks (the counts are in [`EventKind::Counts`],
+    /// never here). Its stack was taken with probability min(1, wait_ns / stack_rate_ns) (Go's
+    /// block-profile rule; rate 0: every wait), so it stands for max(wait_ns, stack_rate_ns) of waiting;
+    /// its waker's stack with probability 1 / waker_every, so it stands for `waker_every` such releases.
+    WaitSample {
+        addr: u64,
+        final_addr: u64,
+        op: FutexOp,
+        outcome: Outcome,
+        wait_ns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_to_return_ns: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sched_delay_ns: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waker: Option<Waker>,
+        /// The waiter's user stack (an id into the source's stack table); `None`: only the waker's
+        /// stack was sampled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stack: Option<u32>,
+        stack_rate_ns: u64,
+        waker_every: u32,
     },
     /// Events the source could not deliver (ring full): counted, never silent.
     Lost { count: u64 },

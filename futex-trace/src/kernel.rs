@@ -1,17 +1,13 @@
-//! Kernel futex events: the decoding of the records the eBPF programs send ([`RawEvent`], defined in
-//! `ebpf/futex_abi.h`) into [`Event`]s. Pure code, tested without privileges; the loader is in
-//! [`crate::ebpf`].
+//! Kernel futex events: the decoding of what the eBPF programs send (samples and process events through
+//! the ring, [`RawEvent`]) and keep (the aggregates they count in maps, [`RawAgg`], read as
+//! differences), all defined in `ebpf/futex_abi.h`, into [`Event`]s. Pure code, tested without
+//! privileges; the loader is in [`crate::ebpf`].
 
-use crate::abi::{RawEvent, FT_EXIT, FT_FORK, FT_FUTEX, FT_USDT, FT_WAIT_BEGIN};
-use crate::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
-
-const FUTEX_PRIVATE_FLAG: u32 = libc::FUTEX_PRIVATE_FLAG as u32;
-const EAGAIN: i64 = libc::EAGAIN as i64;
-const EINTR: i64 = libc::EINTR as i64;
-const ETIMEDOUT: i64 = libc::ETIMEDOUT as i64;
-/// The kernel's internal restart codes (ERESTARTSYS..ERESTART_RESTARTBLOCK), seen at syscall exit when
-/// a signal interrupts a sleep.
-const ERESTART: std::ops::RangeInclusive<i64> = 512..=516;
+use crate::abi::{
+    RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, FT_EXIT, FT_FORK, FT_SAMPLE,
+    FT_USDT, LAT_SCHED_DELAY,
+};
+use crate::event::{Counts, Event, EventKind, FutexOp, HistOf, Outcome, Waker};
 
 /// The operation number the eBPF side sends: a `futex(2)` command (`op & 127`, the kernel's numbers), or
 /// `FT_OP_FUTEX2_*` for the futex2 syscalls.
@@ -68,132 +64,155 @@ impl FutexOp {
     }
 }
 
-/// How a wait's return value reads.
-pub fn wait_outcome(ret: i64) -> Outcome {
-    match ret {
-        r if r >= 0 => Outcome::Woken, // 0, or futex_waitv's index of the word that woke it
-        r if r == -EAGAIN => Outcome::Mismatch,
-        r if r == -ETIMEDOUT => Outcome::TimedOut,
-        r if r == -EINTR || ERESTART.contains(&-r) => Outcome::Interrupted,
-        // Anything else failed without sleeping (EINVAL, EFAULT, EDEADLK, ENOSYS, ...).
+/// How a wait ended, as the eBPF side classified its return value (`FT_OUT_*`: the one place it is
+/// read is `wait_outcome` in futex.bpf.c).
+pub fn outcome(out: u8) -> Outcome {
+    use crate::abi::*;
+    match out {
+        FT_OUT_WOKEN => Outcome::Woken,
+        FT_OUT_EAGAIN => Outcome::Mismatch,
+        FT_OUT_TIMEDOUT => Outcome::TimedOut,
+        FT_OUT_INTERRUPTED => Outcome::Interrupted,
+        FT_OUT_ACQUIRED => Outcome::Acquired,
         _ => Outcome::Failed,
     }
 }
 
-/// Turns raw records into events. Buckets are futex-core's hash of each address over `buckets` queues.
-#[derive(Clone, Copy, Debug)]
-pub struct Decoder {
-    pub buckets: usize,
+/// A ring-buffer record as an event (`None`: a kind this version does not know, or a futex-core probe of
+/// another table).
+pub fn decode(r: &RawEvent) -> Option<Event> {
+    let kind = match r.kind {
+        FT_SAMPLE => {
+            let outcome = outcome(r.outcome);
+            let woken = outcome == Outcome::Woken;
+            let final_addr = if r.final_uaddr != 0 {
+                r.final_uaddr
+            } else {
+                r.uaddr
+            };
+            EventKind::WaitSample {
+                addr: r.uaddr,
+                final_addr,
+                op: futex_op(r.op),
+                outcome,
+                wait_ns: r.ts.saturating_sub(r.start_ts),
+                wake_to_return_ns: (woken && r.wake_ts != 0 && r.waker_tid != 0)
+                    .then(|| r.ts.saturating_sub(r.wake_ts)),
+                sched_delay_ns: (r.wakeup_ts != 0 && r.oncpu_ts >= r.wakeup_ts)
+                    .then(|| r.oncpu_ts - r.wakeup_ts),
+                waker: (woken && r.waker_tid != 0).then(|| Waker {
+                    tid: r.waker_tid,
+                    stack: (r.waker_stack_id >= 0).then_some(r.waker_stack_id as u32),
+                }),
+                stack: (r.stack_id >= 0).then_some(r.stack_id as u32),
+                stack_rate_ns: r.stack_rate,
+                waker_every: r.waker_every,
+            }
+        }
+        FT_EXIT => EventKind::Exit,
+        FT_FORK => EventKind::Fork { child: r.val },
+        FT_USDT => return usdt_event(r),
+        _ => return None,
+    };
+    Some(Event {
+        ts_ns: r.ts,
+        pid: r.pid,
+        tid: r.tid,
+        kind,
+    })
 }
 
-impl Decoder {
-    fn bucket(&self, addr: u64) -> u32 {
-        crate::bucket_of(addr, self.buckets) as u32
+/// The events that say what changed in one key of the `aggs` map between two reads (`old`: the
+/// previous read, zeros for a new key), stamped `ts`: a [`EventKind::Counts`] and, for waits that
+/// slept, one [`EventKind::Hist`] per slot that grew. Nothing when nothing changed.
+pub fn agg_delta(ts: u64, key: &RawAggKey, new: &RawAgg, old: &RawAgg, out: &mut Vec<Event>) {
+    if new == old {
+        return;
     }
+    let d = |n: u64, o: u64| n.saturating_sub(o);
+    let counts = Counts {
+        begun: d(new.begun, old.begun),
+        calls: d(new.calls, old.calls),
+        blocked: d(new.blocked, old.blocked),
+        mismatches: d(new.eagain, old.eagain),
+        timeouts: d(new.timeouts, old.timeouts),
+        interrupted: d(new.interrupted, old.interrupted),
+        failed: d(new.failed, old.failed),
+        acquired: d(new.acquired, old.acquired),
+        woken: d(new.woken, old.woken),
+        moved: d(new.moved, old.moved),
+        wait_ns: d(new.wait_ns, old.wait_ns),
+    };
+    let ev = |kind| Event {
+        ts_ns: ts,
+        pid: key.pid,
+        tid: 0,
+        kind,
+    };
+    out.push(ev(EventKind::Counts {
+        addr: key.uaddr,
+        op: futex_op(key.op),
+        counts,
+    }));
+    let (mut sum, mut max) = (counts.wait_ns, new.max_wait_ns);
+    for (slot, (&n, &o)) in new.hist.iter().zip(&old.hist).enumerate() {
+        if n > o {
+            out.push(ev(EventKind::Hist {
+                of: HistOf::Wait { addr: key.uaddr },
+                slot: slot as u8,
+                count: n - o,
+                sum: std::mem::take(&mut sum),
+                max: std::mem::take(&mut max),
+            }));
+        }
+    }
+}
 
-    pub fn decode(&self, r: &RawEvent) -> Option<Event> {
-        let stack = (r.stack_id >= 0).then_some(r.stack_id as u32);
-        let op = futex_op(r.op);
-        let kernel = Some(Kernel {
-            op: Some(op),
-            private: r.flags & FUTEX_PRIVATE_FLAG != 0,
-            stack,
-        });
-        let kind = match r.kind {
-            FT_WAIT_BEGIN => EventKind::WaitStart {
-                addr: r.uaddr,
-                bucket: self.bucket(r.uaddr),
-                wait: WaitKind::Kernel,
-                kernel,
-            },
-            FT_FUTEX => match op.class() {
-                OpClass::Wait => {
-                    let mut outcome = wait_outcome(r.ret);
-                    // FUTEX_LOCK_PI returns 0 whether it slept or took the lock at once.
-                    if outcome == Outcome::Woken
-                        && matches!(op, FutexOp::LockPi | FutexOp::LockPi2)
-                        && r.slept == 0
-                    {
-                        outcome = Outcome::Acquired;
-                    }
-                    let final_addr = if r.final_uaddr != 0 {
-                        r.final_uaddr
-                    } else {
-                        r.uaddr
-                    };
-                    let woken = outcome == Outcome::Woken;
-                    EventKind::WaitEnd {
-                        addr: r.uaddr,
-                        final_addr,
-                        bucket: self.bucket(final_addr),
-                        wait: WaitKind::Kernel,
-                        outcome,
-                        wait_ns: r.ts.saturating_sub(r.start_ts),
-                        wake_to_return_ns: (woken && r.wake_ts != 0 && r.waker_tid != 0)
-                            .then(|| r.ts.saturating_sub(r.wake_ts)),
-                        requeued: u32::from(final_addr != r.uaddr),
-                        sched_delay_ns: (r.wakeup_ts != 0 && r.oncpu_ts >= r.wakeup_ts)
-                            .then(|| r.oncpu_ts - r.wakeup_ts),
-                        waker: (woken && r.waker_tid != 0).then(|| Waker {
-                            tid: r.waker_tid,
-                            stack: (r.waker_stack_id >= 0).then_some(r.waker_stack_id as u32),
-                        }),
-                        kernel,
-                    }
-                }
-                OpClass::Wake if r.ret >= 0 => EventKind::Wake {
-                    addr: r.uaddr,
-                    bucket: self.bucket(r.uaddr),
-                    wait: WaitKind::Kernel,
-                    requested: r.val,
-                    // UNLOCK_PI returns 0 whether or not it woke anyone: count the wakeups seen.
-                    woken: if op == FutexOp::UnlockPi {
-                        r.woken_seen
-                    } else {
-                        r.ret as u32
-                    },
-                    collisions: 0,
-                    kernel,
+/// As [`agg_delta`], for a key of the `edges` map.
+pub fn edge_delta(ts: u64, key: &RawEdgeKey, new: &RawEdge, old: &RawEdge, out: &mut Vec<Event>) {
+    if new == old {
+        return;
+    }
+    out.push(Event {
+        ts_ns: ts,
+        pid: key.pid,
+        tid: 0,
+        kind: EventKind::Moved {
+            from: key.from,
+            to: key.to,
+            requeues: new.requeues.saturating_sub(old.requeues),
+            moved: new.moved.saturating_sub(old.moved),
+            woken: new.woken.saturating_sub(old.woken),
+        },
+    });
+}
+
+/// As [`agg_delta`], for a whole-trace latency histogram (`LAT_*`), summed over CPUs.
+pub fn latency_delta(ts: u64, lat: u32, new: &RawHist, old: &RawHist, out: &mut Vec<Event>) {
+    if new.count == old.count {
+        return;
+    }
+    let of = if lat == LAT_SCHED_DELAY {
+        HistOf::SchedDelay
+    } else {
+        HistOf::WakeToReturn
+    };
+    let (mut sum, mut max) = (new.sum.saturating_sub(old.sum), new.max);
+    for (slot, (&n, &o)) in new.slot.iter().zip(&old.slot).enumerate() {
+        if n > o {
+            out.push(Event {
+                ts_ns: ts,
+                pid: 0,
+                tid: 0,
+                kind: EventKind::Hist {
+                    of,
+                    slot: slot as u8,
+                    count: n - o,
+                    sum: std::mem::take(&mut sum),
+                    max: std::mem::take(&mut max),
                 },
-                OpClass::Requeue if r.ret >= 0 => {
-                    // The kernel returns woken + moved. It wakes up to nr_wake first, except for
-                    // CMP_REQUEUE_PI, whose top waiter is woken only if it can take the PI lock at
-                    // once (else it is moved too): there, count the wakeups seen.
-                    let total = r.ret as u32;
-                    let woken = if op == FutexOp::CmpRequeuePi {
-                        r.woken_seen.min(total)
-                    } else {
-                        total.min(r.val)
-                    };
-                    EventKind::Requeue {
-                        from: r.uaddr,
-                        to: r.uaddr2,
-                        from_bucket: self.bucket(r.uaddr),
-                        to_bucket: self.bucket(r.uaddr2),
-                        wait: WaitKind::Kernel,
-                        woken,
-                        moved: total - woken,
-                        collisions: 0,
-                        kernel,
-                    }
-                }
-                _ => EventKind::OtherOp {
-                    addr: r.uaddr,
-                    op,
-                    ret: r.ret,
-                },
-            },
-            FT_EXIT => EventKind::Exit,
-            FT_FORK => EventKind::Fork { child: r.val },
-            FT_USDT => return usdt_event(r),
-            _ => return None,
-        };
-        Some(Event {
-            ts_ns: r.ts,
-            pid: r.pid,
-            tid: r.tid,
-            kind,
-        })
+            });
+        }
     }
 }
 
@@ -219,175 +238,220 @@ fn usdt_event(r: &RawEvent) -> Option<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::abi::{FT_OUT_EAGAIN, FT_OUT_TIMEDOUT, FT_OUT_WOKEN, LAT_WAKE_TO_RETURN};
+    use crate::event::WaitKind;
 
-    fn raw(kind: u8, op: u8, ret: i64) -> RawEvent {
+    fn sample(outcome: u8) -> RawEvent {
         RawEvent {
-            kind,
-            op,
-            ret,
+            kind: FT_SAMPLE,
+            op: libc::FUTEX_WAIT_BITSET as u8,
             ts: 5_000,
             start_ts: 1_000,
             uaddr: 0x1000,
-            uaddr2: 0x2000,
             pid: 7,
             tid: 8,
             stack_id: 3,
             waker_stack_id: -1,
-            flags: op as u32 | FUTEX_PRIVATE_FLAG,
+            outcome,
+            stack_rate: 10_000,
             ..RawEvent::default()
         }
     }
 
-    const D: Decoder = Decoder { buckets: 64 };
-
     #[test]
-    fn wait_outcomes() {
-        let cases = [
-            (0, Outcome::Woken),
-            (-11, Outcome::Mismatch),
-            (-110, Outcome::TimedOut),
-            (-4, Outcome::Interrupted),
-            (-512, Outcome::Interrupted),
-            (-22, Outcome::Failed),
-        ];
-        for (ret, want) in cases {
-            let e = D.decode(&raw(FT_FUTEX, 0, ret)).unwrap();
-            match e.kind {
-                EventKind::WaitEnd {
-                    outcome, wait_ns, ..
-                } => {
-                    assert_eq!(outcome, want, "ret {ret}");
-                    assert_eq!(wait_ns, 4_000);
-                }
-                k => panic!("{k:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn woken_waiter_has_waker_latency_and_final_address() {
-        let mut r = raw(FT_FUTEX, 9, 0);
+    fn a_woken_sample_has_its_waker_latencies_and_weights() {
+        let mut r = sample(FT_OUT_WOKEN);
         r.wake_ts = 4_000;
         r.wakeup_ts = 4_100;
         r.oncpu_ts = 4_600;
         r.waker_tid = 9;
         r.waker_stack_id = 12;
+        r.waker_every = 4;
         r.final_uaddr = 0x2000;
-        let e = D.decode(&r).unwrap();
-        let EventKind::WaitEnd {
-            addr,
-            final_addr,
-            bucket,
-            wake_to_return_ns,
-            sched_delay_ns,
-            waker,
-            requeued,
-            kernel,
-            ..
-        } = e.kind
-        else {
-            panic!("{e:?}")
-        };
-        assert_eq!((addr, final_addr, requeued), (0x1000, 0x2000, 1));
-        assert_eq!(bucket as usize, crate::bucket_of(0x2000, 64));
-        assert_eq!(wake_to_return_ns, Some(1_000));
-        assert_eq!(sched_delay_ns, Some(500));
+        let e = decode(&r).unwrap();
+        assert_eq!((e.pid, e.tid, e.ts_ns), (7, 8, 5_000));
         assert_eq!(
-            waker,
-            Some(Waker {
-                tid: 9,
-                stack: Some(12)
-            })
-        );
-        let k = kernel.unwrap();
-        assert_eq!(
-            (k.op, k.private, k.stack),
-            (Some(FutexOp::WaitBitset), true, Some(3))
-        );
-    }
-
-    #[test]
-    fn requeue_splits_woken_and_moved() {
-        let mut r = raw(FT_FUTEX, 4, 5); // CMP_REQUEUE returned 5 = woken + moved
-        r.val = 1; // nr_wake
-        r.val2 = i32::MAX as u32;
-        let EventKind::Requeue {
-            from,
-            to,
-            woken,
-            moved,
-            ..
-        } = D.decode(&r).unwrap().kind
-        else {
-            panic!()
-        };
-        assert_eq!((from, to, woken, moved), (0x1000, 0x2000, 1, 4));
-        // Fewer waiters than nr_wake: all woken, none moved.
-        r.val = 8;
-        let EventKind::Requeue { woken, moved, .. } = D.decode(&r).unwrap().kind else {
-            panic!()
-        };
-        assert_eq!((woken, moved), (5, 0));
-        // CMP_REQUEUE_PI: the top waiter is woken only if it took the lock; the wakeups seen say so.
-        let mut pi = raw(FT_FUTEX, libc::FUTEX_CMP_REQUEUE_PI as u8, 5);
-        pi.val = 1;
-        pi.woken_seen = 0;
-        let EventKind::Requeue { woken, moved, .. } = D.decode(&pi).unwrap().kind else {
-            panic!()
-        };
-        assert_eq!((woken, moved), (0, 5));
-        pi.woken_seen = 1;
-        let EventKind::Requeue { woken, moved, .. } = D.decode(&pi).unwrap().kind else {
-            panic!()
-        };
-        assert_eq!((woken, moved), (1, 4));
-    }
-
-    #[test]
-    fn a_pi_lock_that_never_slept_was_acquired_not_woken() {
-        let mut r = raw(FT_FUTEX, libc::FUTEX_LOCK_PI as u8, 0);
-        let outcome = |r: &RawEvent| match D.decode(r).unwrap().kind {
-            EventKind::WaitEnd { outcome, .. } => outcome,
-            k => panic!("{k:?}"),
-        };
-        assert_eq!(outcome(&r), Outcome::Acquired);
-        assert!(!Outcome::Acquired.blocked());
-        r.slept = 1;
-        assert_eq!(outcome(&r), Outcome::Woken);
-        // A plain wait that returns 0 was woken, slept flag or not.
-        assert_eq!(outcome(&raw(FT_FUTEX, 0, 0)), Outcome::Woken);
-    }
-
-    #[test]
-    fn wakes_failures_and_process_events() {
-        let mut r = raw(FT_FUTEX, 1, 3);
-        r.val = i32::MAX as u32;
-        assert!(matches!(
-            D.decode(&r).unwrap().kind,
-            EventKind::Wake { woken: 3, .. }
-        ));
-        let mut u = raw(FT_FUTEX, 7, 0);
-        u.woken_seen = 1;
-        assert!(matches!(
-            D.decode(&u).unwrap().kind,
-            EventKind::Wake { woken: 1, .. }
-        ));
-        assert!(matches!(
-            D.decode(&raw(FT_FUTEX, 1, -14)).unwrap().kind,
-            EventKind::OtherOp { ret: -14, .. }
-        ));
-        assert!(matches!(
-            D.decode(&raw(FT_FUTEX, 8, 0)).unwrap().kind,
-            EventKind::OtherOp {
-                op: FutexOp::TrylockPi,
-                ..
+            e.kind,
+            EventKind::WaitSample {
+                addr: 0x1000,
+                final_addr: 0x2000,
+                op: FutexOp::WaitBitset,
+                outcome: Outcome::Woken,
+                wait_ns: 4_000,
+                wake_to_return_ns: Some(1_000),
+                sched_delay_ns: Some(500),
+                waker: Some(Waker {
+                    tid: 9,
+                    stack: Some(12)
+                }),
+                stack: Some(3),
+                stack_rate_ns: 10_000,
+                waker_every: 4,
             }
-        ));
-        let mut f = raw(FT_FORK, 0, 0);
-        f.val = 99;
-        assert_eq!(D.decode(&f).unwrap().kind, EventKind::Fork { child: 99 });
-        assert_eq!(D.decode(&raw(FT_EXIT, 0, 0)).unwrap().kind, EventKind::Exit);
-        assert_eq!(D.decode(&raw(200, 0, 0)), None);
+        );
+    }
+
+    #[test]
+    fn outcomes_come_from_the_kernel_side() {
+        for (out, want) in [
+            (FT_OUT_WOKEN, Outcome::Woken),
+            (FT_OUT_EAGAIN, Outcome::Mismatch),
+            (FT_OUT_TIMEDOUT, Outcome::TimedOut),
+            (crate::abi::FT_OUT_INTERRUPTED, Outcome::Interrupted),
+            (crate::abi::FT_OUT_FAILED, Outcome::Failed),
+            (crate::abi::FT_OUT_ACQUIRED, Outcome::Acquired),
+        ] {
+            assert_eq!(outcome(out), want);
+        }
+        // A wait that timed out has no waker, whatever ran on its CPU.
+        let EventKind::WaitSample {
+            waker,
+            wake_to_return_ns,
+            ..
+        } = decode(&sample(FT_OUT_TIMEDOUT)).unwrap().kind
+        else {
+            panic!()
+        };
+        assert_eq!((waker, wake_to_return_ns), (None, None));
+    }
+
+    #[test]
+    fn aggregates_are_sent_as_differences() {
+        let key = RawAggKey {
+            uaddr: 0x1000,
+            pid: 7,
+            op: libc::FUTEX_WAIT as u8,
+            ..RawAggKey::default()
+        };
+        let mut old = RawAgg {
+            begun: 3,
+            calls: 2,
+            blocked: 1,
+            wait_ns: 500,
+            max_wait_ns: 500,
+            ..RawAgg::default()
+        };
+        old.hist[8] = 1;
+        let mut new = old;
+        let mut out = Vec::new();
+        agg_delta(1, &key, &new, &old, &mut out);
+        assert!(out.is_empty(), "nothing changed, nothing sent");
+        new.begun = 5;
+        new.calls = 5;
+        new.blocked = 3;
+        new.eagain = 1;
+        new.woken = 3;
+        new.wait_ns = 500 + 3_000;
+        new.max_wait_ns = 2_000;
+        new.hist[8] += 1;
+        new.hist[10] += 1;
+        agg_delta(9, &key, &new, &old, &mut out);
+        assert_eq!(out.len(), 3, "{out:?}");
+        assert_eq!((out[0].pid, out[0].ts_ns), (7, 9));
+        assert_eq!(
+            out[0].kind,
+            EventKind::Counts {
+                addr: 0x1000,
+                op: FutexOp::Wait,
+                counts: Counts {
+                    begun: 2,
+                    calls: 3,
+                    blocked: 2,
+                    mismatches: 1,
+                    woken: 3,
+                    wait_ns: 3_000,
+                    ..Counts::default()
+                }
+            }
+        );
+        let of = HistOf::Wait { addr: 0x1000 };
+        assert_eq!(
+            out[1].kind,
+            EventKind::Hist {
+                of,
+                slot: 8,
+                count: 1,
+                sum: 3_000,
+                max: 2_000
+            }
+        );
+        assert_eq!(
+            out[2].kind,
+            EventKind::Hist {
+                of,
+                slot: 10,
+                count: 1,
+                sum: 0,
+                max: 0
+            }
+        );
+        // Folded, the model has what the kernel counted.
+        let mut m = crate::model::Model::new(64, crate::model::BucketOrigin::FutexCoreHash);
+        m.extend(&out);
+        let a = &m.addresses[&(7, 0x1000)];
+        assert_eq!(
+            (a.waits, a.waits_blocked, a.mismatches, a.woken, a.waiting),
+            (3, 2, 1, 3, 0)
+        );
+        assert_eq!(
+            (a.wait_ns.count, a.wait_ns.sum, a.wait_ns.max),
+            (2, 3_000, 2_000)
+        );
+        assert_eq!(a.kind(), WaitKind::Kernel);
+        assert_eq!(m.wait_contention.count, 2);
+        assert_eq!((m.totals.waits, m.totals.waits_blocked), (2, 2));
+    }
+
+    #[test]
+    fn edges_and_latencies_are_sent_as_differences() {
+        let key = RawEdgeKey {
+            from: 1,
+            to: 2,
+            pid: 7,
+            pad: 0,
+        };
+        let old = RawEdge {
+            requeues: 1,
+            moved: 3,
+            woken: 1,
+        };
+        let new = RawEdge {
+            requeues: 2,
+            moved: 10,
+            woken: 2,
+        };
+        let mut out = Vec::new();
+        edge_delta(5, &key, &new, &old, &mut out);
+        assert_eq!(
+            out[0].kind,
+            EventKind::Moved {
+                from: 1,
+                to: 2,
+                requeues: 1,
+                moved: 7,
+                woken: 1
+            }
+        );
+        let mut h = RawHist::default();
+        let old = h;
+        h.count = 2;
+        h.sum = 300;
+        h.max = 200;
+        h.slot[6] = 1;
+        h.slot[7] = 1;
+        out.clear();
+        latency_delta(5, LAT_WAKE_TO_RETURN, &h, &old, &mut out);
+        let mut m = crate::model::Model::new(64, crate::model::BucketOrigin::FutexCoreHash);
+        m.extend(&out);
+        assert_eq!(
+            (
+                m.wake_to_return.count,
+                m.wake_to_return.sum,
+                m.wake_to_return.max
+            ),
+            (2, 300, 200)
+        );
+        assert_eq!(m.wake_to_return.percentile(1.0), 200);
     }
 
     #[test]
@@ -408,9 +472,7 @@ mod tests {
             ..RawEvent::default()
         };
         // wait_end of a Mutex waiter, woken, requeued twice, on the default table.
-        let e = D
-            .decode(&usdt(1, [0x10, 7, 1 | 2 << 16, 500, 40, 0x20]))
-            .unwrap();
+        let e = decode(&usdt(1, [0x10, 7, 1 | 2 << 16, 500, 40, 0x20])).unwrap();
         let EventKind::WaitEnd {
             addr,
             final_addr,
@@ -450,9 +512,7 @@ mod tests {
         );
         assert_eq!(kernel.and_then(|k| k.stack), Some(4));
         // requeue: queues and woken/moved packed in pairs.
-        let e = D
-            .decode(&usdt(3, [0x10, 0x20, 2, 3 | 9 << 32, 1 | 4 << 32, 0]))
-            .unwrap();
+        let e = decode(&usdt(3, [0x10, 0x20, 2, 3 | 9 << 32, 1 | 4 << 32, 0])).unwrap();
         assert!(matches!(
             e.kind,
             EventKind::Requeue {
@@ -465,6 +525,6 @@ mod tests {
             }
         ));
         // Another table's events are not the model's buckets.
-        assert_eq!(D.decode(&usdt(0, [0x10, 7, 1 << 32, 0, 0, 0])), None);
+        assert_eq!(decode(&usdt(0, [0x10, 7, 1 << 32, 0, 0, 0])), None);
     }
 }

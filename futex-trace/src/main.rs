@@ -67,6 +67,11 @@ enum Command {
         /// The file to write (`-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// Stop once the file holds SIZE ("500M", "2G", "64k", or bytes); the recording still ends
+        /// cleanly (its last stacks and end marker follow). A kernel trace records counts every
+        /// 100 ms and sampled waits, so its size grows with the futex words in use, not the call rate.
+        #[arg(long, value_name = "SIZE", value_parser = futex_trace::args::size)]
+        max_size: Option<u64>,
     },
     /// Print top locks, buckets, requeue edges and latencies, from a recording or a live trace.
     #[command(after_help = "Examples:\n  futex-trace report trace.ftr\n  \
@@ -145,6 +150,18 @@ struct Target {
     /// eBPF: capture no user stacks (the cheapest tracing; no flamegraphs or top stacks).
     #[arg(long, conflicts_with = "demo")]
     no_stacks: bool,
+    /// eBPF: sample stacks as Go's block profile does. A wait that slept for d gets its stack with
+    /// probability min(1, d / RATE) and counts for 1/p waits in flamegraphs and top stacks, so their
+    /// widths stay unbiased while short waits cost no stack walk. 0 takes a stack of every wait that
+    /// slept. Counts and times are exact either way (counted in the kernel).
+    #[arg(long, value_name = "RATE", default_value = "1ms", conflicts_with = "demo",
+          value_parser = futex_trace::args::stack_rate)]
+    stack_rate: Duration,
+    /// eBPF: one wake call in N that wakes a waiter gets its stack (the waker flamegraph); each counts
+    /// for N. 1 takes every one.
+    #[arg(long, value_name = "N", default_value_t = futex_trace::ebpf::DEFAULT_WAKER_EVERY,
+          conflicts_with = "demo", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    waker_every: u32,
     /// eBPF: trace futex-core's own probes (USDT) in a program that links futex-core, instead of its
     /// kernel futexes: the buckets are then futex-core's real sleep queues.
     #[arg(long, conflicts_with = "demo")]
@@ -229,7 +246,7 @@ impl Sink for StatusLine {
 
     fn status(&mut self, s: &Status) {
         let line = format!(
-            "tracing {}: {:.0} s · {:.0} events/s · lost {}{} · stack errors {}{}{}",
+            "tracing {}: {:.0} s · {:.0} events/s · lost {}{} · stack errors {}{}{}{}",
             self.what,
             s.elapsed.as_secs_f64(),
             s.events_per_sec,
@@ -245,6 +262,14 @@ impl Sink for StatusLine {
             },
             match s.cost_per_sec {
                 Some((what, ns)) => format!(" · {what} {:.2} ms/s", ns / 1e6),
+                None => String::new(),
+            },
+            match s.written {
+                Some((total, rate)) => format!(
+                    " · wrote {} ({}/s)",
+                    futex_trace::args::bytes(total as f64),
+                    futex_trace::args::bytes(rate)
+                ),
                 None => String::new(),
             }
         );
@@ -290,6 +315,8 @@ fn run(
                 // Stopping early leaves the command running, as it would run without us.
                 end_command: None,
                 no_stacks: target.no_stacks,
+                stack_rate: target.stack_rate,
+                waker_every: target.waker_every,
                 usdt: target.usdt,
             },
         )?),
@@ -355,6 +382,7 @@ fn record(
     target: &Target,
     duration: Option<Duration>,
     output: &Path,
+    max_size: Option<u64>,
     control: &Arc<Control>,
 ) -> Result<(), String> {
     let input = input(None, target)?;
@@ -368,7 +396,10 @@ fn record(
         target,
         duration,
         control,
-        vec![Box::new(RecordingSink::new(output))],
+        vec![Box::new(match max_size {
+            Some(max) => RecordingSink::new(output).max_size(max),
+            None => RecordingSink::new(output),
+        })],
     )?;
     let size = if to_stdout {
         0
@@ -429,14 +460,18 @@ fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result
         }
     } else {
         let subtitle = format!(
-            "{} · pid {} · {:.1} s · {} waits with stacks · lost events {}",
+            "{} · pid {} · {:.1} s · {} stack samples · lost events {}",
             f.title,
             f.pid(),
             f.duration_s(),
             if wakers {
-                f.model.waker_stacks.values().map(|s| s.waits).sum::<u64>()
+                f.model
+                    .waker_stacks
+                    .values()
+                    .map(|s| s.samples)
+                    .sum::<u64>()
             } else {
-                f.model.stacks.values().map(|s| s.waits).sum::<u64>()
+                f.model.stacks.values().map(|s| s.samples).sum::<u64>()
             },
             f.model.totals.lost_events
         );
@@ -471,7 +506,8 @@ fn main() -> ExitCode {
             target,
             duration,
             output,
-        } => record(target, *duration, output, &control),
+            max_size,
+        } => record(target, *duration, output, *max_size, &control),
         Command::Report {
             file,
             target,

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::event::{Event, EventKind, Outcome, WaitKind};
+use crate::event::{Event, EventKind, HistOf, Outcome, WaitKind};
+use crate::kernel::OpClass;
 
 /// A log2 histogram of nanoseconds: bucket i counts values in [2^i, 2^(i+1)) (bucket 0 also holds 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,15 @@ impl Log2Hist {
         self.count += 1;
         self.sum = self.sum.saturating_add(v);
         self.max = self.max.max(v);
+    }
+
+    /// Adds `count` values that fell in slot `slot` (kernel sources histogram in the kernel), and the
+    /// `sum` and `max` of a batch of them.
+    pub fn add_slot(&mut self, slot: u8, count: u64, sum: u64, max: u64) {
+        self.buckets[usize::from(slot).min(63)] += count;
+        self.count += count;
+        self.sum = self.sum.saturating_add(sum);
+        self.max = self.max.max(max);
     }
 
     /// The value below which a fraction `p` (0..=1) of the samples fall, to log2 resolution: the upper
@@ -92,7 +102,9 @@ pub struct BucketStats {
     pub lock_contended: u64,
     pub lock_wait_ns: u64,
     /// Waiters on the bucket now: waits started here, plus moved in, minus moved out, minus waits ended
-    /// here. Accurate from the start of a trace; a trace that starts mid-wait may go below zero.
+    /// here. Accurate from the start of a trace; a trace that starts mid-wait may go below zero. Kernel
+    /// sources count a wait where it began until it returns (requeues show as `requeued_in`/`_out`), and
+    /// see the depth every 100 ms (`max_depth` is the largest seen then).
     pub depth: i64,
     pub max_depth: i64,
 }
@@ -101,12 +113,24 @@ pub struct BucketStats {
 pub type StackKey = (u32, u32);
 
 /// Waits attributed to one stack.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct StackStats {
-    /// Waits that slept with this stack (or, for a waker stack, waiters it released).
-    pub waits: u64,
-    /// Nanoseconds those waits lasted.
+    /// Waits that slept with this stack (or, for a waker stack, waiters it released). Kernel sources
+    /// sample stacks: there each sample counts for the waits it stands for (its weight), so this is an
+    /// unbiased estimate, not a whole number.
+    pub waits: f64,
+    /// Nanoseconds those waits lasted (sampled: estimated the same way).
     pub wait_ns: u64,
+    /// Samples behind the figures (every wait, for sources that do not sample).
+    pub samples: u64,
+}
+
+impl StackStats {
+    fn add(&mut self, waits: f64, wait_ns: u64) {
+        self.waits += waits;
+        self.wait_ns += wait_ns;
+        self.samples += 1;
+    }
 }
 
 /// One second of the time series.
@@ -226,6 +250,8 @@ pub struct Model {
     pub waker_stacks: HashMap<StackKey, StackStats>,
     /// The last [`SERIES_SECONDS`] seconds, by second since the first event.
     pub series: std::collections::BTreeMap<u64, SecondStats>,
+    /// Stack samples received (kernel sources), and the events of the stacks they carried.
+    pub samples: u64,
     /// Processes seen forking and ending.
     pub forks: u64,
     pub exits: u64,
@@ -248,6 +274,7 @@ impl Model {
             stacks: HashMap::new(),
             waker_stacks: HashMap::new(),
             series: Default::default(),
+            samples: 0,
             forks: 0,
             exits: 0,
             totals: Totals::default(),
@@ -349,14 +376,14 @@ impl Model {
                     }
                     self.totals.waits_blocked += 1;
                     if let Some(id) = stack {
-                        let s = self.stacks.entry((e.pid, id)).or_default();
-                        s.waits += 1;
-                        s.wait_ns += wait_ns;
+                        self.stacks
+                            .entry((e.pid, id))
+                            .or_default()
+                            .add(1.0, wait_ns);
                     }
                     if let Some(id) = waker.and_then(|w| w.stack) {
                         let s = self.waker_stacks.entry((e.pid, id)).or_default();
-                        s.waits += 1;
-                        s.wait_ns += wait_ns;
+                        s.add(1.0, wait_ns);
                     }
                     let sec = self.second(e.ts_ns);
                     sec.waits_blocked += 1;
@@ -435,6 +462,80 @@ impl Model {
                 b.lock_wait_ns += wait_ns;
                 self.totals.lock_contended += 1;
             }
+            EventKind::Counts {
+                addr,
+                op,
+                counts: c,
+            } => self.counts(e, addr, op.class(), &c),
+            EventKind::Hist {
+                of,
+                slot,
+                count,
+                sum,
+                max,
+            } => {
+                let h = match of {
+                    HistOf::Wait { addr } => {
+                        let a = self.addresses.entry((e.pid, addr)).or_default();
+                        a.wait_ns.add_slot(slot, count, sum, max);
+                        if a.kind().is_idle() {
+                            &mut self.wait_idle
+                        } else {
+                            &mut self.wait_contention
+                        }
+                    }
+                    HistOf::WakeToReturn => &mut self.wake_to_return,
+                    HistOf::SchedDelay => &mut self.sched_delay,
+                };
+                h.add_slot(slot, count, sum, max);
+            }
+            EventKind::Moved {
+                from,
+                to,
+                requeues,
+                moved,
+                woken,
+            } => {
+                let (fb, tb) = (self.bucket_of(from), self.bucket_of(to));
+                self.bucket(fb).requeued_out += moved;
+                self.bucket(tb).requeued_in += moved;
+                let edge = self.edges.entry((from, to)).or_default();
+                edge.from_bucket = fb;
+                edge.to_bucket = tb;
+                edge.requeues += requeues;
+                edge.moved += moved;
+                edge.woken += woken;
+            }
+            EventKind::WaitSample {
+                addr,
+                wait_ns,
+                waker,
+                stack,
+                stack_rate_ns,
+                waker_every,
+                ..
+            } => {
+                self.samples += 1;
+                let a = self.addresses.entry((e.pid, addr)).or_default();
+                a.pid = e.pid;
+                if let Some(id) = stack {
+                    // Taken with probability p = min(1, wait_ns / rate): it stands for 1/p waits of
+                    // wait_ns each, max(wait_ns, rate) nanoseconds in all.
+                    let (waits, ns) = if stack_rate_ns == 0 || wait_ns >= stack_rate_ns {
+                        (1.0, wait_ns)
+                    } else {
+                        (stack_rate_ns as f64 / wait_ns.max(1) as f64, stack_rate_ns)
+                    };
+                    *a.stacks.entry(id).or_default() += ns;
+                    self.stacks.entry((e.pid, id)).or_default().add(waits, ns);
+                }
+                if let Some(id) = waker.and_then(|w| w.stack) {
+                    let n = u64::from(waker_every.max(1));
+                    *a.waker_stacks.entry(id).or_default() += n * wait_ns;
+                    let s = self.waker_stacks.entry((e.pid, id)).or_default();
+                    s.add(n as f64, n * wait_ns);
+                }
+            }
             EventKind::Lost { count } => {
                 self.totals.lost_events += count;
                 // Lost ends would leave waiters counted forever: start counting "waiting now" afresh.
@@ -450,6 +551,80 @@ impl Model {
             }
             EventKind::Fork { .. } => self.forks += 1,
             EventKind::Exit => self.exits += 1,
+        }
+    }
+
+    /// The bucket an address hashes to (futex-core's hash over the model's buckets).
+    fn bucket_of(&self, addr: u64) -> u32 {
+        crate::bucket_of(addr, self.buckets.len().max(1)) as u32
+    }
+
+    /// Folds what the kernel counted on one word (kernel sources; see [`EventKind::Counts`]).
+    fn counts(&mut self, e: &Event, addr: u64, class: OpClass, c: &crate::event::Counts) {
+        let bucket = self.bucket_of(addr);
+        let ok = c.calls - c.failed.min(c.calls);
+        let t = &mut self.totals;
+        t.failed += c.failed;
+        match class {
+            OpClass::Wait => {
+                t.waits += c.begun;
+                t.waits_blocked += c.blocked;
+                t.mismatches += c.mismatches;
+                t.timeouts += c.timeouts;
+                t.interrupted += c.interrupted;
+                t.acquired += c.acquired;
+                let a = self.addresses.entry((e.pid, addr)).or_default();
+                a.pid = e.pid;
+                let now = c.begun as i64 - c.calls as i64;
+                a.waiting = (a.waiting + now).max(0);
+                a.waits += c.calls;
+                *a.kinds.entry(WaitKind::Kernel).or_default() += c.calls;
+                a.woken += c.woken;
+                a.timeouts += c.timeouts;
+                a.mismatches += c.mismatches;
+                a.waits_blocked += c.blocked;
+                a.wait_ns_total += c.wait_ns;
+                let b = self.bucket(bucket);
+                b.waits += c.begun;
+                b.depth += now;
+                b.max_depth = b.max_depth.max(b.depth);
+                b.waits_blocked += c.blocked;
+                b.mismatches += c.mismatches;
+                b.timeouts += c.timeouts;
+                if c.blocked > 0 {
+                    let sec = self.second(e.ts_ns);
+                    sec.waits_blocked += c.blocked;
+                    sec.wait_ns += c.wait_ns;
+                }
+            }
+            OpClass::Wake => {
+                t.wakes += ok;
+                t.woken += c.woken;
+                t.other_ops += c.failed;
+                let a = self.addresses.entry((e.pid, addr)).or_default();
+                a.pid = e.pid;
+                a.wakes += ok;
+                a.wakes_woke += c.woken;
+                let b = self.bucket(bucket);
+                b.wakes += ok;
+                b.woken += c.woken;
+                if ok > 0 {
+                    self.second(e.ts_ns).wakes += ok;
+                }
+            }
+            OpClass::Requeue => {
+                t.requeues += ok;
+                t.woken += c.woken;
+                t.moved += c.moved;
+                t.other_ops += c.failed;
+                let b = self.bucket(bucket);
+                b.requeues += ok;
+                b.woken += c.woken;
+                if c.moved > 0 {
+                    self.second(e.ts_ns).moved += c.moved;
+                }
+            }
+            OpClass::Other => t.other_ops += c.calls,
         }
     }
 

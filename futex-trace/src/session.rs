@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ebpf::{StackMap, TraceError};
 use crate::event::{Event, EventKind};
+use crate::kernel::OpClass;
 use crate::lock;
 use crate::model::{BucketOrigin, Model};
 use crate::source::{Poll, Source, StackSource};
@@ -113,6 +114,8 @@ pub enum StopReason {
     EndOfRecording,
     /// A sink asked to stop (its output closed or failed).
     Consumer,
+    /// A recording reached its size limit (`--max-size`).
+    SizeLimit,
 }
 
 impl StopReason {
@@ -124,6 +127,7 @@ impl StopReason {
             StopReason::TargetsExited => "traced processes exited",
             StopReason::EndOfRecording => "end of recording",
             StopReason::Consumer => "output closed",
+            StopReason::SizeLimit => "size limit reached",
         }
     }
 }
@@ -220,6 +224,8 @@ pub struct Status {
     pub health: Health,
     /// The tracer's cost over the last second: what it is, and nanoseconds of CPU per second.
     pub cost_per_sec: Option<(&'static str, f64)>,
+    /// Bytes the sinks have written (a recording), and per second over the last second.
+    pub written: Option<(u64, f64)>,
 }
 
 /// Why a sink cannot go on.
@@ -229,6 +235,8 @@ pub enum SinkError {
     Closed,
     /// It failed: the session stops and says this.
     Failed(String),
+    /// It reached its size limit: the session stops (its end is still written) and says this.
+    Full(String),
 }
 
 /// Something that takes a session's output as it happens, on the fold thread: a JSON stream, a
@@ -248,6 +256,10 @@ pub trait Sink: Send {
     }
     /// Something the user should know, as it happens.
     fn note(&mut self, _note: &str) {}
+    /// Bytes written so far, for a sink that writes a file.
+    fn written(&self) -> Option<u64> {
+        None
+    }
     /// The session ended; `finished` is what it gathered.
     fn finish(&mut self, _finished: &Finished) -> Result<(), SinkError> {
         Ok(())
@@ -512,7 +524,7 @@ impl Fold {
                 let _ = source.finish(&mut Vec::new());
                 return Err(TraceError(match e {
                     SinkError::Closed => "the output closed before tracing started".into(),
-                    SinkError::Failed(m) => m,
+                    SinkError::Failed(m) | SinkError::Full(m) => m,
                 }));
             }
         }
@@ -520,6 +532,7 @@ impl Fold {
         let mut batch: Vec<Event> = Vec::with_capacity(8192);
         let mut sink_error = None;
         let mut last_status = (start, 0u64, source.health().cost.map(|c| c.1));
+        let mut last_written = 0u64;
         let mut events = 0u64;
         let reason = loop {
             if self.control.stop_requested() {
@@ -542,8 +555,8 @@ impl Fold {
             for n in source.take_notes() {
                 self.note(n);
             }
-            if consumer {
-                break StopReason::Consumer;
+            if let Some(reason) = consumer {
+                break reason;
             }
             if let Poll::Ended(reason) = poll {
                 break reason;
@@ -562,6 +575,11 @@ impl Fold {
                     cost_per_sec: health.cost.map(|(what, ns)| {
                         let before = last_status.2.unwrap_or(ns);
                         (what, ns.saturating_sub(before) as f64 / dt)
+                    }),
+                    written: self.written().map(|w| {
+                        let rate = w.saturating_sub(last_written) as f64 / dt;
+                        last_written = w;
+                        (w, rate)
                     }),
                 };
                 *lock(&self.shared.status) = status;
@@ -641,9 +659,18 @@ impl Fold {
 
     /// Folds a batch into the model, tells the resolver what is new, hands the batch to every sink.
     /// True when a sink asked to stop.
-    fn fold(&mut self, batch: &[Event], sink_error: &mut Option<String>) -> bool {
+    /// Bytes the sinks have written, if any writes a file.
+    fn written(&self) -> Option<u64> {
+        self.sinks
+            .iter()
+            .filter_map(|s| s.written())
+            .reduce(|a, b| a + b)
+    }
+
+    /// Folds a batch into the model and hands it to the sinks; `Some` when a sink asks to stop.
+    fn fold(&mut self, batch: &[Event], sink_error: &mut Option<String>) -> Option<StopReason> {
         if batch.is_empty() {
-            return false;
+            return None;
         }
         lock(&self.shared.model).extend(batch);
         if let Some(r) = &self.resolver {
@@ -658,16 +685,26 @@ impl Fold {
                 }
             }
         }
-        let mut stop = false;
+        let mut stop = None;
+        let mut full = None;
         for s in &mut self.sinks {
             match s.events(batch) {
                 Ok(()) => {}
-                Err(SinkError::Closed) => stop = true,
+                Err(SinkError::Closed) => {
+                    stop.get_or_insert(StopReason::Consumer);
+                }
                 Err(SinkError::Failed(m)) => {
                     sink_error.get_or_insert(m);
-                    stop = true;
+                    stop.get_or_insert(StopReason::Consumer);
+                }
+                Err(SinkError::Full(m)) => {
+                    full = Some(m);
+                    stop.get_or_insert(StopReason::SizeLimit);
                 }
             }
+        }
+        if let Some(m) = full {
+            self.note(m);
         }
         stop
     }
@@ -816,7 +853,12 @@ impl Resolver {
             if e.pid != 0 && seen.pids.insert(e.pid) {
                 let _ = self.tx.send(ResolverMsg::Pid(e.pid));
             }
-            if let EventKind::WaitStart { addr, .. } = e.kind {
+            let waited_on = match e.kind {
+                EventKind::WaitStart { addr, .. } => Some(addr),
+                EventKind::Counts { addr, op, .. } if op.class() == OpClass::Wait => Some(addr),
+                _ => None,
+            };
+            if let Some(addr) = waited_on {
                 if seen.addrs.insert((e.pid, addr)) {
                     addrs.push((e.pid, addr));
                 }
@@ -824,14 +866,14 @@ impl Resolver {
             let (k, w) = match e.kind {
                 EventKind::WaitStart { kernel, .. }
                 | EventKind::Wake { kernel, .. }
-                | EventKind::Requeue { kernel, .. } => (kernel, None),
-                EventKind::WaitEnd { kernel, waker, .. } => (kernel, waker),
+                | EventKind::Requeue { kernel, .. } => (kernel.and_then(|k| k.stack), None),
+                EventKind::WaitEnd { kernel, waker, .. } => {
+                    (kernel.and_then(|k| k.stack), waker.and_then(|w| w.stack))
+                }
+                EventKind::WaitSample { stack, waker, .. } => (stack, waker.and_then(|w| w.stack)),
                 _ => (None, None),
             };
-            for id in [k.and_then(|k| k.stack), w.and_then(|w| w.stack)]
-                .into_iter()
-                .flatten()
-            {
+            for id in [k, w].into_iter().flatten() {
                 if seen.stacks.insert((e.pid, id)) {
                     ids.push((e.pid, id));
                 }

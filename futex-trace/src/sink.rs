@@ -56,6 +56,8 @@ pub struct RecordingSink {
     writer: Option<TraceWriter<Box<dyn Write + Send>>>,
     /// The stacks written so far (each second's chunk holds only what is new).
     written: StackTable,
+    /// Stop once the file holds this many bytes (`--max-size`).
+    max_size: Option<u64>,
 }
 
 impl RecordingSink {
@@ -64,7 +66,14 @@ impl RecordingSink {
             path: path.into(),
             writer: None,
             written: StackTable::default(),
+            max_size: None,
         }
+    }
+
+    /// Stops the session once the recording holds `bytes` (its last stacks and end marker follow).
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
     }
 
     fn failed(&self, e: impl std::fmt::Display) -> SinkError {
@@ -102,10 +111,22 @@ impl Sink for RecordingSink {
     }
 
     fn events(&mut self, batch: &[Event]) -> Result<(), SinkError> {
-        match self.writer.as_mut() {
-            Some(w) => w.events(batch).map_err(|e| self.failed(e)),
-            None => Ok(()),
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let (wrote, bytes) = (w.events(batch), w.bytes());
+        wrote.map_err(|e| self.failed(e))?;
+        match self.max_size {
+            Some(max) if bytes >= max => Err(SinkError::Full(format!(
+                "{} reached --max-size ({bytes} bytes): tracing stopped; the recording ends cleanly",
+                self.path.display(),
+            ))),
+            _ => Ok(()),
         }
+    }
+
+    fn written(&self) -> Option<u64> {
+        self.writer.as_ref().map(|w| w.bytes())
     }
 
     /// Each second, what the stack table holds that was not written yet: a recording cut short

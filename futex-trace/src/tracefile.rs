@@ -1,4 +1,4 @@
-//! The recorded trace format (`.ftr`), version 1. Documented in `futex-trace/FORMAT.md`.
+//! The recorded trace format (`.ftr`), version 3. Documented in `futex-trace/FORMAT.md`.
 //!
 //! ```text
 //! file   := magic "FUTEXTRC" | version u16 LE | reserved u16 (0) | chunk*
@@ -20,12 +20,13 @@ use std::io::{self, BufWriter, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
+use crate::event::{Counts, Event, EventKind, FutexOp, HistOf, Kernel, Outcome, WaitKind, Waker};
 use crate::stacks::{ProcessInfo, StackTable};
 
 pub const MAGIC: &[u8; 8] = b"FUTEXTRC";
-/// The version written. Version 1 (one STACKS chunk at the end) is read too.
-pub const VERSION: u16 = 2;
+/// The version written. Versions 1 (one STACKS chunk at the end) and 2 (no kernel aggregates: event
+/// tags 10-13) are read too.
+pub const VERSION: u16 = 3;
 const T_META: u8 = 1;
 const T_EVENTS: u8 = 2;
 const T_STACKS: u8 = 3;
@@ -95,6 +96,8 @@ impl From<StacksChunk> for StackTable {
 pub struct TraceWriter<W: Write> {
     out: BufWriter<W>,
     buf: Vec<u8>,
+    /// Bytes written (handed to the buffered writer) so far.
+    bytes: u64,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -106,13 +109,20 @@ impl<W: Write> TraceWriter<W> {
         let mut t = TraceWriter {
             out,
             buf: Vec::new(),
+            bytes: (MAGIC.len() + 4) as u64,
         };
         t.json_chunk(T_META, meta)?;
         t.out.flush()?;
         Ok(t)
     }
 
+    /// Bytes written so far (the whole file, once flushed).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     fn chunk(&mut self, ty: u8, payload: &[u8]) -> io::Result<()> {
+        self.bytes += (V2_HEADER + payload.len()) as u64;
         self.out.write_all(&SYNC)?;
         self.out.write_all(&[ty])?;
         self.out.write_all(&(payload.len() as u32).to_le_bytes())?;
@@ -609,6 +619,24 @@ fn put_opt_u32(b: &mut Vec<u8>, v: Option<u32>) {
         None => b.push(0),
     }
 }
+/// An unsigned LEB128 varint: counts are mostly small.
+fn put_var(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+fn put_waker(b: &mut Vec<u8>, waker: Option<Waker>) {
+    match waker {
+        None => b.push(0),
+        Some(w) => {
+            b.push(1);
+            put_u32(b, w.tid);
+            put_opt_u32(b, w.stack);
+        }
+    }
+}
 fn put_kernel(b: &mut Vec<u8>, k: Option<Kernel>) {
     match k {
         None => b.push(0),
@@ -633,6 +661,10 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
         EventKind::OtherOp { .. } => 7,
         EventKind::Fork { .. } => 8,
         EventKind::Exit => 9,
+        EventKind::Counts { .. } => 10,
+        EventKind::Hist { .. } => 11,
+        EventKind::Moved { .. } => 12,
+        EventKind::WaitSample { .. } => 13,
     };
     b.push(tag);
     put_u64(b, e.ts_ns);
@@ -672,14 +704,7 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
             put_opt_u64(b, wake_to_return_ns);
             put_u32(b, requeued);
             put_opt_u64(b, sched_delay_ns);
-            match waker {
-                None => b.push(0),
-                Some(w) => {
-                    b.push(1);
-                    put_u32(b, w.tid);
-                    put_opt_u32(b, w.stack);
-                }
-            }
+            put_waker(b, waker);
             put_kernel(b, kernel);
         }
         EventKind::Wake {
@@ -739,7 +764,89 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
         }
         EventKind::Fork { child } => put_u32(b, child),
         EventKind::Exit => {}
+        EventKind::Counts { addr, op, counts } => {
+            put_u64(b, addr);
+            b.push(index_of(&OPS, &op));
+            for v in counts_fields(&counts) {
+                put_var(b, v);
+            }
+        }
+        EventKind::Hist {
+            of,
+            slot,
+            count,
+            sum,
+            max,
+        } => {
+            match of {
+                HistOf::Wait { addr } => {
+                    b.push(0);
+                    put_u64(b, addr);
+                }
+                HistOf::WakeToReturn => b.push(1),
+                HistOf::SchedDelay => b.push(2),
+            }
+            b.push(slot);
+            put_var(b, count);
+            put_var(b, sum);
+            put_var(b, max);
+        }
+        EventKind::Moved {
+            from,
+            to,
+            requeues,
+            moved,
+            woken,
+        } => {
+            put_u64(b, from);
+            put_u64(b, to);
+            put_var(b, requeues);
+            put_var(b, moved);
+            put_var(b, woken);
+        }
+        EventKind::WaitSample {
+            addr,
+            final_addr,
+            op,
+            outcome,
+            wait_ns,
+            wake_to_return_ns,
+            sched_delay_ns,
+            waker,
+            stack,
+            stack_rate_ns,
+            waker_every,
+        } => {
+            put_u64(b, addr);
+            put_u64(b, final_addr);
+            b.push(index_of(&OPS, &op));
+            b.push(index_of(&OUTCOMES, &outcome));
+            put_u64(b, wait_ns);
+            put_opt_u64(b, wake_to_return_ns);
+            put_opt_u64(b, sched_delay_ns);
+            put_waker(b, waker);
+            put_opt_u32(b, stack);
+            put_u64(b, stack_rate_ns);
+            put_u32(b, waker_every);
+        }
     }
+}
+
+/// The fields of [`Counts`] in their recorded order.
+fn counts_fields(c: &Counts) -> [u64; 11] {
+    [
+        c.begun,
+        c.calls,
+        c.blocked,
+        c.mismatches,
+        c.timeouts,
+        c.interrupted,
+        c.failed,
+        c.acquired,
+        c.woken,
+        c.moved,
+        c.wait_ns,
+    ]
 }
 
 struct Cursor<'a> {
@@ -779,6 +886,27 @@ impl Cursor<'_> {
             "corrupt recording: invalid {what} {v} at byte {}",
             self.base + self.i as u64 - 1
         ))
+    }
+    fn var(&mut self) -> Result<u64, ReadError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.invalid("varint byte", 0x80))
+    }
+    fn waker(&mut self) -> Result<Option<Waker>, ReadError> {
+        Ok(if self.flag()? {
+            Some(Waker {
+                tid: self.u32()?,
+                stack: self.opt_u32()?,
+            })
+        } else {
+            None
+        })
     }
     fn flag(&mut self) -> Result<bool, ReadError> {
         match self.u8()? {
@@ -849,14 +977,7 @@ fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
             wake_to_return_ns: c.opt_u64()?,
             requeued: c.u32()?,
             sched_delay_ns: c.opt_u64()?,
-            waker: if c.flag()? {
-                Some(Waker {
-                    tid: c.u32()?,
-                    stack: c.opt_u32()?,
-                })
-            } else {
-                None
-            },
+            waker: c.waker()?,
             kernel: c.kernel()?,
         },
         3 => EventKind::Wake {
@@ -893,6 +1014,68 @@ fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
         },
         8 => EventKind::Fork { child: c.u32()? },
         9 => EventKind::Exit,
+        10 => {
+            let addr = c.u64()?;
+            let op = c.pick(&OPS, "futex op")?;
+            let mut f = [0u64; 11];
+            for v in &mut f {
+                *v = c.var()?;
+            }
+            let [begun, calls, blocked, mismatches, timeouts, interrupted, failed, acquired, woken, moved, wait_ns] =
+                f;
+            EventKind::Counts {
+                addr,
+                op,
+                counts: Counts {
+                    begun,
+                    calls,
+                    blocked,
+                    mismatches,
+                    timeouts,
+                    interrupted,
+                    failed,
+                    acquired,
+                    woken,
+                    moved,
+                    wait_ns,
+                },
+            }
+        }
+        11 => EventKind::Hist {
+            of: match c.u8()? {
+                0 => HistOf::Wait { addr: c.u64()? },
+                1 => HistOf::WakeToReturn,
+                2 => HistOf::SchedDelay,
+                v => return Err(c.invalid("histogram", v)),
+            },
+            slot: match c.u8()? {
+                s @ 0..=63 => s,
+                v => return Err(c.invalid("histogram slot", v)),
+            },
+            count: c.var()?,
+            sum: c.var()?,
+            max: c.var()?,
+        },
+        12 => EventKind::Moved {
+            from: c.u64()?,
+            to: c.u64()?,
+            requeues: c.var()?,
+            moved: c.var()?,
+            woken: c.var()?,
+        },
+        13 => EventKind::WaitSample {
+            addr: c.u64()?,
+            final_addr: c.u64()?,
+            op: c.pick(&OPS, "futex op")?,
+            outcome: c.pick(&OUTCOMES, "outcome")?,
+            wait_ns: c.u64()?,
+            wake_to_return_ns: c.opt_u64()?,
+            sched_delay_ns: c.opt_u64()?,
+            waker: c.waker()?,
+            stack: c.opt_u32()?,
+            stack_rate_ns: c.u64()?,
+            waker_every: c.u32()?,
+        },
         v => {
             return Err(bad(format!(
                 "corrupt recording: unknown event type {v} at byte {}",

@@ -4,7 +4,9 @@
 
 use btf_rs::{Btf, Type};
 
-use futex_trace::abi::{self, RawEvent, RawUsdtArg, RawUsdtSpec};
+use futex_trace::abi::{
+    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawUsdtArg, RawUsdtSpec,
+};
 
 fn object_btf() -> Btf {
     let obj = concat!(env!("CARGO_MANIFEST_DIR"), "/../ebpf/futex.bpf.o");
@@ -108,6 +110,35 @@ fn the_rust_mirror_has_the_layout_of_the_objects_btf() {
         RawUsdtSpec::FIELDS,
         size_of_val(&RawUsdtSpec::default()),
     ));
+    for (name, fields, size) in [
+        (
+            RawAggKey::C_NAME,
+            RawAggKey::FIELDS,
+            std::mem::size_of::<RawAggKey>(),
+        ),
+        (
+            RawAgg::C_NAME,
+            RawAgg::FIELDS,
+            std::mem::size_of::<RawAgg>(),
+        ),
+        (
+            RawEdgeKey::C_NAME,
+            RawEdgeKey::FIELDS,
+            std::mem::size_of::<RawEdgeKey>(),
+        ),
+        (
+            RawEdge::C_NAME,
+            RawEdge::FIELDS,
+            std::mem::size_of::<RawEdge>(),
+        ),
+        (
+            RawHist::C_NAME,
+            RawHist::FIELDS,
+            std::mem::size_of::<RawHist>(),
+        ),
+    ] {
+        wrong.extend(check(&btf, name, fields, size));
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -117,7 +148,7 @@ fn a_swapped_field_is_caught() {
     let btf = object_btf();
     let mut swapped = RawEvent::FIELDS.to_vec();
     swapped.swap(9, 10); // pid and tid
-    let wrong = check(&btf, RawEvent::C_NAME, &swapped, 120);
+    let wrong = check(&btf, RawEvent::C_NAME, &swapped, 128);
     assert_eq!(wrong.len(), 2, "{wrong:?}");
 }
 

@@ -2,7 +2,9 @@
 //! gives a clear error or a warning, never a panic (a deterministic mutation fuzzer runs here on every
 //! test run; `fuzz/` has the libFuzzer target for longer runs).
 
-use futex_trace::event::{Event, EventKind, FutexOp, Kernel, Outcome, WaitKind, Waker};
+use futex_trace::event::{
+    Counts, Event, EventKind, FutexOp, HistOf, Kernel, Outcome, WaitKind, Waker,
+};
 use futex_trace::model::BucketOrigin;
 use futex_trace::stacks::{Mapping, ProcessInfo, StackTable};
 use futex_trace::tracefile::{self, ReadError, TraceEnd, TraceMeta, TraceWriter};
@@ -87,6 +89,80 @@ fn every_kind() -> Vec<Event> {
         },
         EventKind::Fork { child: 43 },
         EventKind::Exit,
+        EventKind::Counts {
+            addr: 0x1000,
+            op: FutexOp::CmpRequeuePi,
+            counts: Counts {
+                begun: 1,
+                calls: 2,
+                blocked: 3,
+                mismatches: 4,
+                timeouts: 5,
+                interrupted: 6,
+                failed: 7,
+                acquired: 8,
+                woken: 9,
+                moved: 10,
+                wait_ns: u64::MAX,
+            },
+        },
+        EventKind::Hist {
+            of: HistOf::Wait { addr: 0x1000 },
+            slot: 39,
+            count: 300,
+            sum: 1 << 40,
+            max: 127,
+        },
+        EventKind::Hist {
+            of: HistOf::WakeToReturn,
+            slot: 0,
+            count: 1,
+            sum: 0,
+            max: 0,
+        },
+        EventKind::Hist {
+            of: HistOf::SchedDelay,
+            slot: 5,
+            count: 2,
+            sum: 70,
+            max: 40,
+        },
+        EventKind::Moved {
+            from: 0x1000,
+            to: 0x2000,
+            requeues: 1,
+            moved: 127,
+            woken: 128,
+        },
+        EventKind::WaitSample {
+            addr: 0x1000,
+            final_addr: 0x2000,
+            op: FutexOp::Futex2Waitv,
+            outcome: Outcome::Woken,
+            wait_ns: 5_000,
+            wake_to_return_ns: Some(7),
+            sched_delay_ns: None,
+            waker: Some(Waker {
+                tid: 9,
+                stack: Some(3),
+            }),
+            stack: Some(4),
+            stack_rate_ns: 1_000_000,
+            waker_every: 8,
+        },
+        EventKind::WaitSample {
+            addr: 0x1000,
+            final_addr: 0x1000,
+            op: FutexOp::Wait,
+            outcome: Outcome::TimedOut,
+            wait_ns: 5_000,
+            wake_to_return_ns: None,
+            sched_delay_ns: Some(3),
+            waker: None,
+            stack: None,
+            stack_rate_ns: 0,
+            waker_every: 0,
+        },
     ];
     kinds
         .into_iter()

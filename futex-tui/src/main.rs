@@ -113,6 +113,7 @@ fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
                 end_command: (!cli.leave_running).then_some(END_GRACE),
                 no_stacks: cli.no_stacks,
                 usdt: cli.usdt,
+                ..KernelOptions::default()
             },
         )?),
         None => Box::new(DemoSource::start(&DemoConfig {

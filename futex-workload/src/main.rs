@@ -13,8 +13,9 @@
 //! - `d`: one wait with a 100 ms timeout that times out.
 //! - `e`: one wait whose expected value is wrong, so it returns at once (`EAGAIN`).
 //!
-//! Other modes (a contended std Mutex, a futex ping-pong, a FUTEX_WAKE storm, futex-core's demo, a
-//! Condvar `notify_all`, a contended futex-core Mutex): `futex-workload --help`. This crate is a test tool
+//! Other modes (a contended std Mutex, a futex ping-pong, FUTEX_WAKE with nobody waiting, an EAGAIN
+//! storm, a FUTEX_WAKE-heavy producer/consumer, a std Condvar queue, futex-core's demo, a Condvar
+//! `notify_all`, a contended futex-core Mutex): `futex-workload --help`. This crate is a test tool
 //! of the workspace, not part of the product (`publish = false`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -259,6 +260,199 @@ fn spam(secs: f64) {
     );
 }
 
+/// What a workload's own futex calls returned, counted by the workload as it makes them: what a tracer
+/// must count too (`counts` in its JSON).
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    waits: u64,
+    /// Waits that returned 0.
+    woken: u64,
+    eagain: u64,
+    timeouts: u64,
+    wakes: u64,
+    /// Waiters the wakes woke (their return values, summed).
+    wake_woken: u64,
+}
+
+impl Tally {
+    fn wait(&mut self, r: i64) {
+        self.waits += 1;
+        match r {
+            0.. => self.woken += 1,
+            r if r == -(libc::EAGAIN as i64) => self.eagain += 1,
+            r if r == -(libc::ETIMEDOUT as i64) => self.timeouts += 1,
+            _ => {}
+        }
+    }
+
+    fn wake(&mut self, r: i64) {
+        self.wakes += 1;
+        self.wake_woken += r.max(0) as u64;
+    }
+
+    fn sum(tallies: impl IntoIterator<Item = Tally>) -> Tally {
+        tallies.into_iter().fold(Tally::default(), |a, b| Tally {
+            waits: a.waits + b.waits,
+            woken: a.woken + b.woken,
+            eagain: a.eagain + b.eagain,
+            timeouts: a.timeouts + b.timeouts,
+            wakes: a.wakes + b.wakes,
+            wake_woken: a.wake_woken + b.wake_woken,
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "waits": self.waits, "woken": self.woken, "eagain": self.eagain,
+            "timeouts": self.timeouts, "wakes": self.wakes, "wake_woken": self.wake_woken,
+        })
+    }
+}
+
+/// The EAGAIN storm's word: a static, so that a tracer can name it. Always 0; the waits expect 1.
+static EAGAIN_WORD: AtomicU32 = AtomicU32::new(0);
+
+/// `threads` threads call FUTEX_WAIT on one word with the wrong expected value, as fast as they can, for
+/// `secs`: every call returns EAGAIN at once (the cheapest wait, a storm of them). Prints the calls per
+/// second and the counts.
+fn eagain_storm(secs: f64, threads: usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut t = Tally::default();
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..256 {
+                        t.wait(futex(&EAGAIN_WORD, FUTEX_WAIT, 1, None, 0, None, 0));
+                    }
+                }
+                t
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let t = Tally::sum(hs.into_iter().map(|h| h.join().unwrap()));
+    let per_sec = t.waits as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec,
+                            "counts": t.json() })
+    );
+}
+
+/// The wake storm's queue length, which is also its futex word.
+static QUEUED: AtomicU32 = AtomicU32::new(0);
+
+/// A producer/consumer queue for `secs`: the producer adds an item and calls FUTEX_WAKE for every one
+/// (most find nobody waiting: a WAKE-heavy program); the consumer takes items and waits on the word when
+/// the queue is empty. With `work`, the producer first does that many multiply-adds per item (a program
+/// that does something between its wakes). Prints items per second and the counts.
+fn wake_storm(secs: f64, work: u32) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let producer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut t = Tally::default();
+            let mut n = 0u64;
+            let mut x = 1u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..64 {
+                    for i in 0..work {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005) + u64::from(i),
+                        );
+                    }
+                    if QUEUED.fetch_add(1, Ordering::Release) > 1 << 16 {
+                        std::thread::yield_now();
+                    }
+                    t.wake(futex(&QUEUED, FUTEX_WAKE, 1, None, 0, None, 0));
+                }
+                n += 64;
+            }
+            (t, n)
+        })
+    };
+    let consumer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut t = Tally::default();
+            while !stop.load(Ordering::Relaxed) {
+                let q = QUEUED.load(Ordering::Acquire);
+                if q == 0 {
+                    let timeout = Some(Duration::from_millis(10));
+                    t.wait(futex(&QUEUED, FUTEX_WAIT, 0, timeout, 0, None, 0));
+                } else {
+                    QUEUED.fetch_sub(1, Ordering::Acquire);
+                }
+            }
+            t
+        })
+    };
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (p, items) = producer.join().unwrap();
+    let t = Tally::sum([p, consumer.join().unwrap()]);
+    let per_sec = items as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec,
+                            "counts": t.json() })
+    );
+}
+
+/// A std Mutex + Condvar queue for `secs`: the producer pushes an item and calls `notify_one` for every
+/// one; the consumer pops, waiting on the Condvar when the queue is empty. Prints items per second.
+fn condvar_queue(secs: f64) {
+    use std::collections::VecDeque;
+    use std::sync::{Condvar, Mutex};
+    let q = Arc::new((Mutex::new(VecDeque::<u64>::new()), Condvar::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let producer = {
+        let (q, stop) = (q.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let len = {
+                    let mut g = q.0.lock().unwrap();
+                    g.push_back(n);
+                    g.len()
+                };
+                q.1.notify_one();
+                n += 1;
+                if len > 1 << 16 {
+                    std::thread::yield_now();
+                }
+            }
+            n
+        })
+    };
+    let consumer = {
+        let (q, stop) = (q.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut g = q.0.lock().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if g.pop_front().is_none() {
+                    g = q.1.wait_timeout(g, Duration::from_millis(10)).unwrap().0;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let items = producer.join().unwrap();
+    consumer.join().unwrap();
+    let per_sec = items as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec })
+    );
+}
+
 /// Pins the calling thread to CPU `cpu`.
 fn pin_to(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it; sched_setaffinity
@@ -414,14 +608,14 @@ fn pingpong(secs: f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let player = |me: u32, turn: &'static AtomicU32, stop: Arc<AtomicBool>| {
         move || {
-            let mut n = 0u64;
+            let (mut n, mut tally) = (0u64, Tally::default());
             loop {
                 let t = turn.load(Ordering::Acquire);
                 if t == 2 {
-                    return n;
+                    return (n, tally);
                 }
                 if t != me {
-                    futex(
+                    tally.wait(futex(
                         turn,
                         FUTEX_WAIT,
                         t,
@@ -429,7 +623,7 @@ fn pingpong(secs: f64) {
                         0,
                         None,
                         0,
-                    );
+                    ));
                     continue;
                 }
                 let next = if stop.load(Ordering::Relaxed) {
@@ -438,7 +632,7 @@ fn pingpong(secs: f64) {
                     1 - me
                 };
                 turn.store(next, Ordering::Release);
-                futex(turn, FUTEX_WAKE, 1, None, 0, None, 0);
+                tally.wake(futex(turn, FUTEX_WAKE, 1, None, 0, None, 0));
                 n += 1;
             }
         }
@@ -448,11 +642,12 @@ fn pingpong(secs: f64) {
     let b = std::thread::spawn(player(1, turn, stop.clone()));
     std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
-    let n = a.join().unwrap() + b.join().unwrap();
-    let per_sec = n as f64 / start.elapsed().as_secs_f64();
+    let ((na, ta), (nb, tb)) = (a.join().unwrap(), b.join().unwrap());
+    let per_sec = (na + nb) as f64 / start.elapsed().as_secs_f64();
     println!(
         "{}",
-        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec })
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec,
+                            "counts": Tally::sum([ta, tb]).json() })
     );
 }
 
@@ -567,6 +762,9 @@ struct Cli {
     /// Threads for --contend (default 2) and --core-mutex (default 4).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
+    /// --wake-storm: multiply-adds the producer does per item before queueing it.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "wake_storm")]
+    work: u32,
     /// --core-mutex: subscribe to futex-core's observer while contending.
     #[arg(long, requires = "core_mutex")]
     observe: bool,
@@ -603,6 +801,15 @@ struct Mode {
     /// A contended futex-core Mutex for SECS (see --threads, --observe); prints its throughput.
     #[arg(long, value_name = "SECS")]
     core_mutex: Option<f64>,
+    /// FUTEX_WAIT calls that return EAGAIN, from --threads threads (default 4) on one word, for SECS.
+    #[arg(long, value_name = "SECS")]
+    eagain: Option<f64>,
+    /// A producer that calls FUTEX_WAKE for every item it queues, and a consumer, for SECS.
+    #[arg(long, value_name = "SECS")]
+    wake_storm: Option<f64>,
+    /// A std Mutex + Condvar producer/consumer queue (notify_one per item) for SECS.
+    #[arg(long, value_name = "SECS")]
+    condvar: Option<f64>,
 }
 
 fn main() {
@@ -631,6 +838,12 @@ fn main() {
         core_mutex(secs, threads(4), cli.observe)
     } else if let Some(secs) = m.contend {
         contend(secs, threads(2))
+    } else if let Some(secs) = m.eagain {
+        eagain_storm(secs, threads(4))
+    } else if let Some(secs) = m.wake_storm {
+        wake_storm(secs, cli.work)
+    } else if let Some(secs) = m.condvar {
+        condvar_queue(secs)
     } else {
         exact()
     }

@@ -44,7 +44,7 @@ pub enum CommandOutput {
 }
 
 /// How a live trace runs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct KernelOptions {
     /// Where a started command's output goes.
     pub command_output: CommandOutput,
@@ -53,9 +53,27 @@ pub struct KernelOptions {
     pub end_command: Option<Duration>,
     /// Capture no user stacks: the cheapest tracing, no flamegraphs or top stacks.
     pub no_stacks: bool,
+    /// A wait that slept for d gets its stack with probability min(1, d / stack_rate) (zero: every
+    /// wait); see [`crate::ebpf::DEFAULT_STACK_RATE`].
+    pub stack_rate: Duration,
+    /// One wake call in this many that wakes a waiter gets its stack (0 or 1: every one).
+    pub waker_every: u32,
     /// Trace futex-core's own probes (USDT) in the traced program instead of its kernel futexes: the
     /// buckets are then futex-core's real sleep queues.
     pub usdt: bool,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        KernelOptions {
+            command_output: CommandOutput::default(),
+            end_command: None,
+            no_stacks: false,
+            stack_rate: crate::ebpf::DEFAULT_STACK_RATE,
+            waker_every: crate::ebpf::DEFAULT_WAKER_EVERY,
+            usdt: false,
+        }
+    }
 }
 
 /// The futex-core table size kernel addresses are hashed into.
@@ -114,15 +132,14 @@ impl KernelSource {
             LiveTarget::Pids(p) => (p.clone(), false),
             LiveTarget::Command(_) => (Vec::new(), true),
         };
-        let mut tracer = KernelTracer::start(
-            &TraceTarget {
-                pids: pids.clone(),
-                follow_forks: follow,
-                no_stacks: opts.no_stacks,
-                usdt: usdt_binary,
-            },
-            BUCKETS,
-        )?;
+        let mut tracer = KernelTracer::start(&TraceTarget {
+            pids: pids.clone(),
+            follow_forks: follow,
+            no_stacks: opts.no_stacks,
+            stack_rate: opts.stack_rate,
+            waker_every: opts.waker_every,
+            usdt: usdt_binary,
+        })?;
         if !tracer.futex2 {
             notes.push(
                 "this kernel has no futex2 syscalls (futex_wait/futex_wake/futex_requeue, Linux \
@@ -267,7 +284,7 @@ impl Source for KernelSource {
 
     fn finish(&mut self, out: &mut Vec<Event>) -> SourceEnd {
         // What was already in the ring when we stopped is kept.
-        while self.tracer.poll(out, Duration::ZERO).unwrap_or(0) > 0 {}
+        let _ = self.tracer.flush(out);
         self.lost(out);
         let mut notes = Vec::new();
         if let Some(mut c) = self.child.take() {
