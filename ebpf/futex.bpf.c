@@ -32,28 +32,6 @@ typedef long long s64;
 
 char LICENSE[] SEC("license") = "GPL";
 
-struct inflight {
-    u64 start_ts;
-    u64 uaddr;
-    u64 uaddr2;
-    u64 wake_ts;
-    u64 wakeup_ts;
-    u64 oncpu_ts;
-    u64 final_uaddr;
-    u32 val;
-    u32 val2;
-    u32 val3;
-    u32 waker_tid;
-    s32 stack_id;
-    s32 waker_stack_id;
-    u32 woken_seen;
-    u32 flags;
-    u8 op;
-    u8 has_timeout;
-    u8 slept;  // switched out asleep during the call (sched_switch)
-    u8 active; // inside a futex call; 0 between calls (the entry stays: see `inflight`)
-    u8 pad[4];
-};
 
 // Processes to trace (tgid → 1). Written by userspace; FT_FORK children added here when following.
 struct {
@@ -70,7 +48,7 @@ struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);
     __type(key, u32);
-    __type(value, struct inflight);
+    __type(value, struct ft_inflight);
 } inflight SEC(".maps");
 
 // A ring buffer's records carry no type, so this global exports `struct ft_event` in the object's BTF
@@ -298,7 +276,7 @@ static __always_inline void latency_add(u32 kind, u64 v)
         h->slot[i] += 1;
 }
 
-// Common entry: records the thread's in-flight state; a wait is counted as begun.
+// Common entry: records the thread's in-flight state (userspace counts the waiters of each word from it).
 static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 val, u32 val2, u32 val3,
                                  u32 flags, u8 has_timeout)
 {
@@ -307,9 +285,9 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     if (!traced(tgid))
         return 0;
 
-    struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    struct ft_inflight *st = bpf_map_lookup_elem(&inflight, &tid);
     if (!st) {
-        struct inflight zero = {};
+        struct ft_inflight zero = {};
         bpf_map_update_elem(&inflight, &tid, &zero, BPF_NOEXIST);
         st = bpf_map_lookup_elem(&inflight, &tid);
         if (!st) {
@@ -335,22 +313,18 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     st->stack_id = STACK_NOT_YET;
     st->waker_stack_id = -1;
     st->woken_seen = 0;
+    st->tgid = tgid;
     st->flags = flags;
     st->op = op;
     st->has_timeout = has_timeout;
     st->slept = 0;
     st->active = 1;
-    if (is_wait(op)) {
-        struct ft_agg *a = agg_of(tgid, uaddr, op);
-        if (a)
-            add(&a->begun, 1);
-    }
     return 0;
 }
 
 // A wait that slept, sampled: its stack with probability min(1, d / CFG_STACK_RATE), and the record if
 // either it or its waker's stack (taken by count in sched_waking) was taken.
-static __always_inline void sample(void *ctx, struct inflight *st, u32 tgid, u32 tid, s64 ret, u8 out,
+static __always_inline void sample(void *ctx, struct ft_inflight *st, u32 tgid, u32 tid, s64 ret, u8 out,
                                    u64 now, u64 d)
 {
     u64 rate = cfg(CFG_STACK_RATE);
@@ -402,17 +376,18 @@ static __always_inline int leave(void *ctx, s64 ret)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
-    struct inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    struct ft_inflight *st = bpf_map_lookup_elem(&inflight, &tid);
     if (!st || !st->active)
         return 0;
-    u64 now = bpf_ktime_get_ns();
     u8 op = st->op;
     struct ft_agg *a = agg_of(tgid, st->uaddr, op);
     if (is_wait(op)) {
         u8 out = wait_outcome(op, ret, st->slept);
+        // Time only for what uses it: a wait that never slept (EAGAIN) costs no clock read.
+        int slept = slept_out(out);
+        u64 now = slept || st->wakeup_ts ? bpf_ktime_get_ns() : 0;
         u64 d = now - st->start_ts;
         if (a) {
-            add(&a->calls, 1);
             switch (out) {
             case FT_OUT_WOKEN: add(&a->woken, 1); break;
             case FT_OUT_EAGAIN: add(&a->eagain, 1); break;
@@ -421,7 +396,7 @@ static __always_inline int leave(void *ctx, s64 ret)
             case FT_OUT_FAILED: add(&a->failed, 1); break;
             case FT_OUT_ACQUIRED: add(&a->acquired, 1); break;
             }
-            if (slept_out(out)) {
+            if (slept) {
                 add(&a->blocked, 1);
                 add(&a->wait_ns, d);
                 if (d > a->max_wait_ns)
@@ -435,7 +410,7 @@ static __always_inline int leave(void *ctx, s64 ret)
             latency_add(LAT_WAKE_TO_RETURN, now - st->wake_ts);
         if (st->wakeup_ts && st->oncpu_ts >= st->wakeup_ts)
             latency_add(LAT_SCHED_DELAY, st->oncpu_ts - st->wakeup_ts);
-        if (slept_out(out))
+        if (slept)
             sample(ctx, st, tgid, tid, ret, out, now, d);
     } else if (a) {
         add(&a->calls, 1);
@@ -584,12 +559,12 @@ SEC("tracepoint/sched/sched_waking")
 int sched_waking(struct sched_wake_args *ctx)
 {
     u32 wakee = ctx->pid;
-    struct inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
+    struct ft_inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
     if (!w || !w->active || !is_wait(w->op) || w->wake_ts)
         return 0;
     w->wake_ts = bpf_ktime_get_ns();
     u32 me = (u32)bpf_get_current_pid_tgid();
-    struct inflight *k = bpf_map_lookup_elem(&inflight, &me);
+    struct ft_inflight *k = bpf_map_lookup_elem(&inflight, &me);
     if (k && k->active && is_waker(k->op)) {
         // The waker's stack, sampled by count: decided once per wake call.
         if (k->stack_id == STACK_NOT_YET) {
@@ -609,7 +584,7 @@ SEC("tracepoint/sched/sched_wakeup")
 int sched_wakeup(struct sched_wake_args *ctx)
 {
     u32 wakee = ctx->pid;
-    struct inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
+    struct ft_inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
     if (!w || !w->active || !is_wait(w->op) || w->wakeup_ts)
         return 0;
     w->wakeup_ts = bpf_ktime_get_ns();
@@ -637,14 +612,14 @@ int sched_switch(struct sched_switch_args *ctx)
     // A traced waiter switched out asleep really slept (a PI lock taken at once never does).
     u32 prev = ctx->prev_pid;
     if (prev && (ctx->prev_state & SWITCHED_OUT_ASLEEP)) {
-        struct inflight *p = bpf_map_lookup_elem(&inflight, &prev);
+        struct ft_inflight *p = bpf_map_lookup_elem(&inflight, &prev);
         if (p && p->active && is_wait(p->op))
             p->slept = 1;
     }
     u32 next = ctx->next_pid;
     if (!next)
         return 0;
-    struct inflight *w = bpf_map_lookup_elem(&inflight, &next);
+    struct ft_inflight *w = bpf_map_lookup_elem(&inflight, &next);
     if (!w || !w->active || !w->wakeup_ts || w->oncpu_ts)
         return 0;
     w->oncpu_ts = bpf_ktime_get_ns();

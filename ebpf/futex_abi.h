@@ -135,6 +135,31 @@ struct ft_event {
     ft_u64 stack_rate;  // FT_SAMPLE with a stack: CFG_STACK_RATE when it was taken (0: every wait)
 };
 
+// A value of the `inflight` map (tid → the thread's futex call): one entry per traced thread from its
+// first futex call to its exit, reused by each call. Userspace reads it for the waiters of each word now.
+struct ft_inflight {
+    ft_u64 start_ts;
+    ft_u64 uaddr;
+    ft_u64 uaddr2;
+    ft_u64 wake_ts;
+    ft_u64 wakeup_ts;
+    ft_u64 oncpu_ts;
+    ft_u64 final_uaddr;
+    ft_u32 tgid;
+    ft_u32 val;
+    ft_u32 val2;
+    ft_u32 val3;
+    ft_u32 waker_tid;
+    ft_s32 stack_id;
+    ft_s32 waker_stack_id;
+    ft_u32 woken_seen;
+    ft_u32 flags;
+    ft_u8 op;
+    ft_u8 has_timeout;
+    ft_u8 slept;  // switched out asleep during the call (sched_switch)
+    ft_u8 active; // inside a futex call; 0 between calls
+};
+
 // Key of the `aggs` map: the calls of one kind on one futex word of one process.
 struct ft_agg_key {
     ft_u64 uaddr;
@@ -146,8 +171,7 @@ struct ft_agg_key {
 // What the calls of one key did, from the start of the trace (read and diffed by userspace). Counts are
 // exact; times are summed in the kernel. Updated with atomic adds: one copy per key, not per CPU.
 struct ft_agg {
-    ft_u64 begun;       // calls entered (a wait is waiting now while begun > calls)
-    ft_u64 calls;       // calls returned
+    ft_u64 calls;       // calls returned, but for waits: their outcome counts below add up to theirs
     ft_u64 blocked;     // waits that slept: woken, timed out or interrupted
     ft_u64 eagain;      // waits that found the value changed
     ft_u64 timeouts;    // waits that timed out

@@ -1,13 +1,16 @@
 //! Benchmark of kernel futex tracing (root only; prints why it skips otherwise). In one run:
 //!
-//! 1. decode + model: synthetic ring-buffer records through `Decoder` and `Model::apply` (the userspace
-//!    ceiling, events/s on one core);
-//! 2. ring buffer → model: `futex-workload --spam` (FUTEX_WAKE as fast as one thread can) traced by pid;
-//!    events delivered, lost, and events per second of the consumer thread's own CPU time;
-//! 3. the traced workload's futex throughput without and with the tracer attached (ping-pong through a
-//!    futex, and a contended std Mutex), alternating runs; the ratio is the tracer's cost.
+//! 1. decode + model: synthetic sample records through `kernel::decode` and `Model::apply` (the
+//!    userspace ceiling, events/s on one core);
+//! 2. futex-core's Mutex with nothing listening, its observer, and its USDT probes over eBPF;
+//! 3. the tracer's cost: six workloads (an EAGAIN wait storm, a bare FUTEX_WAKE storm, a FUTEX_WAKE
+//!    producer/consumer that does work per item, a futex ping-pong, a contended std Mutex, a std Condvar
+//!    queue), each untraced, traced by futex-trace and traced by a bpftrace one-liner that counts enter and
+//!    exit per (pid, address), alternated, medians; then one run traced by both at once, whose counts
+//!    must agree with each other and with the workload's own.
 //!
-//! `cargo bench -p futex-trace --bench ebpf` (BENCH_SECS=3 per run by default). Figures: BENCHMARKS.md.
+//! `cargo bench -p futex-trace --bench ebpf` (BENCH_SECS=3 per run, BENCH_ROUNDS=5 by default).
+//! Figures: BENCHMARKS.md.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code, reason = "the bench uses only the workload helper")]
@@ -127,7 +130,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if smoke { 0.2 } else { 3.0 });
-    let rounds = if smoke { 1 } else { 3 };
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if smoke { 1 } else { 5 });
     let s = secs.to_string();
 
     println!("decode + model (userspace ceiling, one core)");
@@ -192,8 +198,8 @@ fn workloads(s: &str) -> Vec<(&'static str, Vec<String>, bool)> {
             true,
         ),
         (
-            "FUTEX_WAKE producer/consumer, ~3 µs work/item",
-            v(&["--wake-storm", s, "--work", "2000"]),
+            "FUTEX_WAKE producer/consumer, ~15 µs work/item",
+            v(&["--wake-storm", s, "--work", "10000"]),
             true,
         ),
         (

@@ -98,20 +98,47 @@ mirror! {
 
 mirror! {
     /// A value of the `aggs` map (`struct ft_agg`): counts since the start of the trace.
-    pub struct RawAgg = C "ft_agg", size 416 {
-        pub begun @ 0: u64,
-        pub calls @ 8: u64,
-        pub blocked @ 16: u64,
-        pub eagain @ 24: u64,
-        pub timeouts @ 32: u64,
-        pub interrupted @ 40: u64,
-        pub failed @ 48: u64,
-        pub acquired @ 56: u64,
-        pub woken @ 64: u64,
-        pub moved @ 72: u64,
-        pub wait_ns @ 80: u64,
-        pub max_wait_ns @ 88: u64,
-        pub hist @ 96: [u64; FT_HIST_SLOTS],
+    pub struct RawAgg = C "ft_agg", size 408 {
+        /// Not kept for waits: their outcome counts add up to it.
+        pub calls @ 0: u64,
+        pub blocked @ 8: u64,
+        pub eagain @ 16: u64,
+        pub timeouts @ 24: u64,
+        pub interrupted @ 32: u64,
+        pub failed @ 40: u64,
+        pub acquired @ 48: u64,
+        pub woken @ 56: u64,
+        pub moved @ 64: u64,
+        pub wait_ns @ 72: u64,
+        pub max_wait_ns @ 80: u64,
+        pub hist @ 88: [u64; FT_HIST_SLOTS],
+    }
+}
+
+mirror! {
+    /// A value of the `inflight` map (`struct ft_inflight`): a traced thread's futex call.
+    pub struct RawInflight = C "ft_inflight", size 96 {
+        pub start_ts @ 0: u64,
+        pub uaddr @ 8: u64,
+        pub uaddr2 @ 16: u64,
+        pub wake_ts @ 24: u64,
+        pub wakeup_ts @ 32: u64,
+        pub oncpu_ts @ 40: u64,
+        pub final_uaddr @ 48: u64,
+        pub tgid @ 56: u32,
+        pub val @ 60: u32,
+        pub val2 @ 64: u32,
+        pub val3 @ 68: u32,
+        pub waker_tid @ 72: u32,
+        pub stack_id @ 76: i32,
+        pub waker_stack_id @ 80: i32,
+        pub woken_seen @ 84: u32,
+        pub flags @ 88: u32,
+        pub op @ 92: u8,
+        pub has_timeout @ 93: u8,
+        pub slept @ 94: u8,
+        /// Inside a futex call.
+        pub active @ 95: u8,
     }
 }
 
@@ -153,7 +180,7 @@ macro_rules! pod {
     )*};
 }
 
-pod!(RawAggKey, RawAgg, RawEdgeKey, RawEdge, RawHist);
+pod!(RawAggKey, RawAgg, RawInflight, RawEdgeKey, RawEdge, RawHist);
 
 impl RawEvent {
     /// Reads a record from the ring buffer's bytes; `None` if it is too short (never expected: the

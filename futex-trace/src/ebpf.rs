@@ -17,9 +17,9 @@ use aya::programs::TracePoint;
 use aya::Ebpf;
 
 use crate::abi::{
-    RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, CFG_FOLLOW_FORKS, CFG_NO_STACKS,
-    CFG_ONE_PID, CFG_STACK_RATE, CFG_WAKER_EVERY, C_AGG_FULL, C_INFLIGHT_FULL, C_LOST_EVENTS,
-    C_MISSED_EXITS, C_STACK_ERRORS, LAT_KINDS,
+    RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, CFG_FOLLOW_FORKS,
+    CFG_NO_STACKS, CFG_ONE_PID, CFG_STACK_RATE, CFG_WAKER_EVERY, C_AGG_FULL, C_INFLIGHT_FULL,
+    C_LOST_EVENTS, C_MISSED_EXITS, C_STACK_ERRORS, LAT_KINDS,
 };
 use crate::event::{Event, EventKind};
 use crate::kernel;
@@ -228,6 +228,69 @@ impl Counters {
     }
 }
 
+/// The kernel's BPF run-time statistics cost every run of every BPF program two clock reads (about 15% of
+/// the throughput of a futex-bound program here), so they are on for [`StatsSampler::ON`] of every
+/// [`StatsSampler::PERIOD`], and the run time measured then is scaled up: the tracer's cost is an
+/// estimate from a 10% sample of the time (`None` if the kernel refused the statistics).
+struct StatsSampler {
+    /// The statistics are on while this is held.
+    on: Option<OwnedFd>,
+    since: Instant,
+    /// How long they have been on, in all, up to `since` when on.
+    on_total: Duration,
+    started: Instant,
+    refused: bool,
+}
+
+impl StatsSampler {
+    const ON: Duration = Duration::from_millis(100);
+    const PERIOD: Duration = Duration::from_secs(1);
+
+    fn start() -> Self {
+        let on = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+        let now = Instant::now();
+        StatsSampler {
+            refused: on.is_none(),
+            on,
+            since: now,
+            on_total: Duration::ZERO,
+            started: now,
+        }
+    }
+
+    /// Turns the statistics on or off as the time has come.
+    fn tick(&mut self) {
+        if self.refused {
+            return;
+        }
+        let now = Instant::now();
+        match self.on {
+            Some(_) if now - self.since >= Self::ON => {
+                self.on = None;
+                self.on_total += now - self.since;
+                self.since = now;
+            }
+            None if now - self.since >= Self::PERIOD - Self::ON => {
+                self.on = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+                self.since = now;
+            }
+            _ => {}
+        }
+    }
+
+    /// The run time of the whole trace estimated from `measured`, the run time while sampled.
+    fn scale(&self, measured: Duration) -> Duration {
+        let mut on = self.on_total;
+        if self.on.is_some() {
+            on += self.since.elapsed();
+        }
+        if on.is_zero() {
+            return Duration::ZERO;
+        }
+        measured.mul_f64(self.started.elapsed().as_secs_f64() / on.as_secs_f64())
+    }
+}
+
 /// How often the aggregates are read: the time resolution of a kernel trace's counts.
 pub const AGG_EVERY: Duration = Duration::from_millis(100);
 
@@ -244,6 +307,8 @@ struct Aggregates {
     aggs: HashMap<RawAggKey, RawAgg>,
     edges: HashMap<RawEdgeKey, RawEdge>,
     latency: [RawHist; LAT_KINDS as usize],
+    /// Threads waiting now, by (pid, the word their wait began on), as last sent.
+    waiting: HashMap<(u32, u64), u32>,
     /// Processes seen ending: their keys are removed once read after their end.
     ended: HashSet<u32>,
     last_read: Option<Instant>,
@@ -256,14 +321,15 @@ pub struct KernelTracer {
     stacks: StackMap,
     counters: PerCpuArray<MapData, u64>,
     aggs: BpfHashMap<MapData, RawAggKey, RawAgg>,
+    inflight: BpfHashMap<MapData, u32, RawInflight>,
     edges: BpfHashMap<MapData, RawEdgeKey, RawEdge>,
     latency: PerCpuArray<MapData, RawHist>,
     ring: RingBuf<MapData>,
     /// The ring held more than one batch at the last poll: poll again without sleeping.
     backlog: bool,
     last: Aggregates,
-    /// Keeps the kernel's BPF run-time statistics on while we trace (`None` if refused).
-    _stats: Option<OwnedFd>,
+    /// The kernel's BPF run-time statistics, sampled (see [`StatsSampler`]).
+    stats: StatsSampler,
     /// Whether the futex2 syscalls are traced (the kernel has them).
     pub futex2: bool,
 }
@@ -304,7 +370,7 @@ impl KernelTracer {
                  ring buffers (Linux 5.8+) is needed"
             ))
         })?;
-        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
+        let stats = StatsSampler::start();
 
         let rate = (target.stack_rate.as_nanos() as u64).min(crate::abi::FT_MAX_STACK_RATE);
         for (i, v) in [
@@ -320,6 +386,7 @@ impl KernelTracer {
         let counters: PerCpuArray<MapData, u64> = take(&mut bpf, "counters")?;
         let ring: RingBuf<MapData> = take(&mut bpf, "events")?;
         let aggs = take(&mut bpf, "aggs")?;
+        let inflight = take(&mut bpf, "inflight")?;
         let edges = take(&mut bpf, "edges")?;
         let latency = take(&mut bpf, "latency")?;
 
@@ -364,12 +431,13 @@ impl KernelTracer {
             stacks,
             counters,
             aggs,
+            inflight,
             edges,
             latency,
             ring,
             backlog: false,
             last: Aggregates::default(),
-            _stats: stats,
+            stats,
             futex2,
         };
         // Only now, with every program attached, may the filter admit the processes: a call that
@@ -411,11 +479,13 @@ impl KernelTracer {
 
     /// Nanoseconds the programs have run so far (0 if the kernel keeps no statistics).
     pub fn bpf_run_time(&self) -> Duration {
-        self.bpf
+        let measured: Duration = self
+            .bpf
             .programs()
             .filter_map(|(_, p)| p.info().ok())
             .map(|i| i.run_time())
-            .sum()
+            .sum();
+        self.stats.scale(measured)
     }
 
     /// Runs of its programs the kernel skipped because another BPF program was running on that CPU
@@ -577,6 +647,7 @@ impl KernelTracer {
         if !self.backlog && !wait.is_zero() {
             std::thread::sleep(wait);
         }
+        self.stats.tick();
         let before = out.len();
         self.drain(out);
         if self.last.last_read.is_none_or(|t| t.elapsed() >= AGG_EVERY) {
@@ -656,6 +727,7 @@ impl KernelTracer {
             kernel::latency_delta(ts, lat, &sum, &self.last.latency[lat as usize], out);
             self.last.latency[lat as usize] = sum;
         }
+        self.read_waiting(ts, out)?;
         // An ended process's keys go, so that the maps do not fill with the dead (a key that a CPU
         // updated between the read and the removal loses that update: the process had ended).
         for k in gone_aggs {
@@ -667,6 +739,41 @@ impl KernelTracer {
             self.last.edges.remove(&k);
         }
         self.last.last_read = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Counts the threads inside a wait in `inflight`, by (pid, word), and appends a
+    /// [`EventKind::Waiting`] for each count that changed since the last read. (Counting waits as they
+    /// begin would cost every wait a second map update in the kernel; this costs userspace one read per
+    /// traced thread every 100 ms.)
+    fn read_waiting(&mut self, ts: u64, out: &mut Vec<Event>) -> Result<(), TraceError> {
+        let mut now: HashMap<(u32, u64), u32> = HashMap::new();
+        for item in self.inflight.iter() {
+            let (_, st) = item.map_err(|e| err(format!("cannot read the threads' state: {e}")))?;
+            if st.active != 0 && kernel::futex_op(st.op).class() == kernel::OpClass::Wait {
+                *now.entry((st.tgid, st.uaddr)).or_default() += 1;
+            }
+        }
+        let ev = |(pid, addr): (u32, u64), n: u32| Event {
+            ts_ns: ts,
+            pid,
+            tid: 0,
+            kind: EventKind::Waiting { addr, now: n },
+        };
+        for (&k, &n) in &now {
+            if self.last.waiting.get(&k) != Some(&n) {
+                out.push(ev(k, n));
+            }
+        }
+        for (&k, _) in self
+            .last
+            .waiting
+            .iter()
+            .filter(|(k, _)| !now.contains_key(k))
+        {
+            out.push(ev(k, 0));
+        }
+        self.last.waiting = now;
         Ok(())
     }
 }

@@ -131,8 +131,6 @@ pub struct Waker {
 /// every 100 ms). Exact, whatever the rate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Calls entered (a wait is waiting until it returns).
-    pub begun: u64,
     /// Calls returned.
     pub calls: u64,
     /// Waits that slept (woken, timed out or interrupted).
@@ -238,6 +236,9 @@ pub enum EventKind {
         sum: u64,
         max: u64,
     },
+    /// Kernel sources: threads waiting now whose wait began on `addr` (read every 100 ms; sent when it
+    /// changes).
+    Waiting { addr: u64, now: u32 },
     /// Kernel sources: requeue calls from one word to another since the previous such event.
     Moved {
         from: u64,

@@ -489,6 +489,16 @@ impl Model {
                 };
                 h.add_slot(slot, count, sum, max);
             }
+            EventKind::Waiting { addr, now } => {
+                let a = self.addresses.entry((e.pid, addr)).or_default();
+                a.pid = e.pid;
+                let change = i64::from(now) - a.waiting;
+                a.waiting = i64::from(now);
+                let b = self.bucket_of(addr);
+                let b = self.bucket(b);
+                b.depth += change;
+                b.max_depth = b.max_depth.max(b.depth);
+            }
             EventKind::Moved {
                 from,
                 to,
@@ -567,7 +577,7 @@ impl Model {
         t.failed += c.failed;
         match class {
             OpClass::Wait => {
-                t.waits += c.begun;
+                t.waits += c.calls;
                 t.waits_blocked += c.blocked;
                 t.mismatches += c.mismatches;
                 t.timeouts += c.timeouts;
@@ -575,8 +585,6 @@ impl Model {
                 t.acquired += c.acquired;
                 let a = self.addresses.entry((e.pid, addr)).or_default();
                 a.pid = e.pid;
-                let now = c.begun as i64 - c.calls as i64;
-                a.waiting = (a.waiting + now).max(0);
                 a.waits += c.calls;
                 *a.kinds.entry(WaitKind::Kernel).or_default() += c.calls;
                 a.woken += c.woken;
@@ -585,9 +593,7 @@ impl Model {
                 a.waits_blocked += c.blocked;
                 a.wait_ns_total += c.wait_ns;
                 let b = self.bucket(bucket);
-                b.waits += c.begun;
-                b.depth += now;
-                b.max_depth = b.max_depth.max(b.depth);
+                b.waits += c.calls;
                 b.waits_blocked += c.blocked;
                 b.mismatches += c.mismatches;
                 b.timeouts += c.timeouts;
@@ -671,6 +677,48 @@ mod tests {
         assert_eq!(m.addresses.len(), 2);
         assert_eq!(m.addresses[&(20, 0x1000)].wait_ns_total, 20);
         assert_eq!(m.buckets[3].waits_blocked, 2);
+    }
+
+    #[test]
+    fn a_sample_counts_for_the_waits_it_stands_for() {
+        use crate::event::{FutexOp, Waker};
+        let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+        let sample = |wait_ns, stack_rate_ns, waker_every| Event {
+            ts_ns: 1,
+            pid: 7,
+            tid: 8,
+            kind: EventKind::WaitSample {
+                addr: 0x10,
+                final_addr: 0x10,
+                op: FutexOp::Wait,
+                outcome: Outcome::Woken,
+                wait_ns,
+                wake_to_return_ns: None,
+                sched_delay_ns: None,
+                waker: Some(Waker {
+                    tid: 9,
+                    stack: Some(2),
+                }),
+                stack: Some(1),
+                stack_rate_ns,
+                waker_every,
+            },
+        };
+        // 2 µs at a 10 µs rate: taken with probability 0.2, so it stands for 5 such waits, 10 µs.
+        m.apply(&sample(2_000, 10_000, 4));
+        let s = &m.stacks[&(7, 1)];
+        assert_eq!((s.waits, s.wait_ns, s.samples), (5.0, 10_000, 1));
+        // The waker's stack, taken for one wake in 4: 4 releases of 2 µs.
+        let w = &m.waker_stacks[&(7, 2)];
+        assert_eq!((w.waits, w.wait_ns), (4.0, 8_000));
+        // Longer than the rate (or rate 0): certain, weight 1.
+        m.apply(&sample(50_000, 10_000, 1));
+        m.apply(&sample(3_000, 0, 1));
+        let s = &m.stacks[&(7, 1)];
+        assert_eq!((s.waits, s.wait_ns, s.samples), (7.0, 63_000, 3));
+        assert_eq!(m.addresses[&(7, 0x10)].stacks[&1], 63_000);
+        // Samples carry no counts: those come from the kernel's aggregates.
+        assert_eq!((m.totals.waits, m.samples), (0, 3));
     }
 
     #[test]

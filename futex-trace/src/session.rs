@@ -740,9 +740,10 @@ pub fn trace_warnings(
         }
         if end.missed_runs > 0 {
             w.push(format!(
-                "the kernel skipped {} runs of futex-trace's eBPF programs (a BPF program, often \
-                 futex-trace's own waking its reader, was running on that CPU): a traced waiter's \
-                 wakeup among them lost its waker, wake-to-return time and scheduler delay",
+                "the kernel skipped {} runs of futex-trace's eBPF programs (they would have started \
+                 while another BPF program ran on that CPU, e.g. an interrupt that woke a task during \
+                 one): a traced waiter's wakeup among them lost its waker, wake-to-return time and \
+                 scheduler delay (the counts are whole)",
                 end.missed_runs
             ));
         }

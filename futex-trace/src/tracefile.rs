@@ -25,7 +25,7 @@ use crate::stacks::{ProcessInfo, StackTable};
 
 pub const MAGIC: &[u8; 8] = b"FUTEXTRC";
 /// The version written. Versions 1 (one STACKS chunk at the end) and 2 (no kernel aggregates: event
-/// tags 10-13) are read too.
+/// tags 10-14) are read too.
 pub const VERSION: u16 = 3;
 const T_META: u8 = 1;
 const T_EVENTS: u8 = 2;
@@ -665,6 +665,7 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
         EventKind::Hist { .. } => 11,
         EventKind::Moved { .. } => 12,
         EventKind::WaitSample { .. } => 13,
+        EventKind::Waiting { .. } => 14,
     };
     b.push(tag);
     put_u64(b, e.ts_ns);
@@ -791,6 +792,10 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
             put_var(b, sum);
             put_var(b, max);
         }
+        EventKind::Waiting { addr, now } => {
+            put_u64(b, addr);
+            put_var(b, u64::from(now));
+        }
         EventKind::Moved {
             from,
             to,
@@ -833,9 +838,8 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
 }
 
 /// The fields of [`Counts`] in their recorded order.
-fn counts_fields(c: &Counts) -> [u64; 11] {
+fn counts_fields(c: &Counts) -> [u64; 10] {
     [
-        c.begun,
         c.calls,
         c.blocked,
         c.mismatches,
@@ -1017,17 +1021,16 @@ fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
         10 => {
             let addr = c.u64()?;
             let op = c.pick(&OPS, "futex op")?;
-            let mut f = [0u64; 11];
+            let mut f = [0u64; 10];
             for v in &mut f {
                 *v = c.var()?;
             }
-            let [begun, calls, blocked, mismatches, timeouts, interrupted, failed, acquired, woken, moved, wait_ns] =
+            let [calls, blocked, mismatches, timeouts, interrupted, failed, acquired, woken, moved, wait_ns] =
                 f;
             EventKind::Counts {
                 addr,
                 op,
                 counts: Counts {
-                    begun,
                     calls,
                     blocked,
                     mismatches,
@@ -1055,6 +1058,10 @@ fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
             count: c.var()?,
             sum: c.var()?,
             max: c.var()?,
+        },
+        14 => EventKind::Waiting {
+            addr: c.u64()?,
+            now: u32::try_from(c.var()?).map_err(|_| c.invalid("waiter count", 0xff))?,
         },
         12 => EventKind::Moved {
             from: c.u64()?,

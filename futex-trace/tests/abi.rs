@@ -5,7 +5,8 @@
 use btf_rs::{Btf, Type};
 
 use futex_trace::abi::{
-    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawUsdtArg, RawUsdtSpec,
+    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, RawUsdtArg,
+    RawUsdtSpec,
 };
 
 fn object_btf() -> Btf {
@@ -120,6 +121,11 @@ fn the_rust_mirror_has_the_layout_of_the_objects_btf() {
             RawAgg::C_NAME,
             RawAgg::FIELDS,
             std::mem::size_of::<RawAgg>(),
+        ),
+        (
+            RawInflight::C_NAME,
+            RawInflight::FIELDS,
+            std::mem::size_of::<RawInflight>(),
         ),
         (
             RawEdgeKey::C_NAME,

@@ -863,3 +863,39 @@ fn max_size_stops_a_recording_that_still_ends_cleanly_and_the_status_shows_bytes
     assert_eq!(t.end.expect("an end marker").reason, "size limit reached");
     assert_eq!(t.warning, None);
 }
+
+#[test]
+fn sampled_stacks_estimate_the_time_waited_without_bias() {
+    if !privileged("sampled_stacks_estimate_the_time_waited_without_bias") {
+        return;
+    }
+    // Ping-pong waits last tens of µs: at the default 1 ms rate a few percent get a stack, each
+    // weighted by its inverse probability.
+    let (_, r, trace) = record_workload_with("sampled", &["--pingpong", "2"]);
+    let exact: u64 = r["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["wait_ns_total"].as_u64().unwrap())
+        .sum();
+    let folded = bin()
+        .args(["flamegraph", "--folded", "-o", "-"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    succeeded(&folded);
+    let text = String::from_utf8(folded.stdout).unwrap();
+    let lines = text.lines().count();
+    let estimated: u64 = text
+        .lines()
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    let samples = r["samples"].as_u64().unwrap_or(0);
+    assert!(lines > 0, "no stacks");
+    let ratio = estimated as f64 / exact as f64;
+    assert!(
+        (0.75..1.33).contains(&ratio),
+        "stacks estimate {estimated} ns of waiting, the kernel counted {exact} ns ({ratio:.2}; \
+         {samples} samples)"
+    );
+}

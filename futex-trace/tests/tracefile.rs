@@ -93,7 +93,6 @@ fn every_kind() -> Vec<Event> {
             addr: 0x1000,
             op: FutexOp::CmpRequeuePi,
             counts: Counts {
-                begun: 1,
                 calls: 2,
                 blocked: 3,
                 mismatches: 4,
@@ -126,6 +125,10 @@ fn every_kind() -> Vec<Event> {
             count: 2,
             sum: 70,
             max: 40,
+        },
+        EventKind::Waiting {
+            addr: 0x1000,
+            now: 300,
         },
         EventKind::Moved {
             from: 0x1000,
