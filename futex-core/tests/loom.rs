@@ -126,3 +126,35 @@ fn waker_never_touches_a_released_waiter() {
         assert_eq!(t.stats()[0].depth, 0);
     });
 }
+
+/// A Condvar's notify that finds no waiter counted skips the sleep queues: it must still never miss a
+/// waiter that checks the condition under the mutex, whether the notify runs inside the critical
+/// section or after it. A lost notify leaves the waiter asleep forever: loom reports the deadlock.
+#[test]
+fn condvar_notify_without_waiters_never_loses_a_wakeup() {
+    use futex_core::sync::{Condvar, Mutex};
+    for notify_under_lock in [false, true] {
+        model(move || {
+            let pair = Arc::new((Mutex::new(false), Condvar::new()));
+            let p2 = pair.clone();
+            let h = thread::spawn(move || {
+                let (m, c) = &*p2;
+                let mut ready = m.lock();
+                while !*ready {
+                    ready = c.wait(ready);
+                }
+            });
+            let (m, c) = &*pair;
+            let mut ready = m.lock();
+            *ready = true;
+            if notify_under_lock {
+                c.notify_one();
+                drop(ready);
+            } else {
+                drop(ready);
+                c.notify_one();
+            }
+            h.join().unwrap();
+        });
+    }
+}

@@ -205,7 +205,7 @@ impl Control {
 pub struct Health {
     /// Stacks not stored (the kernel's stack map full, or a collision).
     pub stack_errors: u64,
-    /// Futex calls not traced (no room for per-thread state in the kernel).
+    /// Futex calls not counted (no room in the kernel's maps for their thread or futex word).
     pub untraced_calls: u64,
     /// Runs of the tracer's programs the kernel skipped (another BPF program was running on that CPU).
     pub missed_runs: u64,
@@ -734,7 +734,8 @@ pub fn trace_warnings(
         }
         if end.untraced_calls > 0 {
             w.push(format!(
-                "{} futex calls were not traced (no room for per-thread state in the kernel)",
+                "{} futex calls were not counted (no room in the kernel's maps for their thread or \
+                 their futex word: more than 65,536 of either)",
                 end.untraced_calls
             ));
         }

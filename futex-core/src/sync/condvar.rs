@@ -16,6 +16,10 @@ const NO_MUTEX: usize = 0;
 pub struct Condvar {
     /// Bumped by every notify; waiters sleep while it holds the value they read before unlocking.
     seq: AtomicU32,
+    /// Threads inside a wait: incremented with the mutex held, before it is unlocked, and decremented
+    /// once the wait returns. A notify that reads 0 has nobody to wake and leaves the table alone.
+    /// [I] incremented under the mutex; read by notifiers after they changed the condition under it.
+    waiters: AtomicU32,
     /// Address of the mutex's futex word used by waits, or NO_MUTEX; set once.
     mutex: AtomicUsize,
 }
@@ -49,6 +53,7 @@ impl Condvar {
     pub const fn new() -> Self {
         Self {
             seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
             mutex: AtomicUsize::new(NO_MUTEX),
         }
     }
@@ -58,6 +63,7 @@ impl Condvar {
     pub fn new() -> Self {
         Self {
             seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
             mutex: AtomicUsize::new(NO_MUTEX),
         }
     }
@@ -117,8 +123,12 @@ impl Condvar {
         // Read the sequence before unlocking: a notify after the unlock changes it, so the wait below
         // returns at once instead of missing it.
         let seq = self.seq.load(Ordering::Relaxed);
+        // Counted before the unlock: a notifier that changes the condition under the mutex afterwards
+        // (the condition variable's contract) acquires it after this, so it sees the count.
+        self.waiters.fetch_add(1, Ordering::Relaxed);
         drop(guard);
         let r = default_table().wait_as(&self.seq, seq, timeout, WaitKind::Condvar);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
         // We may have been woken as the head of a notify_all, or woken from the mutex's queue after a
         // requeue: either way others may sleep on the mutex word, so lock as contended.
         mutex.lock_contended(true);
@@ -144,13 +154,34 @@ impl Condvar {
 
     /// Wakes one waiter.
     pub fn notify_one(&self) {
+        if self.bump() {
+            default_table().wake_as(&self.seq, 1, WaitKind::Condvar);
+        }
+    }
+
+    /// Says whether anyone waits and, if so, bumps the sequence (a waiter between its unlock and its
+    /// sleep then returns at once). Nobody waiting is the common case of a producer/consumer queue that
+    /// keeps up: it costs one load, no write to a line the consumers read, no sleep-queue lock.
+    ///
+    /// Why a notify that reads no waiter may skip everything: a waiter counts itself while it holds the
+    /// mutex, before it unlocks. If its critical section came before the notifier's change of the
+    /// condition (made under the mutex, as the condition variable's contract requires), the unlock/lock
+    /// pair orders its count before this load, which sees it. If it came after, the waiter sees the
+    /// changed condition and does not wait. `tests/loom.rs` checks both orders, notify inside and
+    /// outside the critical section.
+    fn bump(&self) -> bool {
+        if self.waiters.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
         self.seq.fetch_add(1, Ordering::Release);
-        default_table().wake_as(&self.seq, 1, WaitKind::Condvar);
+        true
     }
 
     /// Wakes one waiter and moves every other onto the mutex, to be woken one by one as it is unlocked.
     pub fn notify_all(&self) {
-        self.seq.fetch_add(1, Ordering::Release);
+        if !self.bump() {
+            return;
+        }
         let m = self.mutex.load(Ordering::Relaxed);
         if m == NO_MUTEX {
             default_table().wake_as(&self.seq, u32::MAX, WaitKind::Condvar);

@@ -272,7 +272,7 @@ impl Source for KernelSource {
         let c = self.tracer.counters();
         Health {
             stack_errors: c.stack_errors,
-            untraced_calls: c.inflight_full,
+            untraced_calls: c.inflight_full + c.agg_full,
             missed_runs: self.tracer.missed_runs(),
             cost: Some(("BPF", self.tracer.bpf_run_time().as_nanos() as u64)),
         }
