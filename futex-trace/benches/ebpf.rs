@@ -236,51 +236,50 @@ fn bpftrace_script(ret: bool) -> String {
     )
 }
 
-/// Starts bpftrace on `pid` and returns once its probes are attached.
-fn bpftrace(pid: u32, ret: bool) -> std::process::Child {
-    use std::io::BufRead;
-    let mut c = Command::new("bpftrace")
-        .arg("-e")
-        .arg(bpftrace_script(ret))
-        .arg(pid.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start bpftrace (apt install bpftrace)");
-    let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("Attaching") {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "bpftrace ended early"
-        );
+/// bpftrace, attached to a process.
+struct Bpftrace {
+    child: std::process::Child,
+    /// Its standard output, read to the end in the background (the maps, printed when it stops).
+    out: std::sync::mpsc::Receiver<String>,
+}
+
+impl Bpftrace {
+    /// Starts bpftrace on `pid` and returns once its probes are attached.
+    fn start(pid: u32, ret: bool) -> Bpftrace {
+        use std::io::BufRead;
+        let mut child = Command::new("bpftrace")
+            .arg("-e")
+            .arg(bpftrace_script(ret))
+            .arg(pid.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bpftrace (apt install bpftrace)");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("Attaching") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "bpftrace ended early"
+            );
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+            let _ = tx.send(rest);
+        });
+        Bpftrace { child, out: rx }
     }
-    // Keep reading its output in the background (the maps, printed when it is stopped).
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-        let _ = tx.send(rest);
-    });
-    BPFTRACE_OUT.with(|o| *o.borrow_mut() = Some(rx));
-    c
-}
 
-thread_local! {
-    static BPFTRACE_OUT: std::cell::RefCell<Option<std::sync::mpsc::Receiver<String>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Stops bpftrace (SIGINT: it prints its maps) and returns what it printed.
-fn stop_bpftrace(mut c: std::process::Child) -> String {
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGINT) };
-    c.wait().unwrap();
-    BPFTRACE_OUT
-        .with(|o| o.borrow_mut().take())
-        .map(|rx| rx.recv().unwrap_or_default())
-        .unwrap_or_default()
+    /// Stops it (SIGINT: it prints its maps) and returns what it printed.
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        self.child.wait().unwrap();
+        self.out.recv().unwrap_or_default()
+    }
 }
 
 /// `@name[key]: value` lines of bpftrace's output, summed by key.
@@ -301,10 +300,10 @@ fn bpftrace_map(out: &str, name: &str) -> std::collections::BTreeMap<i64, u64> {
 
 fn traced_by_bpftrace(args: &[&str], ret: bool) -> (serde_json::Value, String) {
     let mut child = held(args);
-    let bt = bpftrace(child.id(), ret);
+    let bt = Bpftrace::start(child.id(), ret);
     release(&mut child);
     let r = result(child);
-    (r, stop_bpftrace(bt))
+    (r, bt.stop())
 }
 
 /// The tracer's cost on each workload: untraced, traced by futex-trace (the session, in this process),
@@ -372,7 +371,7 @@ fn tracer_cost(s: &str, rounds: usize) {
 fn count_check(args: &[&str], own_counts: bool) -> String {
     let mut child = held(args);
     let pid = child.id();
-    let bt = bpftrace(pid, true);
+    let bt = Bpftrace::start(pid, true);
     let source = KernelSource::start(&LiveTarget::Pids(vec![pid]), KernelOptions::default())
         .expect("start the tracer");
     let session = Session::start(Box::new(source), SessionOptions::default(), vec![])
@@ -380,7 +379,7 @@ fn count_check(args: &[&str], own_counts: bool) -> String {
     release(&mut child);
     let f = session.wait().expect("trace");
     let own = result(child);
-    let out = stop_bpftrace(bt);
+    let out = bt.stop();
     let t = &f.model.totals;
     let (calls, eagain, timeouts, returned) = (
         bpftrace_map(&out, "calls"),

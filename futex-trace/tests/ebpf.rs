@@ -59,13 +59,18 @@ fn record_workload_traced(
     succeeded(&out);
     let truth: Value =
         serde_json::from_slice(&std::fs::read(&account).unwrap()).expect("the workload's JSON");
+    (truth, report_json(&trace), trace)
+}
+
+/// `futex-trace report --json` of a recording.
+fn report_json(trace: &std::path::Path) -> Value {
     let rep = bin()
         .args(["report", "--json"])
-        .arg(&trace)
+        .arg(trace)
         .output()
         .unwrap();
     succeeded(&rep);
-    (truth, serde_json::from_slice(&rep.stdout).unwrap(), trace)
+    serde_json::from_slice(&rep.stdout).unwrap()
 }
 
 /// Starts `record -o trace -- WORKLOAD args` (the workload's output to a file beside it) and returns it
@@ -474,13 +479,7 @@ fn ctrl_c_sigterm_and_sighup_end_a_recording_and_keep_it() {
         std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
         assert!(status.success(), "{rest}");
         assert!(rest.contains("recorded"), "{rest}");
-        let rep = bin()
-            .args(["report", "--json"])
-            .arg(&trace)
-            .output()
-            .unwrap();
-        assert!(rep.status.success());
-        let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+        let r = report_json(&trace);
         assert!(
             r["totals"]["events"].as_u64().unwrap() > 100,
             "{}",
@@ -797,13 +796,7 @@ fn a_recording_cut_by_sigkill_reports_symbolized_stacks() {
         let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
     }
     assert!(t.end.is_none(), "no end marker after SIGKILL");
-    let rep = bin()
-        .args(["report", "--json"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    succeeded(&rep);
-    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let r = report_json(&trace);
     assert!(
         r["totals"]["waits_blocked"].as_u64().unwrap() > 0,
         "{}",
@@ -851,13 +844,7 @@ fn max_size_stops_a_recording_that_still_ends_cleanly_and_the_status_shows_bytes
         (64 << 10..4 << 20).contains(&size),
         "{size} bytes for --max-size 64k"
     );
-    let rep = bin()
-        .args(["report", "--json"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    succeeded(&rep);
-    let r: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let r = report_json(&trace);
     assert!(r["totals"]["waits"].as_u64().unwrap() > 0);
     let t = futex_trace::tracefile::read(std::fs::File::open(&trace).unwrap(), |_| {}).unwrap();
     assert_eq!(t.end.expect("an end marker").reason, "size limit reached");
