@@ -13,12 +13,14 @@
 //! Figures: BENCHMARKS.md.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, reason = "the bench uses only the workload helper")]
+#[allow(dead_code, reason = "the bench uses the workload and bpftrace helpers")]
 mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use common::bpftrace::Bpftrace;
 
 use futex_trace::abi::{RawEvent, FT_SAMPLE};
 use futex_trace::model::{BucketOrigin, Model};
@@ -216,88 +218,6 @@ fn workloads(s: &str) -> Vec<(&'static str, Vec<String>, bool)> {
     ]
 }
 
-/// The independent counter: a bpftrace one-liner that counts each futex call of the process at entry
-/// and at return per (pid, address), remembering the address per thread in between (as futex-trace's
-/// own in-flight map does). `ret` adds per-operation counts of the calls and of what they returned.
-fn bpftrace_script(ret: bool) -> String {
-    let extra = if ret {
-        "$o = @op[tid] - 1; @calls[$o] = count(); \
-         if (args->ret == -11) { @eagain[$o] = count(); } \
-         if (args->ret == -110) { @timeouts[$o] = count(); } \
-         if (args->ret > 0) { @returned[$o] = sum(args->ret); } delete(@op[tid]);"
-    } else {
-        ""
-    };
-    format!(
-        "tracepoint:syscalls:sys_enter_futex /pid == $1/ {{ @enter[pid, args->uaddr] = count(); \
-         @addr[tid] = (uint64)args->uaddr; @op[tid] = (args->op & 127) + 1; }} \
-         tracepoint:syscalls:sys_exit_futex /pid == $1 && @addr[tid] != 0/ {{ \
-         @exit[pid, @addr[tid]] = count(); delete(@addr[tid]); {extra} }}"
-    )
-}
-
-/// bpftrace, attached to a process.
-struct Bpftrace {
-    child: std::process::Child,
-    /// Its standard output, read to the end in the background (the maps, printed when it stops).
-    out: std::sync::mpsc::Receiver<String>,
-}
-
-impl Bpftrace {
-    /// Starts bpftrace on `pid` and returns once its probes are attached.
-    fn start(pid: u32, ret: bool) -> Bpftrace {
-        use std::io::BufRead;
-        let mut child = Command::new("bpftrace")
-            .arg("-e")
-            .arg(bpftrace_script(ret))
-            .arg(pid.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bpftrace (apt install bpftrace)");
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("Attaching") {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "bpftrace ended early"
-            );
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-            let _ = tx.send(rest);
-        });
-        Bpftrace { child, out: rx }
-    }
-
-    /// Stops it (SIGINT: it prints its maps) and returns what it printed.
-    fn stop(mut self) -> String {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        self.child.wait().unwrap();
-        self.out.recv().unwrap_or_default()
-    }
-}
-
-/// `@name[key]: value` lines of bpftrace's output, summed by key.
-fn bpftrace_map(out: &str, name: &str) -> std::collections::BTreeMap<i64, u64> {
-    let mut m = std::collections::BTreeMap::new();
-    for l in out.lines() {
-        let Some(rest) = l.strip_prefix(&format!("@{name}[")) else {
-            continue;
-        };
-        if let Some((k, v)) = rest.split_once("]: ") {
-            if let (Ok(k), Ok(v)) = (k.trim().parse::<i64>(), v.trim().parse::<u64>()) {
-                *m.entry(k).or_default() += v;
-            }
-        }
-    }
-    m
-}
-
 fn traced_by_bpftrace(args: &[&str], ret: bool) -> (serde_json::Value, String) {
     let mut child = held(args);
     let bt = Bpftrace::start(child.id(), ret);
@@ -381,27 +301,8 @@ fn count_check(args: &[&str], own_counts: bool) -> String {
     let own = result(child);
     let out = bt.stop();
     let t = &f.model.totals;
-    let (calls, eagain, timeouts, returned) = (
-        bpftrace_map(&out, "calls"),
-        bpftrace_map(&out, "eagain"),
-        bpftrace_map(&out, "timeouts"),
-        bpftrace_map(&out, "returned"),
-    );
-    let sum = |m: &std::collections::BTreeMap<i64, u64>, ops: &[i32]| -> u64 {
-        ops.iter()
-            .map(|o| m.get(&i64::from(*o)).copied().unwrap_or(0))
-            .sum()
-    };
-    let waits = [libc::FUTEX_WAIT, libc::FUTEX_WAIT_BITSET];
-    let wakes = [libc::FUTEX_WAKE, libc::FUTEX_WAKE_BITSET];
     let ours = [t.waits, t.mismatches, t.timeouts, t.wakes, t.woken];
-    let bt = [
-        sum(&calls, &waits),
-        sum(&eagain, &waits),
-        sum(&timeouts, &waits),
-        sum(&calls, &wakes),
-        sum(&returned, &wakes),
-    ];
+    let bt = common::bpftrace::totals(&out);
     let mut verdict = if ours == bt {
         "= bpftrace"
     } else {

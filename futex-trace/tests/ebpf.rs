@@ -886,3 +886,60 @@ fn sampled_stacks_estimate_the_time_waited_without_bias() {
          {samples} samples)"
     );
 }
+
+#[test]
+fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
+    let name = "counts_equal_bpftraces_on_std_condvar_code_we_did_not_write";
+    if !privileged(name) {
+        return;
+    }
+    if Command::new("bpftrace").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name}: CI must have bpftrace (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED {name}: bpftrace is not installed (apt install bpftrace)");
+        return;
+    }
+    // std's Mutex and Condvar make the futex calls here, not us: only an independent counter on the
+    // same run knows how many. bpftrace counts them per operation and return value.
+    let mut w = Command::new(WORKLOAD.as_str())
+        .args(["--wait-stdin", "--condvar", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = w.id();
+    let bt = common::bpftrace::Bpftrace::start(pid, true);
+    let mut ft = bin()
+        .args(["report", "--json", "-p", &pid.to_string(), "-d", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(ft.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("tracing pid") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "futex-trace ended early"
+        );
+    }
+    w.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    w.wait().unwrap();
+    // futex-trace stops by itself once the process has exited.
+    let out = ft.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let theirs = common::bpftrace::totals(&bt.stop());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &r["totals"];
+    let ours =
+        ["waits", "mismatches", "timeouts", "wakes", "woken"].map(|k| t[k].as_u64().unwrap());
+    assert!(theirs[3] > 1000, "the queue made few wakes: {theirs:?}");
+    assert_eq!(
+        ours, theirs,
+        "futex-trace vs bpftrace (waits, EAGAIN, timeouts, wakes, woken)"
+    );
+    assert_eq!(t["lost_events"], 0);
+}

@@ -1,5 +1,8 @@
 //! What the root-only test files share.
 
+#[allow(dead_code, reason = "only the ebpf tests and the bench use bpftrace")]
+pub(crate) mod bpftrace;
+
 /// Asserts that a command succeeded, showing its stderr when it did not.
 #[allow(
     dead_code,
