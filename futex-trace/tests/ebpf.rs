@@ -5,9 +5,9 @@
 //! with it exactly, per address.
 
 mod common;
-use common::{privileged, succeeded};
+use common::{privileged, succeeded, tracing_started};
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -91,15 +91,7 @@ fn recording(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("tracing `") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "recorder ended early"
-        );
-    }
+    let err = tracing_started(&mut rec);
     (rec, err)
 }
 
@@ -264,14 +256,8 @@ fn tracing_a_pid_sees_nothing_of_other_processes_and_stops_when_it_exits() {
         .spawn()
         .unwrap();
     // Start both workloads once the tracer says it is tracing.
-    let mut err = BufReader::new(stream.stderr.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !line.contains("tracing pid") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "tracer ended early");
-        assert!(Instant::now() < deadline);
-    }
+    // Kept open to the end: futex-trace writes its status to stderr while it traces.
+    let _stderr = tracing_started(&mut stream);
     for w in [&mut traced, &mut other] {
         w.stdin.take().unwrap().write_all(b"go\n").unwrap();
     }
@@ -917,15 +903,7 @@ fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(ft.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("tracing pid") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "futex-trace ended early"
-        );
-    }
+    let _stderr = tracing_started(&mut ft);
     w.stdin.take().unwrap().write_all(b"go\n").unwrap();
     w.wait().unwrap();
     // futex-trace stops by itself once the process has exited.

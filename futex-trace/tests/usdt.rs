@@ -133,15 +133,8 @@ fn usdt_by_pid_and_a_binary_without_probes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = std::io::BufReader::new(tracer.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("tracing pid") {
-        line.clear();
-        assert!(
-            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
-            "tracer ended"
-        );
-    }
+    // Read on to the end: futex-trace writes its status to stderr while it traces.
+    let _stderr = common::tracing_started(&mut tracer);
     w.stdin.take().unwrap().write_all(b"go\n").unwrap();
     w.wait().unwrap();
     let out = tracer.wait_with_output().unwrap();

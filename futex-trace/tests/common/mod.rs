@@ -69,3 +69,30 @@ pub(crate) fn workload() -> std::path::PathBuf {
         })
         .clone()
 }
+
+/// Takes a futex-trace child's stderr and reads it until futex-trace says it is tracing (its first line,
+/// `futex-trace: tracing …`, printed once every program is attached); returns the rest to read on.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module runs a live tracer"
+)]
+pub(crate) fn tracing_started(
+    tracer: &mut std::process::Child,
+) -> std::io::BufReader<std::process::ChildStderr> {
+    use std::io::BufRead;
+    let mut err = std::io::BufReader::new(tracer.stderr.take().expect("stderr piped"));
+    let mut line = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !line.starts_with("futex-trace: tracing ") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "futex-trace ended before tracing"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "futex-trace did not start tracing within 30 s"
+        );
+    }
+    err
+}
