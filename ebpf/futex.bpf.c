@@ -102,8 +102,11 @@ struct {
     __type(value, struct ft_hist);
 } latency SEC(".maps");
 
-// The zero value new keys of `aggs` start from (too large for the BPF stack).
+// The zero values new keys start from (read-only globals: nothing to clear on the stack per call, and
+// `ft_agg` is too large for the BPF stack).
 static const struct ft_agg zero_agg;
+static const struct ft_edge zero_edge;
+static const struct ft_inflight zero_inflight;
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -239,6 +242,21 @@ static __always_inline u32 log2_slot(u64 v)
     return r < FT_HIST_SLOTS ? r : FT_HIST_SLOTS - 1;
 }
 
+// The value of `key` in `map`, created as `zero` on first use; NULL when the map is full, counted in
+// counter `full`.
+static __always_inline void *lookup_or_init(void *map, void *key, const void *zero, u32 full)
+{
+    void *v = bpf_map_lookup_elem(map, key);
+    if (v)
+        return v;
+    // Another CPU may create it at the same moment (EEXIST): then the lookup below finds theirs.
+    bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+    v = bpf_map_lookup_elem(map, key);
+    if (!v)
+        count(full);
+    return v;
+}
+
 // The aggregate of (pid, uaddr, op), created zeroed on first use; NULL (counted) when the map is full.
 static __always_inline struct ft_agg *agg_of(u32 pid, u64 uaddr, u8 op)
 {
@@ -246,14 +264,7 @@ static __always_inline struct ft_agg *agg_of(u32 pid, u64 uaddr, u8 op)
     k.uaddr = uaddr;
     k.pid = pid;
     k.op = op;
-    struct ft_agg *a = bpf_map_lookup_elem(&aggs, &k);
-    if (a)
-        return a;
-    // Another CPU may create it at the same moment (EEXIST): then the lookup below finds theirs.
-    if (bpf_map_update_elem(&aggs, &k, &zero_agg, BPF_NOEXIST) == -E2BIG ||
-        !(a = bpf_map_lookup_elem(&aggs, &k)))
-        count(C_AGG_FULL);
-    return a;
+    return lookup_or_init(&aggs, &k, &zero_agg, C_AGG_FULL);
 }
 
 static __always_inline void add(u64 *v, u64 n)
@@ -285,16 +296,10 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     if (!traced(tgid))
         return 0;
 
-    struct ft_inflight *st = bpf_map_lookup_elem(&inflight, &tid);
-    if (!st) {
-        struct ft_inflight zero = {};
-        bpf_map_update_elem(&inflight, &tid, &zero, BPF_NOEXIST);
-        st = bpf_map_lookup_elem(&inflight, &tid);
-        if (!st) {
-            count(C_INFLIGHT_FULL);
-            return 0;
-        }
-    } else if (st->active) {
+    struct ft_inflight *st = lookup_or_init(&inflight, &tid, &zero_inflight, C_INFLIGHT_FULL);
+    if (!st)
+        return 0;
+    if (st->active) {
         // Still in flight from a previous call: that call's return was never reported, and it is not
         // counted. Count that, so that it shows rather than vanishing.
         count(C_MISSED_EXITS);
@@ -430,13 +435,7 @@ static __always_inline int leave(void *ctx, s64 ret)
             ek.from = st->uaddr;
             ek.to = st->uaddr2;
             ek.pid = tgid;
-            struct ft_edge *e = bpf_map_lookup_elem(&edges, &ek);
-            if (!e) {
-                struct ft_edge zero = {};
-                if (bpf_map_update_elem(&edges, &ek, &zero, BPF_NOEXIST) == -E2BIG ||
-                    !(e = bpf_map_lookup_elem(&edges, &ek)))
-                    count(C_AGG_FULL);
-            }
+            struct ft_edge *e = lookup_or_init(&edges, &ek, &zero_edge, C_AGG_FULL);
             if (e) {
                 add(&e->requeues, 1);
                 add(&e->moved, total - woken);

@@ -635,6 +635,40 @@ where
     T::try_from(map).map_err(|e| err(format!("map {name}: {e}")))
 }
 
+/// Reads every key of `map`, hands `delta` each new value with the last one read (zeros for a new key),
+/// and remembers the new values. The keys of `ended` processes are then removed from the map and from
+/// `last`, so that the map does not fill with the dead (their last change was handed on; a key a CPU
+/// updated between the read and the removal loses that update: the process had ended).
+fn read_diffs<K, V>(
+    map: &mut BpfHashMap<MapData, K, V>,
+    last: &mut HashMap<K, V>,
+    ended: &[u32],
+    pid: fn(&K) -> u32,
+    what: &str,
+    mut delta: impl FnMut(&K, &V, &V),
+) -> Result<(), TraceError>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod + Default,
+{
+    let zero = V::default();
+    let mut gone = Vec::new();
+    for item in map.iter() {
+        let (k, v) = item.map_err(|e| err(format!("cannot read {what}: {e}")))?;
+        delta(&k, &v, last.get(&k).unwrap_or(&zero));
+        if ended.contains(&pid(&k)) {
+            gone.push(k);
+        } else {
+            last.insert(k, v);
+        }
+    }
+    for k in gone {
+        let _ = map.remove(&k);
+        last.remove(&k);
+    }
+    Ok(())
+}
+
 /// Most records one [`KernelTracer::poll`] takes from the ring.
 const MAX_BATCH: usize = 8192;
 
@@ -686,30 +720,22 @@ impl KernelTracer {
     fn read_aggregates(&mut self, out: &mut Vec<Event>) -> Result<(), TraceError> {
         let ended: Vec<u32> = self.last.ended.drain().collect();
         let ts = crate::clock_ns(libc::CLOCK_MONOTONIC);
-        let zero_agg = RawAgg::default();
-        let mut gone_aggs = Vec::new();
-        for item in self.aggs.iter() {
-            let (k, v) = item.map_err(|e| err(format!("cannot read the aggregates: {e}")))?;
-            let old = self.last.aggs.get(&k).unwrap_or(&zero_agg);
-            kernel::agg_delta(ts, &k, &v, old, out);
-            if ended.contains(&k.pid) {
-                gone_aggs.push(k);
-            } else {
-                self.last.aggs.insert(k, v);
-            }
-        }
-        let zero_edge = RawEdge::default();
-        let mut gone_edges = Vec::new();
-        for item in self.edges.iter() {
-            let (k, v) = item.map_err(|e| err(format!("cannot read the requeue edges: {e}")))?;
-            let old = self.last.edges.get(&k).unwrap_or(&zero_edge);
-            kernel::edge_delta(ts, &k, &v, old, out);
-            if ended.contains(&k.pid) {
-                gone_edges.push(k);
-            } else {
-                self.last.edges.insert(k, v);
-            }
-        }
+        read_diffs(
+            &mut self.aggs,
+            &mut self.last.aggs,
+            &ended,
+            |k| k.pid,
+            "the aggregates",
+            |k, new, old| kernel::agg_delta(ts, k, new, old, out),
+        )?;
+        read_diffs(
+            &mut self.edges,
+            &mut self.last.edges,
+            &ended,
+            |k| k.pid,
+            "the requeue edges",
+            |k, new, old| kernel::edge_delta(ts, k, new, old, out),
+        )?;
         for lat in 0..LAT_KINDS {
             let per_cpu = self
                 .latency
@@ -728,16 +754,6 @@ impl KernelTracer {
             self.last.latency[lat as usize] = sum;
         }
         self.read_waiting(ts, out)?;
-        // An ended process's keys go, so that the maps do not fill with the dead (a key that a CPU
-        // updated between the read and the removal loses that update: the process had ended).
-        for k in gone_aggs {
-            let _ = self.aggs.remove(&k);
-            self.last.aggs.remove(&k);
-        }
-        for k in gone_edges {
-            let _ = self.edges.remove(&k);
-            self.last.edges.remove(&k);
-        }
         self.last.last_read = Some(Instant::now());
         Ok(())
     }

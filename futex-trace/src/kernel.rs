@@ -159,16 +159,35 @@ pub fn agg_delta(ts: u64, key: &RawAggKey, new: &RawAgg, old: &RawAgg, out: &mut
         op,
         counts,
     }));
-    let (mut sum, mut max) = (counts.wait_ns, new.max_wait_ns);
-    for (slot, (&n, &o)) in new.hist.iter().zip(&old.hist).enumerate() {
+    let of = HistOf::Wait { addr: key.uaddr };
+    let (sum, max) = (counts.wait_ns, new.max_wait_ns);
+    hist_delta(ts, key.pid, of, (&new.hist, &old.hist), (sum, max), out);
+}
+
+/// One [`EventKind::Hist`] per slot that grew between `slots.1` (the last read) and `slots.0`, the
+/// `sum` and `max` of the new values on the first of them.
+fn hist_delta(
+    ts: u64,
+    pid: u32,
+    of: HistOf,
+    slots: (&[u64], &[u64]),
+    (mut sum, mut max): (u64, u64),
+    out: &mut Vec<Event>,
+) {
+    for (slot, (&n, &o)) in slots.0.iter().zip(slots.1).enumerate() {
         if n > o {
-            out.push(ev(EventKind::Hist {
-                of: HistOf::Wait { addr: key.uaddr },
-                slot: slot as u8,
-                count: n - o,
-                sum: std::mem::take(&mut sum),
-                max: std::mem::take(&mut max),
-            }));
+            out.push(Event {
+                ts_ns: ts,
+                pid,
+                tid: 0,
+                kind: EventKind::Hist {
+                    of,
+                    slot: slot as u8,
+                    count: n - o,
+                    sum: std::mem::take(&mut sum),
+                    max: std::mem::take(&mut max),
+                },
+            });
         }
     }
 }
@@ -202,23 +221,8 @@ pub fn latency_delta(ts: u64, lat: u32, new: &RawHist, old: &RawHist, out: &mut 
     } else {
         HistOf::WakeToReturn
     };
-    let (mut sum, mut max) = (new.sum.saturating_sub(old.sum), new.max);
-    for (slot, (&n, &o)) in new.slot.iter().zip(&old.slot).enumerate() {
-        if n > o {
-            out.push(Event {
-                ts_ns: ts,
-                pid: 0,
-                tid: 0,
-                kind: EventKind::Hist {
-                    of,
-                    slot: slot as u8,
-                    count: n - o,
-                    sum: std::mem::take(&mut sum),
-                    max: std::mem::take(&mut max),
-                },
-            });
-        }
-    }
+    let sum_max = (new.sum.saturating_sub(old.sum), new.max);
+    hist_delta(ts, 0, of, (&new.slot, &old.slot), sum_max, out);
 }
 
 /// A futex-core probe's arguments as an event, decoded by futex-core's own encoding
