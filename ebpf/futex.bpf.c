@@ -18,6 +18,7 @@
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <asm-generic/errno-base.h>
 #include <linux/futex.h>
 
@@ -228,9 +229,8 @@ static __always_inline int slept_out(u8 out)
     return out == FT_OUT_WOKEN || out == FT_OUT_TIMEDOUT || out == FT_OUT_INTERRUPTED;
 }
 
-// Log2 slot of a nanosecond value (see FT_HIST_SLOTS). The BPF instruction set has no count of leading
-// zeros: a binary search.
-static __always_inline u32 log2_slot(u64 v)
+// floor(log2(v)), 0 for 0. The BPF instruction set has no count of leading zeros: a binary search.
+static __always_inline u32 ilog2(u64 v)
 {
     u32 r = 0;
     if (v >> 32) { v >>= 32; r += 32; }
@@ -239,7 +239,53 @@ static __always_inline u32 log2_slot(u64 v)
     if (v >> 4) { v >>= 4; r += 4; }
     if (v >> 2) { v >>= 2; r += 2; }
     if (v >> 1) { r += 1; }
+    return r;
+}
+
+// Log2 slot of a nanosecond value (see FT_HIST_SLOTS).
+static __always_inline u32 log2_slot(u64 v)
+{
+    u32 r = ilog2(v);
     return r < FT_HIST_SLOTS ? r : FT_HIST_SLOTS - 1;
+}
+
+// The kernel's futex hash tables (kernel/futex/core.c, Linux 6.17+ with CONFIG_FUTEX_PRIVATE_HASH): a
+// private futex (FUTEX_PRIVATE_FLAG) of a process with a private hash goes to bucket
+// jhash2(page, offset) & hash_mask of task->mm->futex_phash; everything else to the global table. Only
+// the fields read here are declared; CO-RE relocates them against the running kernel's BTF, and a
+// kernel without them (older, or built without the option) has no private hashes.
+struct futex_private_hash {
+    unsigned int hash_mask;
+} __attribute__((preserve_access_index));
+
+struct mm_struct {
+    struct futex_private_hash *futex_phash;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+    struct mm_struct *mm;
+} __attribute__((preserve_access_index));
+
+// ft_agg_key.hash_shift of a call with the raw flags `flags`, made now by the current task: the table
+// its futex went to, as the kernel chose it for this call (its mask is read at the call's return, so a
+// resize or a prctl(PR_FUTEX_HASH) during the trace is followed). userspace computes the bucket.
+static __always_inline u8 hash_shift(u32 flags)
+{
+    if (!(flags & FUTEX_PRIVATE_FLAG))
+        return FT_HASH_GLOBAL;
+    if (!bpf_core_field_exists(((struct mm_struct *)0)->futex_phash))
+        return FT_HASH_GLOBAL;
+    // Direct loads through the task's BTF pointer (the verifier makes them fault-safe): cheaper than
+    // three bpf_probe_read_kernel calls.
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct mm_struct *mm = t->mm;
+    if (!mm)
+        return FT_HASH_GLOBAL;
+    struct futex_private_hash *fph = mm->futex_phash;
+    if (!fph)
+        return FT_HASH_GLOBAL;
+    u32 mask = fph->hash_mask;
+    return mask ? (u8)ilog2((u64)mask + 1) : FT_HASH_GLOBAL;
 }
 
 // The value of `key` in `map`, created as `zero` on first use; NULL when the map is full, counted in
@@ -257,13 +303,15 @@ static __always_inline void *lookup_or_init(void *map, void *key, const void *ze
     return v;
 }
 
-// The aggregate of (pid, uaddr, op), created zeroed on first use; NULL (counted) when the map is full.
-static __always_inline struct ft_agg *agg_of(u32 pid, u64 uaddr, u8 op)
+// The aggregate of (pid, uaddr, op, hash table), created zeroed on first use; NULL (counted) when the
+// map is full.
+static __always_inline struct ft_agg *agg_of(u32 pid, u64 uaddr, u8 op, u32 flags)
 {
     struct ft_agg_key k = {};
     k.uaddr = uaddr;
     k.pid = pid;
     k.op = op;
+    k.hash_shift = hash_shift(flags);
     return lookup_or_init(&aggs, &k, &zero_agg, C_AGG_FULL);
 }
 
@@ -385,7 +433,7 @@ static __always_inline int leave(void *ctx, s64 ret)
     if (!st || !st->active)
         return 0;
     u8 op = st->op;
-    struct ft_agg *a = agg_of(tgid, st->uaddr, op);
+    struct ft_agg *a = agg_of(tgid, st->uaddr, op, st->flags);
     if (is_wait(op)) {
         u8 out = wait_outcome(op, ret, st->slept);
         // Time only for what uses it: a wait that never slept (EAGAIN) costs no clock read.
@@ -515,20 +563,23 @@ SEC("tracepoint/syscalls/sys_enter_futex_requeue")
 int futex2_requeue_enter(struct sys_enter_args *ctx)
 {
     // futex_requeue(waiters[2], flags, nr_wake, nr_requeue)
+    // The flags shown are the first word's (FUTEX2_PRIVATE = FUTEX_PRIVATE_FLAG; the syscall's own
+    // flags argument is unused).
     struct futex_waitv_user w[2] = {};
     bpf_probe_read_user(&w, sizeof(w), (void *)ctx->args[0]);
     return enter(ctx, FT_OP_FUTEX2_REQUEUE, w[0].uaddr, w[1].uaddr, (u32)ctx->args[2],
-                 (u32)ctx->args[3], (u32)w[0].val, (u32)ctx->args[1], 0);
+                 (u32)ctx->args[3], (u32)w[0].val, w[0].flags, 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_futex_waitv")
 int futex2_waitv_enter(struct sys_enter_args *ctx)
 {
-    // futex_waitv(waiters, nr_futexes, flags, timeout, clockid): the first word is the one shown.
+    // futex_waitv(waiters, nr_futexes, flags, timeout, clockid): the first word is the one shown, with
+    // its flags (the syscall's own flags argument is unused).
     struct futex_waitv_user w = {};
     bpf_probe_read_user(&w, sizeof(w), (void *)ctx->args[0]);
-    return enter(ctx, FT_OP_FUTEX2_WAITV, w.uaddr, 0, (u32)w.val, (u32)ctx->args[1], 0,
-                 (u32)ctx->args[2], ctx->args[3] != 0);
+    return enter(ctx, FT_OP_FUTEX2_WAITV, w.uaddr, 0, (u32)w.val, (u32)ctx->args[1], 0, w.flags,
+                 ctx->args[3] != 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_futex_wait")

@@ -66,6 +66,11 @@
 // rust: u64
 #define FT_MAX_STACK_RATE 4294967295
 
+// `ft_agg_key.hash_shift` of a call that went to the kernel's global futex hash: a shared futex (no
+// FUTEX_PRIVATE_FLAG), or a process without a private hash (single-threaded, or set to 0 slots).
+// rust: u8
+#define FT_HASH_GLOBAL 0
+
 // Log2 slots of the histograms in `aggs` and `latency`: slot i counts values in [2^i, 2^(i+1)) ns (slot 0
 // also holds 0, the last slot everything longer: 2^39 ns is 9 minutes).
 // rust: usize
@@ -126,7 +131,8 @@ struct ft_event {
     ft_s32 stack_id;    // user stack (of a wait that slept, or a waker that woke someone); < 0: none
     ft_s32 waker_stack_id;
     ft_u32 woken_seen;  // wake/requeue: traced waiters this call woke (from sched_waking)
-    ft_u32 flags;       // the raw op word (futex(2)) or the flags argument (futex2)
+    ft_u32 flags;       // the raw op word (futex(2)), the flags argument (futex_wait/wake(2)) or the first
+                        // word's flags (futex_waitv/requeue(2)); FUTEX_PRIVATE_FLAG: a private futex
     ft_u8 kind;         // FT_*
     ft_u8 op;           // futex(2) command (op & 127), FT_OP_FUTEX2_*, or FT_USDT_* for FT_USDT
     ft_u8 has_timeout;
@@ -160,12 +166,15 @@ struct ft_inflight {
     ft_u8 active; // inside a futex call; 0 between calls
 };
 
-// Key of the `aggs` map: the calls of one kind on one futex word of one process.
+// Key of the `aggs` map: the calls of one kind on one futex word of one process, in one kernel futex
+// hash table.
 struct ft_agg_key {
     ft_u64 uaddr;
     ft_u32 pid;
-    ft_u8 op;     // as ft_event.op
-    ft_u8 pad[3];
+    ft_u8 op;         // as ft_event.op
+    ft_u8 hash_shift; // the kernel hash table the calls went to: FT_HASH_GLOBAL, or log2 of the slots
+                      // of the process's private futex hash (task->mm->futex_phash) at their return
+    ft_u8 pad[2];
 };
 
 // What the calls of one key did, from the start of the trace (read and diffed by userspace). Counts are

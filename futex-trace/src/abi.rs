@@ -92,7 +92,9 @@ mirror! {
         pub pid @ 8: u32,
         /// As [`RawEvent::op`].
         pub op @ 12: u8,
-        pub pad @ 13: [u8; 3],
+        /// The kernel futex hash table: [`FT_HASH_GLOBAL`], or log2 of the process's private hash slots.
+        pub hash_shift @ 13: u8,
+        pub pad @ 14: [u8; 2],
     }
 }
 

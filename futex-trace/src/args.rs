@@ -38,6 +38,24 @@ pub fn stack_rate(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Most slots `--slots` takes: a kernel futex hash of a million buckets is far past any real table.
+pub const MAX_KERNEL_SLOTS: u32 = 1 << 20;
+
+/// A slot count of a kernel private futex hash (`--slots`): a power of two from 2, as
+/// `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, n)` takes.
+pub fn slots(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim().parse().map_err(|_| {
+        format!("'{s}' is not a slot count: give a power of two such as 16, 64 or 256")
+    })?;
+    if !(2..=MAX_KERNEL_SLOTS).contains(&n) || !n.is_power_of_two() {
+        return Err(format!(
+            "{n} slots: the kernel's private futex hash has a power of two from 2 to \
+             {MAX_KERNEL_SLOTS} slots (e.g. 16, 64, 256)"
+        ));
+    }
+    Ok(n)
+}
+
 /// A size in bytes (`--max-size`): a number with an optional unit k, M, G (powers of 1024; "B" and
 /// "iB" may follow), at least 4 KiB.
 pub fn size(s: &str) -> Result<u64, String> {

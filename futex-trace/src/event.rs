@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::khash::KernelHash;
+
 /// What kind of wait or waker: lock contention (`mutex`), condition or idle waits (`condvar`), direct futex
 /// calls (`raw`), or a kernel futex of another process whose purpose is unknown (`kernel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -220,10 +222,13 @@ pub enum EventKind {
         wait: WaitKind,
         wait_ns: u64,
     },
-    /// Kernel sources: what the kernel counted on one word for one operation (see [`Counts`]).
+    /// Kernel sources: what the kernel counted on one word for one operation (see [`Counts`]), in one
+    /// of the kernel's futex hash tables (`None` in recordings made before it was recorded).
     Counts {
         addr: u64,
         op: FutexOp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash: Option<KernelHash>,
         counts: Counts,
     },
     /// Kernel sources: `count` more values in slot `slot` of a log2 histogram (values in [2^slot,

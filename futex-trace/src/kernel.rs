@@ -7,7 +7,7 @@ use crate::abi::{
     RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, FT_EXIT, FT_FORK, FT_SAMPLE,
     FT_USDT, LAT_SCHED_DELAY,
 };
-use crate::event::{Counts, Event, EventKind, FutexOp, HistOf, Outcome, Waker};
+use crate::event::{Counts, Event, EventKind, FutexOp, HistOf, KernelHash, Outcome, Waker};
 
 /// The operation number the eBPF side sends: a `futex(2)` command (`op & 127`, the kernel's numbers), or
 /// `FT_OP_FUTEX2_*` for the futex2 syscalls.
@@ -157,6 +157,7 @@ pub fn agg_delta(ts: u64, key: &RawAggKey, new: &RawAgg, old: &RawAgg, out: &mut
     out.push(ev(EventKind::Counts {
         addr: key.uaddr,
         op,
+        hash: Some(KernelHash::of(key.uaddr, key.hash_shift)),
         counts,
     }));
     let of = HistOf::Wait { addr: key.uaddr };
@@ -359,6 +360,7 @@ mod tests {
             EventKind::Counts {
                 addr: 0x1000,
                 op: FutexOp::Wait,
+                hash: Some(KernelHash::Global),
                 counts: Counts {
                     calls: 3,
                     blocked: 2,

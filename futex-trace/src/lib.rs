@@ -29,6 +29,7 @@ pub mod ebpf;
 pub mod event;
 pub mod flame;
 pub mod kernel;
+pub mod khash;
 pub mod model;
 pub mod report;
 pub mod session;

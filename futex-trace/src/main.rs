@@ -77,7 +77,12 @@ enum Command {
     #[command(after_help = "Examples:\n  futex-trace report trace.ftr\n  \
         futex-trace report trace.ftr --json | jq '.addresses[0]'\n  \
         sudo futex-trace report -p 1234 -d 10s\n  \
-        futex-trace report --demo --threads 8 --skew 0.3 --json > demo.json")]
+        futex-trace report --demo --threads 8 --skew 0.3 --json > demo.json\n  \
+        futex-trace report trace.ftr --slots 64       # what-if: kernel futex buckets with 64 slots\n\n\
+        Kernel traces show each process's own futex hash buckets (Linux 6.17+: its private table, as the\n\
+        kernel had it at each call), which hot locks share one, and with --slots what another slot count\n\
+        would change. Other buckets are futex-core's queues (--usdt, --demo) or futex-core's hash of the\n\
+        addresses (a what-if, labelled so).")]
     Report {
         /// A recording made by `futex-trace record`.
         file: Option<PathBuf>,
@@ -92,6 +97,12 @@ enum Command {
         /// Rows per table in the text report.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// What-if for kernel traces: the kernel buckets of the private futexes had each process N
+        /// slots in its private futex hash, as `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, N)` would
+        /// set (a power of two). Shows which hot locks that share a bucket now would be split, and
+        /// which would come to share one; labelled as a what-if.
+        #[arg(long, value_name = "N", value_parser = futex_trace::args::slots)]
+        slots: Option<u32>,
     },
     /// Draw a flamegraph (SVG, or folded stacks) of where threads wait, or of who wakes them.
     #[command(
@@ -514,15 +525,16 @@ fn main() -> ExitCode {
             duration,
             json,
             top,
+            slots,
         } => input(file.as_ref(), target).and_then(|inp| {
             let d = default_duration(&inp, *duration);
             let f = run(&inp, target, d, &control, vec![])?;
             let src = SourceInfo::of(&f);
             let out = if *json {
-                report::json(&f.model, &src, &f.labels, f.stacks.as_ref())
+                report::json(&f.model, &src, &f.labels, f.stacks.as_ref(), *slots)
             } else {
                 // The text report carries the warnings itself (so does the JSON one).
-                report::text(&f.model, &src, &f.labels, f.stacks.as_ref(), *top)
+                report::text(&f.model, &src, &f.labels, f.stacks.as_ref(), *top, *slots)
             };
             // A closed stdout (`| head`) is not an error worth a word.
             let _ = writeln!(std::io::stdout().lock(), "{out}");

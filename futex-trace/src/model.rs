@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::event::{Event, EventKind, HistOf, Outcome, WaitKind};
+use crate::event::{Event, EventKind, HistOf, KernelHash, Outcome, WaitKind};
 use crate::kernel::OpClass;
 
 /// A log2 histogram of nanoseconds: bucket i counts values in [2^i, 2^(i+1)) (bucket 0 also holds 0).
@@ -170,6 +170,9 @@ pub struct AddrStats {
     pub waiting: i64,
     /// Time waited here by waiters each waker stack released (stack ids of the same process).
     pub waker_stacks: HashMap<u32, u64>,
+    /// Kernel sources: the kernel futex hash table this word's calls went to last (its bucket under
+    /// the slots in force then). `None`: not known (another source, or an older recording).
+    pub kernel: Option<KernelHash>,
 }
 
 impl AddrStats {
@@ -189,6 +192,35 @@ impl AddrStats {
             .max_by_key(|(id, ns)| (**ns, std::cmp::Reverse(**id)))
             .map(|(id, ns)| (*id, *ns))
     }
+}
+
+/// A bucket of a process's private kernel futex hash: (pid, slots of the table, bucket).
+pub type KernelBucketKey = (u32, u32, u32);
+
+/// What the calls on the words of one kernel futex hash bucket did (kernel sources; exact, from the
+/// kernel's counts). A table resized during a trace (threads added, `prctl(PR_FUTEX_HASH)`) starts new
+/// buckets under its new slot count.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KernelBucketStats {
+    pub waits: u64,
+    pub waits_blocked: u64,
+    pub wait_ns: u64,
+    pub wakes: u64,
+    pub woken: u64,
+    /// Threads waiting now on its words (as of the 100 ms reads), and the most seen.
+    pub waiting: i64,
+    pub max_waiting: i64,
+    /// The distinct words seen here: more than one is a collision (they share the bucket's lock and
+    /// its list of waiters). Serialized as hex strings, as reports write addresses.
+    #[serde(serialize_with = "hex_addresses")]
+    pub addresses: std::collections::BTreeSet<u64>,
+}
+
+fn hex_addresses<S: serde::Serializer>(
+    set: &std::collections::BTreeSet<u64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(set.iter().map(|a| format!("{a:#x}")))
 }
 
 /// A requeue edge: waiters moved from one address to another.
@@ -244,6 +276,10 @@ pub struct Model {
     pub wake_to_return: Log2Hist,
     /// From `sched_wakeup` of a waiter to `sched_switch` onto a CPU (kernel sources).
     pub sched_delay: Log2Hist,
+    /// Kernel sources: per bucket of the traced processes' private futex hashes.
+    pub kernel_buckets: std::collections::BTreeMap<KernelBucketKey, KernelBucketStats>,
+    /// Kernel sources: the slots of each process's private futex hash, as last seen.
+    pub kernel_slots: std::collections::BTreeMap<u32, u32>,
     /// Time waited by each waiting stack.
     pub stacks: HashMap<StackKey, StackStats>,
     /// Time waited by the waiters each waker stack released.
@@ -271,6 +307,8 @@ impl Model {
             wait_idle: Log2Hist::default(),
             wake_to_return: Log2Hist::default(),
             sched_delay: Log2Hist::default(),
+            kernel_buckets: Default::default(),
+            kernel_slots: Default::default(),
             stacks: HashMap::new(),
             waker_stacks: HashMap::new(),
             series: Default::default(),
@@ -465,8 +503,14 @@ impl Model {
             EventKind::Counts {
                 addr,
                 op,
+                hash,
                 counts: c,
-            } => self.counts(e, addr, op.class(), &c),
+            } => {
+                if let Some(h) = hash {
+                    self.kernel_table(e.pid, addr, h);
+                }
+                self.counts(e, addr, op.class(), &c);
+            }
             EventKind::Hist {
                 of,
                 slot,
@@ -494,6 +538,10 @@ impl Model {
                 a.pid = e.pid;
                 let change = i64::from(now) - a.waiting;
                 a.waiting = i64::from(now);
+                if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
+                    kb.waiting += change;
+                    kb.max_waiting = kb.max_waiting.max(kb.waiting);
+                }
                 let b = self.bucket_of(addr);
                 let b = self.bucket(b);
                 b.depth += change;
@@ -569,6 +617,35 @@ impl Model {
         crate::bucket_of(addr, self.buckets.len().max(1)) as u32
     }
 
+    /// The kernel futex hash bucket `addr` of `pid` is in now, if it is in a private hash.
+    fn kernel_bucket_of(&mut self, pid: u32, addr: u64) -> Option<&mut KernelBucketStats> {
+        let (slots, bucket) = self.addresses.get(&(pid, addr))?.kernel?.private()?;
+        self.kernel_buckets.get_mut(&(pid, slots, bucket))
+    }
+
+    /// Notes that the calls of `pid` on `addr` now go to table `h`: the word's waiters now move with it
+    /// (the kernel rehashes them into a resized table).
+    fn kernel_table(&mut self, pid: u32, addr: u64, h: KernelHash) {
+        let a = self.addresses.entry((pid, addr)).or_default();
+        if a.kernel == Some(h) {
+            return;
+        }
+        let (old, waiting) = (a.kernel.replace(h), a.waiting);
+        a.pid = pid;
+        if let Some((slots, bucket)) = old.and_then(KernelHash::private) {
+            if let Some(kb) = self.kernel_buckets.get_mut(&(pid, slots, bucket)) {
+                kb.waiting -= waiting;
+            }
+        }
+        if let Some((slots, bucket)) = h.private() {
+            self.kernel_slots.insert(pid, slots);
+            let kb = self.kernel_buckets.entry((pid, slots, bucket)).or_default();
+            kb.addresses.insert(addr);
+            kb.waiting += waiting;
+            kb.max_waiting = kb.max_waiting.max(kb.waiting);
+        }
+    }
+
     /// Folds what the kernel counted on one word (kernel sources; see [`EventKind::Counts`]).
     fn counts(&mut self, e: &Event, addr: u64, class: OpClass, c: &crate::event::Counts) {
         let bucket = self.bucket_of(addr);
@@ -592,6 +669,11 @@ impl Model {
                 a.mismatches += c.mismatches;
                 a.waits_blocked += c.blocked;
                 a.wait_ns_total += c.wait_ns;
+                if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
+                    kb.waits += c.calls;
+                    kb.waits_blocked += c.blocked;
+                    kb.wait_ns += c.wait_ns;
+                }
                 let b = self.bucket(bucket);
                 b.waits += c.calls;
                 b.waits_blocked += c.blocked;
@@ -611,6 +693,10 @@ impl Model {
                 a.pid = e.pid;
                 a.wakes += ok;
                 a.wakes_woke += c.woken;
+                if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
+                    kb.wakes += ok;
+                    kb.woken += c.woken;
+                }
                 let b = self.bucket(bucket);
                 b.wakes += ok;
                 b.woken += c.woken;
@@ -623,6 +709,9 @@ impl Model {
                 t.woken += c.woken;
                 t.moved += c.moved;
                 t.other_ops += c.failed;
+                if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
+                    kb.woken += c.woken;
+                }
                 let b = self.bucket(bucket);
                 b.requeues += ok;
                 b.woken += c.woken;
@@ -632,6 +721,34 @@ impl Model {
             }
             OpClass::Other => t.other_ops += c.calls,
         }
+    }
+
+    /// What-if: the kernel buckets the traced words would fall in with private hashes of `slots`
+    /// slots (a power of two; what `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots)` would give),
+    /// keyed as [`Model::kernel_buckets`], from each private word's totals (a what-if has no history:
+    /// `max_waiting` is the waiters now).
+    pub fn kernel_buckets_with(
+        &self,
+        slots: u32,
+    ) -> std::collections::BTreeMap<KernelBucketKey, KernelBucketStats> {
+        let mut out = std::collections::BTreeMap::<_, KernelBucketStats>::new();
+        for (&(pid, addr), a) in &self.addresses {
+            if a.kernel.and_then(KernelHash::private).is_none() {
+                continue;
+            }
+            let kb = out
+                .entry((pid, slots, crate::khash::bucket(addr, slots)))
+                .or_default();
+            kb.waits += a.waits;
+            kb.waits_blocked += a.waits_blocked;
+            kb.wait_ns += a.wait_ns_total;
+            kb.wakes += a.wakes;
+            kb.woken += a.wakes_woke;
+            kb.waiting += a.waiting;
+            kb.max_waiting = kb.waiting;
+            kb.addresses.insert(addr);
+        }
+        out
     }
 
     /// Folds a batch of events.
@@ -719,6 +836,78 @@ mod tests {
         assert_eq!(m.addresses[&(7, 0x10)].stacks[&1], 63_000);
         // Samples carry no counts: those come from the kernel's aggregates.
         assert_eq!((m.totals.waits, m.samples), (0, 3));
+    }
+
+    #[test]
+    fn kernel_buckets_follow_the_table_of_each_call() {
+        use crate::event::{Counts, FutexOp};
+        let (pid, a) = (7, 0x5000_0040u64);
+        // Another page's word in a's bucket of 16.
+        let b = (1..)
+            .map(|p| a + 0x1000 * p)
+            .find(|&b| crate::khash::bucket(b, 16) == crate::khash::bucket(a, 16))
+            .unwrap();
+        let counts = |addr, op, hash, calls: u64| Event {
+            ts_ns: 1,
+            pid,
+            tid: 0,
+            kind: EventKind::Counts {
+                addr,
+                op,
+                hash: Some(hash),
+                counts: Counts {
+                    calls,
+                    blocked: calls,
+                    woken: calls,
+                    wait_ns: 10 * calls,
+                    ..Counts::default()
+                },
+            },
+        };
+        let waiting = |addr, now| Event {
+            ts_ns: 2,
+            pid,
+            tid: 0,
+            kind: EventKind::Waiting { addr, now },
+        };
+        let p16 = |addr| KernelHash::of(addr, 4);
+        let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+        // Two words in one bucket of 16, one waiter on each now.
+        let ka = p16(a).private().unwrap();
+        assert_eq!(p16(b).private(), Some(ka));
+        m.extend(&[
+            waiting(a, 1),
+            counts(a, FutexOp::Wait, p16(a), 3),
+            counts(b, FutexOp::Wait, p16(b), 2),
+            counts(a, FutexOp::Wake, p16(a), 3),
+            waiting(b, 1),
+        ]);
+        let bucket = |m: &Model, (slots, bucket): (u32, u32)| {
+            m.kernel_buckets[&(pid, slots, bucket)].clone()
+        };
+        let s = bucket(&m, ka);
+        assert_eq!((s.waits, s.wait_ns, s.wakes, s.woken), (5, 50, 3, 3));
+        assert_eq!((s.waiting, s.max_waiting, s.addresses.len()), (2, 2, 2));
+        assert_eq!(m.kernel_slots[&pid], 16);
+        // The process resizes to 64 slots: a's next calls go there, and its waiter moves with it.
+        let p64 = KernelHash::of(a, 6);
+        m.apply(&counts(a, FutexOp::Wait, p64, 1));
+        let (slots, b64) = p64.private().unwrap();
+        assert_eq!(slots, 64);
+        let s = bucket(&m, (64, b64));
+        assert_eq!((s.waits, s.waiting, s.addresses.len()), (1, 1, 1));
+        assert_eq!(bucket(&m, ka).waiting, 1, "b's waiter is still there");
+        assert_eq!(m.addresses[&(pid, a)].kernel, Some(p64));
+        assert_eq!(m.kernel_slots[&pid], 64);
+        // A shared futex is in the global table: no bucket.
+        m.apply(&counts(0x9000, FutexOp::Wait, KernelHash::Global, 1));
+        assert_eq!(m.addresses[&(pid, 0x9000)].kernel, Some(KernelHash::Global));
+        assert_eq!(m.kernel_buckets.len(), 2);
+        // What-if: every private word regrouped under another slot count, from its totals.
+        let w = m.kernel_buckets_with(2);
+        let total: u64 = w.values().map(|s| s.waits).sum();
+        assert_eq!(total, 3 + 2 + 1);
+        assert!(w.keys().all(|&(p, n, bk)| p == pid && n == 2 && bk < 2));
     }
 
     #[test]

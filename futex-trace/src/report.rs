@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::event::WaitKind;
-use crate::model::{BucketOrigin, BucketStats, Log2Hist, Model, Totals};
+use crate::khash::KernelHash;
+use crate::model::{BucketOrigin, BucketStats, KernelBucketStats, Log2Hist, Model, Totals};
 use crate::stacks::StackTable;
 
 /// What the report says about where the events came from.
@@ -78,6 +79,44 @@ struct AddressRow<'a> {
     /// The stack that waited longest here, outermost frame first (eBPF sources; the observer has none).
     top_stack: Option<Vec<String>>,
     top_stack_wait_ns: Option<u64>,
+    /// Kernel sources: which kernel futex hash the word's calls went to last: `private` (the process's
+    /// own table) or `global` (a shared futex, or a process without a private hash); null when unknown.
+    kernel_table: Option<&'static str>,
+    /// Its bucket in the process's private hash, and that table's slots (null unless `private`).
+    kernel_bucket: Option<u32>,
+    kernel_slots: Option<u32>,
+    /// With `--slots N`: its bucket in a private hash of N slots (a what-if).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    what_if_kernel_bucket: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct KernelBucketRow<'a> {
+    pid: u32,
+    slots: u32,
+    bucket: u32,
+    #[serde(flatten)]
+    stats: &'a KernelBucketStats,
+    /// More than one word in the bucket: they share its lock and its list of waiters.
+    collision: bool,
+}
+
+#[derive(Serialize)]
+struct WhatIf {
+    /// The slot count asked for (`--slots`).
+    slots: u32,
+    label: String,
+    buckets: Vec<KernelBucketRowOwned>,
+}
+
+#[derive(Serialize)]
+struct KernelBucketRowOwned {
+    pid: u32,
+    slots: u32,
+    bucket: u32,
+    #[serde(flatten)]
+    stats: KernelBucketStats,
+    collision: bool,
 }
 
 #[derive(Serialize)]
@@ -109,6 +148,14 @@ struct Report<'a> {
     addresses: Vec<AddressRow<'a>>,
     buckets: Vec<BucketRow<'a>>,
     requeue_edges: Vec<EdgeRow>,
+    /// Kernel sources: which kernel futex hash tables `kernel_buckets` shows, in words.
+    kernel_buckets_label: &'static str,
+    /// Kernel sources: per (pid, slots, bucket) of the processes' private futex hashes, the hottest
+    /// (time waited) first; empty for other sources.
+    kernel_buckets: Vec<KernelBucketRow<'a>>,
+    /// With `--slots N`: the same buckets had the processes N slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_buckets_what_if: Option<WhatIf>,
     wait_contention: Latency,
     wait_idle: Latency,
     wake_to_return: Latency,
@@ -129,16 +176,39 @@ fn hex(a: u64) -> String {
     format!("{a:#x}")
 }
 
+/// What `kernel_buckets` shows, in words.
+pub const KERNEL_BUCKETS_LABEL: &str = "kernel futex hash buckets: each traced process's own private \
+     table (Linux 6.17+), as the kernel had it at each call; shared futexes and processes without a \
+     private table use the kernel's global table, of which no bucket is shown";
+
+/// What the what-if of `slots` slots shows, in words.
+fn what_if_label(slots: u32) -> String {
+    format!(
+        "what-if: the private futexes' kernel buckets had each process {slots} slots \
+         (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, {slots})); computed, not traced"
+    )
+}
+
 fn build<'a>(
     m: &'a Model,
     src: &'a SourceInfo,
     labels: &'a HashMap<u64, String>,
     stacks: Option<&'a StackTable>,
+    what_if_slots: Option<u32>,
 ) -> Report<'a> {
     let mut addresses: Vec<AddressRow> = m
         .addresses
         .iter()
         .map(|(&(_, a), s)| AddressRow {
+            kernel_table: s.kernel.map(|h| match h {
+                KernelHash::Private { .. } => "private",
+                KernelHash::Global => "global",
+            }),
+            kernel_bucket: s.kernel.and_then(KernelHash::private).map(|(_, b)| b),
+            kernel_slots: s.kernel.and_then(KernelHash::private).map(|(n, _)| n),
+            what_if_kernel_bucket: what_if_slots
+                .filter(|_| s.kernel.and_then(KernelHash::private).is_some())
+                .map(|n| crate::khash::bucket(a, n)),
             address: hex(a),
             pid: s.pid,
             label: labels.get(&a).map(String::as_str).or_else(|| {
@@ -188,7 +258,49 @@ fn build<'a>(
         })
         .collect();
     requeue_edges.sort_by(|a, b| b.moved.cmp(&a.moved).then(a.from.cmp(&b.from)));
+    let mut kernel_buckets: Vec<KernelBucketRow> = m
+        .kernel_buckets
+        .iter()
+        .map(|(&(pid, slots, bucket), stats)| KernelBucketRow {
+            pid,
+            slots,
+            bucket,
+            stats,
+            collision: stats.addresses.len() > 1,
+        })
+        .collect();
+    kernel_buckets.sort_by(|a, b| {
+        (b.stats.wait_ns, b.stats.waits)
+            .cmp(&(a.stats.wait_ns, a.stats.waits))
+            .then((a.pid, a.slots, a.bucket).cmp(&(b.pid, b.slots, b.bucket)))
+    });
+    let kernel_buckets_what_if = what_if_slots.map(|slots| {
+        let mut buckets: Vec<KernelBucketRowOwned> = m
+            .kernel_buckets_with(slots)
+            .into_iter()
+            .map(|((pid, slots, bucket), stats)| KernelBucketRowOwned {
+                pid,
+                slots,
+                bucket,
+                collision: stats.addresses.len() > 1,
+                stats,
+            })
+            .collect();
+        buckets.sort_by(|a, b| {
+            (b.stats.wait_ns, b.stats.waits)
+                .cmp(&(a.stats.wait_ns, a.stats.waits))
+                .then((a.pid, a.bucket).cmp(&(b.pid, b.bucket)))
+        });
+        WhatIf {
+            slots,
+            label: what_if_label(slots),
+            buckets,
+        }
+    });
     Report {
+        kernel_buckets_label: KERNEL_BUCKETS_LABEL,
+        kernel_buckets,
+        kernel_buckets_what_if,
         format: "futex-trace report v1",
         source: src,
         bucket_origin: m.origin,
@@ -215,8 +327,9 @@ pub fn json(
     src: &SourceInfo,
     labels: &HashMap<u64, String>,
     stacks: Option<&StackTable>,
+    what_if_slots: Option<u32>,
 ) -> String {
-    serde_json::to_string_pretty(&build(m, src, labels, stacks))
+    serde_json::to_string_pretty(&build(m, src, labels, stacks, what_if_slots))
         .expect("a report always serialises")
 }
 
@@ -236,8 +349,9 @@ pub fn text(
     labels: &HashMap<u64, String>,
     stacks: Option<&StackTable>,
     top: usize,
+    what_if_slots: Option<u32>,
 ) -> String {
-    let r = build(m, src, labels, stacks);
+    let r = build(m, src, labels, stacks, what_if_slots);
     let t = r.totals;
     let mut o = String::new();
     let _ = writeln!(
@@ -333,6 +447,9 @@ pub fn text(
             s.max_depth
         );
     }
+    if !r.kernel_buckets.is_empty() {
+        kernel_buckets_text(&mut o, m, &r, labels, stacks, top);
+    }
     let _ = writeln!(o, "\nRequeue edges (from → to)");
     if r.requeue_edges.is_empty() {
         let _ = writeln!(o, "  none");
@@ -378,4 +495,179 @@ pub fn text(
         );
     }
     o
+}
+
+/// The name of a word in reports: its label or static symbol, else its address.
+fn word_name(
+    pid: u32,
+    addr: u64,
+    labels: &HashMap<u64, String>,
+    stacks: Option<&StackTable>,
+) -> String {
+    labels
+        .get(&addr)
+        .or_else(|| stacks.and_then(|t| t.addr_symbols.get(&(pid, addr))))
+        .cloned()
+        .unwrap_or_else(|| hex(addr))
+}
+
+/// Words of a bucket, the hottest (time waited) first, by name.
+fn bucket_words(
+    m: &Model,
+    pid: u32,
+    words: &std::collections::BTreeSet<u64>,
+    labels: &HashMap<u64, String>,
+    stacks: Option<&StackTable>,
+) -> Vec<String> {
+    let mut w: Vec<(u64, u64)> = words
+        .iter()
+        .map(|&a| (m.addresses.get(&(pid, a)).map_or(0, |s| s.wait_ns_total), a))
+        .collect();
+    w.sort_by(|x, y| y.cmp(x));
+    w.into_iter()
+        .map(|(_, a)| word_name(pid, a, labels, stacks))
+        .collect()
+}
+
+/// The kernel's buckets section of the text report: the hottest buckets, the hot words that share one,
+/// and, with `--slots`, what another slot count would change.
+fn kernel_buckets_text(
+    o: &mut String,
+    m: &Model,
+    r: &Report<'_>,
+    labels: &HashMap<u64, String>,
+    stacks: Option<&StackTable>,
+    top: usize,
+) {
+    let tables: Vec<String> = m
+        .kernel_slots
+        .iter()
+        .map(|(pid, n)| format!("pid {pid}: {n} slots"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "\nKernel futex buckets — each process's private futex hash, as the kernel has it ({})",
+        tables.join(", ")
+    );
+    let _ = writeln!(
+        o,
+        "  (shared futexes and processes without a private hash use the global table: no bucket shown)"
+    );
+    let _ = writeln!(
+        o,
+        "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>8} {:>7}  words",
+        "pid", "slots", "bucket", "waits", "slept", "total", "wakes", "max now"
+    );
+    for b in r.kernel_buckets.iter().take(top) {
+        let s = b.stats;
+        let _ = writeln!(
+            o,
+            "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>8} {:>7}  {}",
+            b.pid,
+            b.slots,
+            b.bucket,
+            s.waits,
+            s.waits_blocked,
+            ns(s.wait_ns),
+            s.wakes,
+            s.max_waiting,
+            bucket_words(m, b.pid, &s.addresses, labels, stacks).join(", ")
+        );
+    }
+    // Words that slept and share a bucket of the table in force now.
+    let hot = |pid: u32, a: u64| {
+        m.addresses
+            .get(&(pid, a))
+            .is_some_and(|s| s.waits_blocked > 0)
+    };
+    let shared: Vec<&KernelBucketRow> = r
+        .kernel_buckets
+        .iter()
+        .filter(|b| m.kernel_slots.get(&b.pid) == Some(&b.slots))
+        .filter(|b| b.stats.addresses.iter().filter(|&&a| hot(b.pid, a)).count() > 1)
+        .collect();
+    if shared.is_empty() {
+        let _ = writeln!(o, "  no two words that slept share a kernel bucket");
+    }
+    for b in shared.iter().take(top) {
+        let _ = writeln!(
+            o,
+            "  shared: {} — kernel bucket {} of {} (pid {}): one lock, one list of waiters",
+            bucket_words(m, b.pid, &b.stats.addresses, labels, stacks).join(" and "),
+            b.bucket,
+            b.slots,
+            b.pid
+        );
+    }
+    let Some(w) = &r.kernel_buckets_what_if else {
+        return;
+    };
+    let _ = writeln!(o, "\nWhat-if — {}", w.label);
+    let mut any = false;
+    for b in shared.iter() {
+        // The hot words of a shared bucket now, and where each would go with the other slot count.
+        let words: Vec<u64> = b
+            .stats
+            .addresses
+            .iter()
+            .copied()
+            .filter(|&a| hot(b.pid, a))
+            .collect();
+        let mut by_bucket: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+        for &a in &words {
+            by_bucket
+                .entry(crate::khash::bucket(a, w.slots))
+                .or_default()
+                .push(a);
+        }
+        let name = |a: &u64| word_name(b.pid, *a, labels, stacks);
+        let split = by_bucket.len() > 1;
+        any = true;
+        let _ = writeln!(
+            o,
+            "  {} (bucket {} of {} now): {} with {} slots",
+            words.iter().map(name).collect::<Vec<_>>().join(" and "),
+            b.bucket,
+            b.slots,
+            if split {
+                "would be split"
+            } else {
+                "would still share a bucket"
+            },
+            w.slots
+        );
+    }
+    for b in w
+        .buckets
+        .iter()
+        .filter(|b| b.stats.addresses.iter().filter(|&&a| hot(b.pid, a)).count() > 1)
+    {
+        let now: std::collections::BTreeSet<Option<(u32, u32)>> = b
+            .stats
+            .addresses
+            .iter()
+            .map(|&a| {
+                m.addresses
+                    .get(&(b.pid, a))
+                    .and_then(|s| s.kernel?.private())
+            })
+            .collect();
+        if now.len() > 1 {
+            any = true;
+            let _ = writeln!(
+                o,
+                "  {} would share bucket {} of {} (apart now)",
+                bucket_words(m, b.pid, &b.stats.addresses, labels, stacks).join(" and "),
+                b.bucket,
+                w.slots
+            );
+        }
+    }
+    if !any {
+        let _ = writeln!(
+            o,
+            "  no hot words share a bucket now or would with {} slots",
+            w.slots
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The recorded trace format (`.ftr`), version 3. Documented in `futex-trace/FORMAT.md`.
+//! The recorded trace format (`.ftr`), version 4. Documented in `futex-trace/FORMAT.md`.
 //!
 //! ```text
 //! file   := magic "FUTEXTRC" | version u16 LE | reserved u16 (0) | chunk*
@@ -20,13 +20,15 @@ use std::io::{self, BufWriter, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Counts, Event, EventKind, FutexOp, HistOf, Kernel, Outcome, WaitKind, Waker};
+use crate::event::{
+    Counts, Event, EventKind, FutexOp, HistOf, Kernel, KernelHash, Outcome, WaitKind, Waker,
+};
 use crate::stacks::{ProcessInfo, StackTable};
 
 pub const MAGIC: &[u8; 8] = b"FUTEXTRC";
-/// The version written. Versions 1 (one STACKS chunk at the end) and 2 (no kernel aggregates: event
-/// tags 10-14) are read too.
-pub const VERSION: u16 = 3;
+/// The version written. Versions 1 (one STACKS chunk at the end), 2 (no kernel aggregates: event
+/// tags 10-14) and 3 (counts without their kernel hash table: tag 10, not 15) are read too.
+pub const VERSION: u16 = 4;
 const T_META: u8 = 1;
 const T_EVENTS: u8 = 2;
 const T_STACKS: u8 = 3;
@@ -661,7 +663,8 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
         EventKind::OtherOp { .. } => 7,
         EventKind::Fork { .. } => 8,
         EventKind::Exit => 9,
-        EventKind::Counts { .. } => 10,
+        EventKind::Counts { hash: None, .. } => 10,
+        EventKind::Counts { hash: Some(_), .. } => 15,
         EventKind::Hist { .. } => 11,
         EventKind::Moved { .. } => 12,
         EventKind::WaitSample { .. } => 13,
@@ -765,9 +768,23 @@ pub fn encode(e: &Event, b: &mut Vec<u8>) {
         }
         EventKind::Fork { child } => put_u32(b, child),
         EventKind::Exit => {}
-        EventKind::Counts { addr, op, counts } => {
+        EventKind::Counts {
+            addr,
+            op,
+            hash,
+            counts,
+        } => {
             put_u64(b, addr);
             b.push(index_of(&OPS, &op));
+            match hash {
+                None => {}
+                Some(KernelHash::Global) => b.push(0),
+                Some(KernelHash::Private { slots, bucket }) => {
+                    b.push(1);
+                    put_var(b, u64::from(slots));
+                    put_var(b, u64::from(bucket));
+                }
+            }
             for v in counts_fields(&counts) {
                 put_var(b, v);
             }
@@ -902,6 +919,10 @@ impl Cursor<'_> {
         }
         Err(self.invalid("varint byte", 0x80))
     }
+    fn var_u32(&mut self) -> Result<u32, ReadError> {
+        let v = self.var()?;
+        u32::try_from(v).map_err(|_| self.invalid("32-bit varint", 0xff))
+    }
     fn waker(&mut self) -> Result<Option<Waker>, ReadError> {
         Ok(if self.flag()? {
             Some(Waker {
@@ -1018,9 +1039,21 @@ fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
         },
         8 => EventKind::Fork { child: c.u32()? },
         9 => EventKind::Exit,
-        10 => {
+        10 | 15 => {
             let addr = c.u64()?;
             let op = c.pick(&OPS, "futex op")?;
+            let hash = if tag == 10 {
+                None
+            } else {
+                Some(match c.u8()? {
+                    0 => KernelHash::Global,
+                    1 => KernelHash::Private {
+                        slots: c.var_u32()?,
+                        bucket: c.var_u32()?,
+                    },
+                    v => return Err(c.invalid("kernel hash table", v)),
+                })
+            };
             let mut f = [0u64; 10];
             for v in &mut f {
                 *v = c.var()?;
@@ -1030,6 +1063,7 @@ fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
             EventKind::Counts {
                 addr,
                 op,
+                hash,
                 counts: Counts {
                     calls,
                     blocked,

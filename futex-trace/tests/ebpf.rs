@@ -347,8 +347,8 @@ fn a_recording_replays_to_the_same_model_as_the_live_trace() {
         warnings: vec![],
     };
     let none = Default::default();
-    let live_json = report::json(&live.model, &src, &none, live.stacks.as_ref());
-    let replay_json = report::json(&replayed.model, &src, &none, replayed.stacks.as_ref());
+    let live_json = report::json(&live.model, &src, &none, live.stacks.as_ref(), None);
+    let replay_json = report::json(&replayed.model, &src, &none, replayed.stacks.as_ref(), None);
     assert!(live.model.totals.events > 30);
     assert_eq!(live_json, replay_json);
     assert_eq!(
@@ -920,4 +920,101 @@ fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
         "futex-trace vs bpftrace (waits, EAGAIN, timeouts, wakes, woken)"
     );
     assert_eq!(t["lost_events"], 0);
+}
+
+/// The words of `phase` (of `futex-workload --kernel-hash`), grouped as the kernel showed they share a
+/// bucket (by timing it) and as futex-trace's `kernel_buckets` of that phase's slot count put them.
+fn bucket_partitions(r: &Value, phase: &Value) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    let slots = &phase["slots"];
+    let mut by_kernel: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    let mut by_trace: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    for w in phase["words"].as_array().unwrap() {
+        let addr = w["addr"].as_str().unwrap().to_string();
+        by_kernel
+            .entry(w["group"].as_u64().unwrap())
+            .or_default()
+            .push(addr.clone());
+        let bucket = r["kernel_buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| {
+                b["slots"] == *slots && b["addresses"].as_array().unwrap().contains(&w["addr"])
+            })
+            .unwrap_or_else(|| panic!("{addr} has no kernel bucket of {slots} slots"));
+        by_trace
+            .entry(bucket["bucket"].as_u64().unwrap())
+            .or_default()
+            .push(addr);
+    }
+    let sorted = |m: std::collections::BTreeMap<u64, Vec<String>>| {
+        let mut v: Vec<Vec<String>> = m.into_values().collect();
+        v.sort();
+        v
+    };
+    (sorted(by_kernel), sorted(by_trace))
+}
+
+#[test]
+fn kernel_buckets_are_the_ones_the_kernel_uses_through_a_resize_and_shared_futexes_are_global() {
+    if !privileged("kernel_buckets_are_the_ones_the_kernel_uses_through_a_resize_and_shared_futexes_are_global") {
+        return;
+    }
+    // 4 slots then 64; the default slot count then 32. 24 words over 4 pages.
+    for (name, args) in [
+        (
+            "khash-4-64",
+            &["--kernel-hash", "24", "--slots", "4", "--resize-to", "64"][..],
+        ),
+        (
+            "khash-default-32",
+            &["--kernel-hash", "24", "--resize-to", "32"][..],
+        ),
+    ] {
+        let (truth, r, _) = record_workload_with(name, args);
+        let phases = truth["phases"].as_array().unwrap();
+        for (i, phase) in phases.iter().enumerate() {
+            if let Some(set) = phase["set_slots"].as_u64() {
+                assert_eq!(
+                    phase["slots"], set,
+                    "{name}: GET_SLOTS after SET_SLOTS {set}"
+                );
+            }
+            let (kernel, traced) = bucket_partitions(&r, phase);
+            assert_eq!(
+                traced, kernel,
+                "{name} phase {i} ({} slots): futex-trace's buckets group the words otherwise than the \
+                 kernel's timing does",
+                phase["slots"]
+            );
+            assert!(
+                kernel.len() < phase["words"].as_array().unwrap().len() || phase["slots"] == 64,
+                "{name}: no two words shared a bucket: the test proves little"
+            );
+        }
+        // Each word's latest table is the last phase's, and the report says which table that is.
+        let last = phases.last().unwrap();
+        for w in last["words"].as_array().unwrap() {
+            let a = address(&r, &w["addr"]);
+            assert_eq!(a["kernel_table"], "private", "{a}");
+            assert_eq!(a["kernel_slots"], last["slots"], "{a}");
+            assert!(a["kernel_bucket"].as_u64().unwrap() < last["slots"].as_u64().unwrap());
+        }
+        // A MAP_SHARED word used without FUTEX_PRIVATE_FLAG is in the global table: no bucket claimed.
+        let shared = address(&r, &truth["shared"]);
+        assert_eq!(
+            (
+                &shared["kernel_table"],
+                &shared["kernel_bucket"],
+                &shared["kernel_slots"]
+            ),
+            (&Value::from("global"), &Value::Null, &Value::Null),
+            "{shared}"
+        );
+        assert!(shared["waits"].as_u64().unwrap() > 0, "{shared}");
+        assert!(r["kernel_buckets_label"]
+            .as_str()
+            .unwrap()
+            .contains("private"));
+    }
 }

@@ -3,7 +3,7 @@
 //! test run; `fuzz/` has the libFuzzer target for longer runs).
 
 use futex_trace::event::{
-    Counts, Event, EventKind, FutexOp, HistOf, Kernel, Outcome, WaitKind, Waker,
+    Counts, Event, EventKind, FutexOp, HistOf, Kernel, KernelHash, Outcome, WaitKind, Waker,
 };
 use futex_trace::model::BucketOrigin;
 use futex_trace::stacks::{Mapping, ProcessInfo, StackTable};
@@ -89,9 +89,29 @@ fn every_kind() -> Vec<Event> {
         },
         EventKind::Fork { child: 43 },
         EventKind::Exit,
+        // Counts of a version-3 recording (no table), of the global table, of a private one.
         EventKind::Counts {
             addr: 0x1000,
             op: FutexOp::CmpRequeuePi,
+            hash: None,
+            counts: Counts::default(),
+        },
+        EventKind::Counts {
+            addr: 0x1004,
+            op: FutexOp::Wake,
+            hash: Some(KernelHash::Global),
+            counts: Counts {
+                calls: 1,
+                ..Counts::default()
+            },
+        },
+        EventKind::Counts {
+            addr: 0x1000,
+            op: FutexOp::CmpRequeuePi,
+            hash: Some(KernelHash::Private {
+                slots: 1 << 20,
+                bucket: (1 << 20) - 1,
+            }),
             counts: Counts {
                 calls: 2,
                 blocked: 3,

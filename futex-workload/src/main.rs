@@ -18,6 +18,8 @@
 //! `notify_all`, a contended futex-core Mutex): `futex-workload --help`. This crate is a test tool
 //! of the workspace, not part of the product (`publish = false`).
 
+mod kernel_hash;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -765,6 +767,12 @@ struct Cli {
     /// --wake-storm: multiply-adds the producer does per item before queueing it.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "wake_storm")]
     work: u32,
+    /// --kernel-hash: first set the private futex hash to N slots (prctl PR_FUTEX_HASH_SET_SLOTS).
+    #[arg(long, value_name = "N", requires = "kernel_hash")]
+    slots: Option<u32>,
+    /// --kernel-hash: then set it to N slots and do it all again.
+    #[arg(long, value_name = "N", requires = "kernel_hash")]
+    resize_to: Option<u32>,
     /// --core-mutex: subscribe to futex-core's observer while contending.
     #[arg(long, requires = "core_mutex")]
     observe: bool,
@@ -810,6 +818,11 @@ struct Mode {
     /// A std Mutex + Condvar producer/consumer queue (notify_one per item) for SECS.
     #[arg(long, value_name = "SECS")]
     condvar: Option<f64>,
+    /// WORDS futex words spread over pages, grouped by the bucket of this process's private kernel
+    /// futex hash they share (found by timing the kernel: see kernel_hash.rs), then ping-ponged; and a
+    /// shared futex (MAP_SHARED, no private flag). See --slots and --resize-to.
+    #[arg(long, value_name = "WORDS", value_parser = clap::value_parser!(u16).range(2..=256))]
+    kernel_hash: Option<u16>,
 }
 
 fn main() {
@@ -844,6 +857,8 @@ fn main() {
         wake_storm(secs, cli.work)
     } else if let Some(secs) = m.condvar {
         condvar_queue(secs)
+    } else if let Some(n) = m.kernel_hash {
+        kernel_hash::run(n.into(), cli.slots, cli.resize_to)
     } else {
         exact()
     }
