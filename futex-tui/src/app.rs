@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use futex_trace::event::WaitKind;
+use futex_trace::event::{KernelHash, WaitKind};
 use futex_trace::model::Model;
 use futex_trace::session::SPEEDS;
 use futex_trace::stacks::StackTable;
@@ -55,7 +55,11 @@ pub struct LockRow {
     pub p50: u64,
     pub p99: u64,
     pub timeouts: u64,
+    /// Its futex-core bucket (futex-core's queue, or futex-core's hash of a kernel address: a what-if).
     pub bucket: usize,
+    /// Kernel sources: its bucket in its process's private kernel futex hash, and that table's slots
+    /// (`None`: the global table, or not known).
+    pub kernel_bucket: Option<(u32, u32)>,
     /// Threads waiting on it now.
     pub waiting: i64,
     /// The innermost telling frame of the stack that waited longest here (eBPF sources).
@@ -78,6 +82,28 @@ pub fn telling_frame(frames: &[String]) -> Option<String> {
         })
         .or(frames.last())
         .cloned()
+}
+
+/// Which buckets the buckets panel shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketView {
+    /// The kernel's own futex hash of the traced process (kernel sources that have one).
+    Kernel,
+    /// futex-core's buckets: its real queues (demo, USDT), or its hash of the addresses (a what-if).
+    FutexCore,
+}
+
+/// One row of the kernel buckets panel, precomputed at update time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelBucketRow {
+    pub bucket: u32,
+    /// Waits that slept per second (contention), over the last second.
+    pub slept_per_sec: f64,
+    pub wait_ns: u64,
+    pub waiting: i64,
+    pub max_waiting: i64,
+    /// Its words' names, hottest first (more than one: a collision).
+    pub words: Vec<String>,
 }
 
 pub struct App {
@@ -112,6 +138,14 @@ pub struct App {
     pub tracer_cost: Option<String>,
     /// Replay: playback speed.
     pub speed: Option<f64>,
+    /// What the buckets panel shows (`b` switches, where there is a kernel table to show).
+    pub bucket_view: BucketView,
+    /// Kernel sources: the traced process's private futex hash (pid, slots) and its active buckets,
+    /// most contended first.
+    pub kernel_table: Option<(u32, u32)>,
+    pub kernel_rows: Vec<KernelBucketRow>,
+    prev_kernel: HashMap<futex_trace::model::KernelBucketKey, u64>,
+    kernel_rates: HashMap<futex_trace::model::KernelBucketKey, f64>,
     prev_buckets: Vec<u64>,
     prev_addr_waits: HashMap<(u32, u64), u64>,
     prev_edges: HashMap<(u64, u64), u64>,
@@ -145,6 +179,11 @@ impl App {
             stacks: None,
             tracer_cost: None,
             speed: None,
+            bucket_view: BucketView::Kernel,
+            kernel_table: None,
+            kernel_rows: Vec::new(),
+            prev_kernel: HashMap::new(),
+            kernel_rates: HashMap::new(),
             prev_buckets: Vec::new(),
             prev_addr_waits: HashMap::new(),
             prev_edges: HashMap::new(),
@@ -204,6 +243,12 @@ impl App {
                 let prev = self.prev_addr_waits.insert(*a, s.waits).unwrap_or(0);
                 waits_per_sec.insert(*a, s.waits.saturating_sub(prev) as f64 / dt);
             }
+            let mut kernel_rates = HashMap::new();
+            for (k, b) in &self.model.kernel_buckets {
+                let prev = self.prev_kernel.insert(*k, b.waits_blocked).unwrap_or(0);
+                kernel_rates.insert(*k, b.waits_blocked.saturating_sub(prev) as f64 / dt);
+            }
+            self.kernel_rates = kernel_rates;
             self.last_tick_s = uptime_s;
             self.rebuild_locks(Some(&waits_per_sec));
         } else {
@@ -243,6 +288,7 @@ impl App {
                 p99: s.wait_ns.percentile(0.99),
                 timeouts: s.timeouts,
                 bucket: futex_trace::bucket_of(addr, queues),
+                kernel_bucket: s.kernel.and_then(KernelHash::private),
                 waiting: s.waiting,
                 top_stack: self
                     .stacks
@@ -260,9 +306,73 @@ impl App {
         }
         self.locks = rows;
         self.selected = self.selected.min(self.locks.len().saturating_sub(1));
+        self.rebuild_kernel_rows();
         self.edge_selected = self
             .edge_selected
             .min(self.model.edges.len().saturating_sub(1));
+    }
+
+    /// The kernel table to show: the traced process's (the first with one, when it has none), as its
+    /// slots are now, and its buckets that saw calls, most contended first.
+    fn rebuild_kernel_rows(&mut self) {
+        let m = &self.model;
+        self.kernel_table = m
+            .kernel_slots
+            .get_key_value(&self.pid)
+            .or_else(|| m.kernel_slots.first_key_value())
+            .map(|(&p, &n)| (p, n));
+        let Some((pid, slots)) = self.kernel_table else {
+            self.kernel_rows.clear();
+            return;
+        };
+        let mut rows: Vec<KernelBucketRow> = m
+            .kernel_buckets
+            .range((pid, slots, 0)..=(pid, slots, u32::MAX))
+            .map(|(k, b)| {
+                let mut words: Vec<(u64, u64)> = b
+                    .addresses
+                    .iter()
+                    .map(|&a| (m.addresses.get(&(pid, a)).map_or(0, |s| s.wait_ns_total), a))
+                    .collect();
+                words.sort_by(|x, y| y.cmp(x));
+                KernelBucketRow {
+                    bucket: k.2,
+                    slept_per_sec: self.kernel_rates.get(k).copied().unwrap_or(0.0),
+                    wait_ns: b.wait_ns,
+                    waiting: b.waiting,
+                    max_waiting: b.max_waiting,
+                    words: words
+                        .into_iter()
+                        .map(|(_, a)| self.word_name(pid, a))
+                        .collect(),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.slept_per_sec
+                .total_cmp(&a.slept_per_sec)
+                .then(b.wait_ns.cmp(&a.wait_ns))
+                .then(a.bucket.cmp(&b.bucket))
+        });
+        self.kernel_rows = rows;
+    }
+
+    /// A word's name: its label, its static symbol, or its address.
+    fn word_name(&self, pid: u32, addr: u64) -> String {
+        self.labels
+            .get(&addr)
+            .or_else(|| {
+                self.stacks
+                    .as_ref()
+                    .and_then(|t| t.addr_symbols.get(&(pid, addr)))
+            })
+            .cloned()
+            .unwrap_or_else(|| format!("{addr:#x}"))
+    }
+
+    /// The buckets panel shows the kernel's table: chosen, and there is one to show.
+    pub fn shows_kernel_buckets(&self) -> bool {
+        self.bucket_view == BucketView::Kernel && self.kernel_table.is_some()
     }
 
     /// The requeue edges, most moved first.
@@ -315,6 +425,20 @@ impl App {
                 }
             }
             Key::Char('f') => return Action::WriteFlamegraph,
+            Key::Char('b') => {
+                if self.kernel_table.is_none() {
+                    self.message = Some(
+                        "no kernel futex hash to show: b switches between the kernel's buckets and \
+                         futex-core's for kernel traces of a multithreaded process"
+                            .into(),
+                    );
+                } else {
+                    self.bucket_view = match self.bucket_view {
+                        BucketView::Kernel => BucketView::FutexCore,
+                        BucketView::FutexCore => BucketView::Kernel,
+                    };
+                }
+            }
             Key::Char('+') if self.speed.is_some() => {
                 let s = self.speed.map(|s| (s * 2.0).min(*SPEEDS.end()));
                 self.speed = s;

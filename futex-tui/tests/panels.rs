@@ -271,3 +271,86 @@ fn kernel_locks_show_waiters_now_and_the_hottest_stack() {
     assert!(screen.contains("wakers") && screen.contains("app::ship_order"));
     assert!(screen.contains("futex-core hash"));
 }
+
+/// A kernel trace of a process with a private futex hash of 16 slots: a hot lock and a second word that
+/// share its bucket, and a word in a bucket of its own.
+fn kernel_buckets_app() -> App {
+    use futex_trace::event::{Counts, FutexOp, KernelHash};
+    let (hot, slots) = (0x7f00_0000_1040u64, 16);
+    let bucket = futex_trace::khash::bucket(hot, slots);
+    let sharer = (1..)
+        .map(|p| hot + 0x1000 * p)
+        .find(|&a| futex_trace::khash::bucket(a, slots) == bucket)
+        .unwrap();
+    let alone = (1..)
+        .map(|p| hot + 0x1000 * p + 8)
+        .find(|&a| futex_trace::khash::bucket(a, slots) != bucket)
+        .unwrap();
+    let counts = |addr, blocked: u64| {
+        ev(EventKind::Counts {
+            addr,
+            op: FutexOp::Wait,
+            hash: Some(KernelHash::Private {
+                slots,
+                bucket: futex_trace::khash::bucket(addr, slots),
+            }),
+            counts: Counts {
+                calls: blocked,
+                blocked,
+                woken: blocked,
+                wait_ns: blocked * 50_000,
+                ..Counts::default()
+            },
+        })
+    };
+    let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+    let mut app = App::new(
+        "kernel futexes (eBPF)".into(),
+        42,
+        m.clone(),
+        HashMap::from([
+            (hot, "orders lock".to_string()),
+            (sharer, "stats lock".to_string()),
+        ]),
+    );
+    for t in 1..=2 {
+        m.extend(&[counts(hot, 400), counts(sharer, 100), counts(alone, 10)]);
+        m.apply(&ev(EventKind::Waiting { addr: hot, now: 3 }));
+        app.update(m.clone(), t as f64);
+    }
+    app
+}
+
+#[test]
+fn kernel_traces_show_the_kernels_buckets_with_collisions_named() {
+    let mut app = kernel_buckets_app();
+    assert_eq!(app.kernel_table, Some((42, 16)));
+    let rows = &app.kernel_rows;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        rows[0].words,
+        ["orders lock", "stats lock"],
+        "hottest word first"
+    );
+    assert_eq!((rows[0].slept_per_sec, rows[0].waiting), (500.0, 3));
+    let screen = render(68, 6, ui::draw_buckets, &app);
+    insta::assert_snapshot!(screen);
+    // The locks table's bucket column is the kernel's, and `b` turns to futex-core's what-if.
+    let locks = format!("{:?}", render(80, 6, ui::draw_locks, &app));
+    assert!(locks.contains("kbkt"), "{locks}");
+    app.on_key(Key::Char('b'));
+    let what_if = format!("{:?}", render(68, 5, ui::draw_buckets, &app));
+    assert!(
+        what_if.contains("what-if") && what_if.contains("b: kernel"),
+        "{what_if}"
+    );
+    // A source without a kernel table (the demo) says why `b` does nothing.
+    let mut demo = fixed_app();
+    demo.on_key(Key::Char('b'));
+    assert!(demo
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("no kernel futex hash"));
+    assert!(!demo.shows_kernel_buckets());
+}

@@ -249,14 +249,22 @@ fn a_traced_pid_in_tmux_shows_its_lock_and_stacks() {
     let mut screen = String::new();
     let shown = until(Duration::from_secs(20), || {
         screen = d.screen();
-        // A lock row (an address) and the kernel bucket label.
+        // A lock row (an address) and the buckets of the process's own kernel futex hash.
         screen.contains(&format!("pid {pid}"))
-            && screen.contains("futex-core hash")
+            && screen.contains(&format!("pid {pid}'s kernel futex hash"))
             && screen
                 .lines()
                 .any(|l| l.contains("│0x") && l.contains("kernel"))
     });
     assert!(shown, "the traced workload's lock never showed:\n{screen}");
+    // b: futex-core's hash of the same addresses, labelled a what-if.
+    d.keys("b");
+    let shown = until(Duration::from_secs(10), || {
+        screen = d.screen();
+        screen.contains("futex-core hash") && screen.contains("what-if")
+    });
+    assert!(shown, "b did not show futex-core's what-if:\n{screen}");
+    d.keys("b");
     // Its detail names the waiting stack and the wakers, demangled.
     d.keys("Enter");
     let shown = until(Duration::from_secs(10), || {

@@ -1,12 +1,19 @@
-//! The buckets panel: contention per bucket over the last minute, as a heat waterfall.
+//! The buckets panel. Kernel sources: the traced process's own kernel futex hash (its private table,
+//! as many slots as it has), one row per bucket that saw calls, collisions named. Otherwise (and with
+//! `b`): futex-core's buckets over the last minute as a heat waterfall — its real queues for the demo
+//! and USDT, its hash of kernel addresses as a what-if.
 
-use ratatui::layout::Rect;
-use ratatui::style::{Color, Style};
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
+use futex_trace::model::BucketOrigin;
+
 use crate::app::App;
+
+use super::ns;
 
 /// Shade for a cell of the heatmap: contention per second, log scale.
 fn shade(v: u64) -> (char, Color) {
@@ -19,8 +26,80 @@ fn shade(v: u64) -> (char, Color) {
     }
 }
 
+/// The buckets panel: the kernel's table or futex-core's heatmap, as [`App::shows_kernel_buckets`].
+pub fn draw_buckets(f: &mut Frame, area: Rect, app: &App) {
+    if app.shows_kernel_buckets() {
+        draw_kernel_buckets(f, area, app);
+    } else {
+        draw_heatmap(f, area, app);
+    }
+}
+
+/// The kernel's futex hash of the traced process: a row per bucket that saw calls, the most contended
+/// first; a bucket with several words is a collision (one lock, one list of waiters), marked and named;
+/// the selected lock's bucket highlighted.
+pub fn draw_kernel_buckets(f: &mut Frame, area: Rect, app: &App) {
+    let Some((pid, slots)) = app.kernel_table else {
+        return draw_heatmap(f, area, app);
+    };
+    let block = Block::bordered().title(format!(
+        " Buckets: pid {pid}'s kernel futex hash, {slots} slots · b: futex-core's "
+    ));
+    let selected = app
+        .locks
+        .get(app.selected)
+        .and_then(|l| l.kernel_bucket)
+        .filter(|&(n, _)| n == slots)
+        .map(|(_, b)| b);
+    let header = Row::new(["bucket", "slept/s", "total", "now", "max", "words"]).bold();
+    let rows = app.kernel_rows.iter().map(|r| {
+        let collision = r.words.len() > 1;
+        let words = if collision {
+            format!("⚠ {}", r.words.join(" + "))
+        } else {
+            r.words.join("")
+        };
+        let row = Row::new([
+            Cell::from(r.bucket.to_string()),
+            Cell::from(format!("{:.0}", r.slept_per_sec)),
+            Cell::from(ns(r.wait_ns)),
+            Cell::from(r.waiting.to_string()),
+            Cell::from(r.max_waiting.to_string()),
+            Cell::from(words),
+        ]);
+        let row = if collision {
+            row.style(Style::new().fg(Color::LightRed))
+        } else {
+            row
+        };
+        if Some(r.bucket) == selected {
+            row.reversed()
+        } else {
+            row
+        }
+    });
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(4),
+        Constraint::Length(4),
+        Constraint::Min(10),
+    ];
+    f.render_widget(Table::new(rows, widths).header(header).block(block), area);
+}
+
 pub fn draw_heatmap(f: &mut Frame, area: Rect, app: &App) {
-    let origin = app.model.origin.label();
+    let origin = match app.model.origin {
+        // Kernel sources: futex-core's hash over their addresses is not the kernel's table.
+        BucketOrigin::FutexCoreHash => "futex-core hash of the addresses (what-if)",
+        BucketOrigin::FutexCore => app.model.origin.label(),
+    };
+    let origin = if app.kernel_table.is_some() {
+        format!("{origin} · b: kernel's")
+    } else {
+        origin.to_string()
+    };
     let hottest = app
         .hottest_bucket()
         .map(|(b, v)| format!(" · hottest {b}: {v:.0}/s"))

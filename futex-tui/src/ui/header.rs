@@ -54,7 +54,11 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         t.woken,
         t.moved,
         app.idle_per_sec,
-        app.model.origin.label()
+        match app.kernel_table {
+            Some((_, slots)) if app.shows_kernel_buckets() =>
+                format!("kernel futex hash, {slots} slots"),
+            _ => app.model.origin.label().to_string(),
+        }
     ))
     .dim();
     f.render_widget(Paragraph::new(vec![line1, line2]), area);

@@ -7,7 +7,7 @@ use ratatui::Frame;
 use super::centered;
 
 pub fn draw_help(f: &mut Frame) {
-    let area = centered(f.area(), 60, 16);
+    let area = centered(f.area(), 60, 20);
     let lines: Vec<Line> = [
         "q / Esc   quit",
         "p         pause or resume (replay: pause playback)",
@@ -17,11 +17,15 @@ pub fn draw_help(f: &mut Frame) {
         "j k ↑ ↓   select a row",
         "Enter     details of the selected lock",
         "s         sort locks: total wait, waits/s, p99",
+        "b         buckets: the kernel's / futex-core's",
         "?         this help",
         "",
         "Idle waits (condvar) are counted apart from locks.",
-        "Buckets: futex-core's sleep queues (demo), or",
-        "futex-core's hash of kernel futex addresses (-p).",
+        "Buckets, kernel traces (-p, --): the process's own",
+        "kernel futex hash (Linux 6.17+), a row per bucket;",
+        "red ⚠: words sharing one lock and wait list.",
+        "futex-core's: its sleep queues (demo, --usdt), or",
+        "its hash of kernel addresses (a what-if).",
     ]
     .into_iter()
     .map(Line::from)

@@ -12,7 +12,17 @@ use super::{focused, ns};
 pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
     // The stack column only when there is room for it beside a readable lock name.
     let wide = area.width >= 110;
-    let mut titles = vec!["lock", "kind", "waits/s", "total", "p50", "p99", "now"];
+    let kernel = app.shows_kernel_buckets();
+    let mut titles = vec![
+        "lock",
+        "kind",
+        "waits/s",
+        "total",
+        "p50",
+        "p99",
+        "now",
+        if kernel { "kbkt" } else { "bkt" },
+    ];
     let mut widths = vec![
         Constraint::Min(18),
         Constraint::Length(7),
@@ -21,6 +31,7 @@ pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(7),
         Constraint::Length(7),
         Constraint::Length(4),
+        Constraint::Length(5),
     ];
     if wide {
         titles.push("hottest stack");
@@ -37,6 +48,12 @@ pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
             Cell::from(ns(r.p50)),
             Cell::from(ns(r.p99)),
             Cell::from(r.waiting.to_string()),
+            // The bucket the panel beside shows: the kernel's (`-`: the global table), or futex-core's.
+            Cell::from(if kernel {
+                r.kernel_bucket.map_or("-".into(), |(_, b)| b.to_string())
+            } else {
+                r.bucket.to_string()
+            }),
         ];
         if wide {
             cells.push(Cell::from(

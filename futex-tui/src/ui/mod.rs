@@ -10,7 +10,7 @@ mod help;
 mod latency;
 mod locks;
 
-pub use buckets::draw_heatmap;
+pub use buckets::{draw_buckets, draw_heatmap, draw_kernel_buckets};
 pub use detail::draw_detail;
 pub use edges::draw_edges;
 pub use footer::draw_footer;
@@ -56,10 +56,10 @@ pub fn draw(f: &mut Frame, app: &App) {
         let [locks, heat] =
             Layout::vertical([Constraint::Min(5), Constraint::Length(5)]).areas(top);
         draw_locks(f, locks, app);
-        draw_heatmap(f, heat, app);
+        draw_buckets(f, heat, app);
     } else {
         draw_locks(f, locks, app);
-        draw_heatmap(f, heat, app);
+        draw_buckets(f, heat, app);
     }
     let [edges, lat] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(bottom);
