@@ -511,6 +511,15 @@ fn word_name(
         .unwrap_or_else(|| hex(addr))
 }
 
+/// The first `n` names, and how many more.
+fn some(names: &[String], n: usize) -> String {
+    let mut s = names[..names.len().min(n)].join(", ");
+    if names.len() > n {
+        let _ = write!(s, " and {} more", names.len() - n);
+    }
+    s
+}
+
 /// Words of a bucket, the hottest (time waited) first, by name.
 fn bucket_words(
     m: &Model,
@@ -571,7 +580,7 @@ fn kernel_buckets_text(
             ns(s.wait_ns),
             s.wakes,
             s.max_waiting,
-            bucket_words(m, b.pid, &s.addresses, labels, stacks).join(", ")
+            some(&bucket_words(m, b.pid, &s.addresses, labels, stacks), 3)
         );
     }
     // Words that slept and share a bucket of the table in force now.
@@ -604,7 +613,7 @@ fn kernel_buckets_text(
     };
     let _ = writeln!(o, "\nWhat-if — {}", w.label);
     let mut any = false;
-    for b in shared.iter() {
+    for b in shared.iter().take(top) {
         // The hot words of a shared bucket now, and where each would go with the other slot count.
         let words: Vec<u64> = b
             .stats
@@ -654,12 +663,15 @@ fn kernel_buckets_text(
             .collect();
         if now.len() > 1 {
             any = true;
+            let words = bucket_words(m, b.pid, &b.stats.addresses, labels, stacks);
             let _ = writeln!(
                 o,
-                "  {} would share bucket {} of {} (apart now)",
-                bucket_words(m, b.pid, &b.stats.addresses, labels, stacks).join(" and "),
+                "  {} words in {} buckets now would share bucket {} of {}: {}",
+                words.len(),
+                now.len(),
                 b.bucket,
-                w.slots
+                w.slots,
+                some(&words, 4)
             );
         }
     }

@@ -971,7 +971,7 @@ fn kernel_buckets_are_the_ones_the_kernel_uses_through_a_resize_and_shared_futex
             &["--kernel-hash", "24", "--resize-to", "32"][..],
         ),
     ] {
-        let (truth, r, _) = record_workload_with(name, args);
+        let (truth, r, trace) = record_workload_with(name, args);
         let phases = truth["phases"].as_array().unwrap();
         for (i, phase) in phases.iter().enumerate() {
             if let Some(set) = phase["set_slots"].as_u64() {
@@ -1016,5 +1016,51 @@ fn kernel_buckets_are_the_ones_the_kernel_uses_through_a_resize_and_shared_futex
             .as_str()
             .unwrap()
             .contains("private"));
+        // What-if: the first phase's slot count, computed over the words as they are at the end,
+        // groups them as the kernel did in that phase.
+        let first = &phases[0];
+        let what_if = bin()
+            .args(["report", "--json", "--slots"])
+            .arg(first["slots"].to_string())
+            .arg(&trace)
+            .output()
+            .unwrap();
+        succeeded(&what_if);
+        let w: Value = serde_json::from_slice(&what_if.stdout).unwrap();
+        assert_eq!(w["kernel_buckets_what_if"]["slots"], first["slots"]);
+        let mut groups: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+        for word in first["words"].as_array().unwrap() {
+            let b = address(&w, &word["addr"])["what_if_kernel_bucket"]
+                .as_u64()
+                .expect("a private word has a what-if bucket");
+            groups
+                .entry(b)
+                .or_default()
+                .push(word["addr"].as_str().unwrap().to_string());
+        }
+        let mut what_if_groups: Vec<Vec<String>> = groups.into_values().collect();
+        what_if_groups.sort();
+        assert_eq!(
+            what_if_groups,
+            bucket_partitions(&r, first).0,
+            "{name}: the what-if of {} slots",
+            first["slots"]
+        );
+        // The text report names the words that share a bucket, and says what the what-if would change.
+        let text = bin()
+            .args(["report", "--slots", "2"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        succeeded(&text);
+        let text = String::from_utf8(text.stdout).unwrap();
+        for want in [
+            "Kernel futex buckets",
+            "shared: ",
+            "What-if",
+            "with 2 slots",
+        ] {
+            assert!(text.contains(want), "{name}: no {want:?} in\n{text}");
+        }
     }
 }
