@@ -723,6 +723,21 @@ impl Model {
         }
     }
 
+    /// The words of `pid` in `words`, the hottest (time waited) first.
+    pub fn hottest_first(&self, pid: u32, words: &std::collections::BTreeSet<u64>) -> Vec<u64> {
+        let mut w: Vec<(u64, u64)> = words
+            .iter()
+            .map(|&a| {
+                (
+                    self.addresses.get(&(pid, a)).map_or(0, |s| s.wait_ns_total),
+                    a,
+                )
+            })
+            .collect();
+        w.sort_by(|x, y| y.cmp(x));
+        w.into_iter().map(|(_, a)| a).collect()
+    }
+
     /// What-if: the kernel buckets the traced words would fall in with private hashes of `slots`
     /// slots (a power of two; what `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots)` would give),
     /// keyed as [`Model::kernel_buckets`], from each private word's totals (a what-if has no history:

@@ -1,5 +1,6 @@
 //! Reports of a model: JSON (scripts depend on its `totals` and `addresses`) and text (people read it).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -7,7 +8,9 @@ use serde::Serialize;
 
 use crate::event::WaitKind;
 use crate::khash::KernelHash;
-use crate::model::{BucketOrigin, BucketStats, KernelBucketStats, Log2Hist, Model, Totals};
+use crate::model::{
+    BucketOrigin, BucketStats, KernelBucketKey, KernelBucketStats, Log2Hist, Model, Totals,
+};
 use crate::stacks::StackTable;
 
 /// What the report says about where the events came from.
@@ -95,28 +98,40 @@ struct KernelBucketRow<'a> {
     pid: u32,
     slots: u32,
     bucket: u32,
+    /// The model's (traced), or computed for a what-if.
     #[serde(flatten)]
-    stats: &'a KernelBucketStats,
+    stats: Cow<'a, KernelBucketStats>,
     /// More than one word in the bucket: they share its lock and its list of waiters.
     collision: bool,
 }
 
-#[derive(Serialize)]
-struct WhatIf {
-    /// The slot count asked for (`--slots`).
-    slots: u32,
-    label: String,
-    buckets: Vec<KernelBucketRowOwned>,
+/// Rows of kernel buckets, the hottest (time waited, then waits) first.
+fn kernel_rows<'a>(
+    buckets: impl Iterator<Item = (KernelBucketKey, Cow<'a, KernelBucketStats>)>,
+) -> Vec<KernelBucketRow<'a>> {
+    let mut rows: Vec<KernelBucketRow> = buckets
+        .map(|((pid, slots, bucket), stats)| KernelBucketRow {
+            pid,
+            slots,
+            bucket,
+            collision: stats.addresses.len() > 1,
+            stats,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.stats.wait_ns, b.stats.waits)
+            .cmp(&(a.stats.wait_ns, a.stats.waits))
+            .then((a.pid, a.slots, a.bucket).cmp(&(b.pid, b.slots, b.bucket)))
+    });
+    rows
 }
 
 #[derive(Serialize)]
-struct KernelBucketRowOwned {
-    pid: u32,
+struct WhatIf<'a> {
+    /// The slot count asked for (`--slots`).
     slots: u32,
-    bucket: u32,
-    #[serde(flatten)]
-    stats: KernelBucketStats,
-    collision: bool,
+    label: String,
+    buckets: Vec<KernelBucketRow<'a>>,
 }
 
 #[derive(Serialize)]
@@ -155,7 +170,7 @@ struct Report<'a> {
     kernel_buckets: Vec<KernelBucketRow<'a>>,
     /// With `--slots N`: the same buckets had the processes N slots.
     #[serde(skip_serializing_if = "Option::is_none")]
-    kernel_buckets_what_if: Option<WhatIf>,
+    kernel_buckets_what_if: Option<WhatIf<'a>>,
     wait_contention: Latency,
     wait_idle: Latency,
     wake_to_return: Latency,
@@ -258,44 +273,19 @@ fn build<'a>(
         })
         .collect();
     requeue_edges.sort_by(|a, b| b.moved.cmp(&a.moved).then(a.from.cmp(&b.from)));
-    let mut kernel_buckets: Vec<KernelBucketRow> = m
-        .kernel_buckets
-        .iter()
-        .map(|(&(pid, slots, bucket), stats)| KernelBucketRow {
-            pid,
-            slots,
-            bucket,
-            stats,
-            collision: stats.addresses.len() > 1,
-        })
-        .collect();
-    kernel_buckets.sort_by(|a, b| {
-        (b.stats.wait_ns, b.stats.waits)
-            .cmp(&(a.stats.wait_ns, a.stats.waits))
-            .then((a.pid, a.slots, a.bucket).cmp(&(b.pid, b.slots, b.bucket)))
-    });
-    let kernel_buckets_what_if = what_if_slots.map(|slots| {
-        let mut buckets: Vec<KernelBucketRowOwned> = m
-            .kernel_buckets_with(slots)
-            .into_iter()
-            .map(|((pid, slots, bucket), stats)| KernelBucketRowOwned {
-                pid,
-                slots,
-                bucket,
-                collision: stats.addresses.len() > 1,
-                stats,
-            })
-            .collect();
-        buckets.sort_by(|a, b| {
-            (b.stats.wait_ns, b.stats.waits)
-                .cmp(&(a.stats.wait_ns, a.stats.waits))
-                .then((a.pid, a.bucket).cmp(&(b.pid, b.bucket)))
-        });
-        WhatIf {
-            slots,
-            label: what_if_label(slots),
-            buckets,
-        }
+    let kernel_buckets = kernel_rows(
+        m.kernel_buckets
+            .iter()
+            .map(|(&k, stats)| (k, Cow::Borrowed(stats))),
+    );
+    let kernel_buckets_what_if = what_if_slots.map(|slots| WhatIf {
+        slots,
+        label: what_if_label(slots),
+        buckets: kernel_rows(
+            m.kernel_buckets_with(slots)
+                .into_iter()
+                .map(|(k, stats)| (k, Cow::Owned(stats))),
+        ),
     });
     Report {
         kernel_buckets_label: KERNEL_BUCKETS_LABEL,
@@ -497,8 +487,8 @@ pub fn text(
     o
 }
 
-/// The name of a word in reports: its label or static symbol, else its address.
-fn word_name(
+/// The name of a word: its label (the demo's locks) or its static symbol, else its address.
+pub fn word_name(
     pid: u32,
     addr: u64,
     labels: &HashMap<u64, String>,
@@ -528,13 +518,9 @@ fn bucket_words(
     labels: &HashMap<u64, String>,
     stacks: Option<&StackTable>,
 ) -> Vec<String> {
-    let mut w: Vec<(u64, u64)> = words
-        .iter()
-        .map(|&a| (m.addresses.get(&(pid, a)).map_or(0, |s| s.wait_ns_total), a))
-        .collect();
-    w.sort_by(|x, y| y.cmp(x));
-    w.into_iter()
-        .map(|(_, a)| word_name(pid, a, labels, stacks))
+    m.hottest_first(pid, words)
+        .into_iter()
+        .map(|a| word_name(pid, a, labels, stacks))
         .collect()
 }
 
@@ -568,7 +554,7 @@ fn kernel_buckets_text(
         "pid", "slots", "bucket", "waits", "slept", "total", "wakes", "max now"
     );
     for b in r.kernel_buckets.iter().take(top) {
-        let s = b.stats;
+        let s = &b.stats;
         let _ = writeln!(
             o,
             "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>8} {:>7}  {}",

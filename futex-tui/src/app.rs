@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use futex_trace::event::{KernelHash, WaitKind};
 use futex_trace::model::Model;
+use futex_trace::report::word_name;
 use futex_trace::session::SPEEDS;
 use futex_trace::stacks::StackTable;
 
@@ -328,24 +329,17 @@ impl App {
         let mut rows: Vec<KernelBucketRow> = m
             .kernel_buckets
             .range((pid, slots, 0)..=(pid, slots, u32::MAX))
-            .map(|(k, b)| {
-                let mut words: Vec<(u64, u64)> = b
-                    .addresses
-                    .iter()
-                    .map(|&a| (m.addresses.get(&(pid, a)).map_or(0, |s| s.wait_ns_total), a))
-                    .collect();
-                words.sort_by(|x, y| y.cmp(x));
-                KernelBucketRow {
-                    bucket: k.2,
-                    slept_per_sec: self.kernel_rates.get(k).copied().unwrap_or(0.0),
-                    wait_ns: b.wait_ns,
-                    waiting: b.waiting,
-                    max_waiting: b.max_waiting,
-                    words: words
-                        .into_iter()
-                        .map(|(_, a)| self.word_name(pid, a))
-                        .collect(),
-                }
+            .map(|(k, b)| KernelBucketRow {
+                bucket: k.2,
+                slept_per_sec: self.kernel_rates.get(k).copied().unwrap_or(0.0),
+                wait_ns: b.wait_ns,
+                waiting: b.waiting,
+                max_waiting: b.max_waiting,
+                words: m
+                    .hottest_first(pid, &b.addresses)
+                    .into_iter()
+                    .map(|a| word_name(pid, a, &self.labels, self.stacks.as_ref()))
+                    .collect(),
             })
             .collect();
         rows.sort_by(|a, b| {
@@ -355,19 +349,6 @@ impl App {
                 .then(a.bucket.cmp(&b.bucket))
         });
         self.kernel_rows = rows;
-    }
-
-    /// A word's name: its label, its static symbol, or its address.
-    fn word_name(&self, pid: u32, addr: u64) -> String {
-        self.labels
-            .get(&addr)
-            .or_else(|| {
-                self.stacks
-                    .as_ref()
-                    .and_then(|t| t.addr_symbols.get(&(pid, addr)))
-            })
-            .cloned()
-            .unwrap_or_else(|| format!("{addr:#x}"))
     }
 
     /// The buckets panel shows the kernel's table: chosen, and there is one to show.
