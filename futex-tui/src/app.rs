@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use futex_trace::event::{KernelHash, WaitKind};
-use futex_trace::model::Model;
+use futex_trace::model::{KernelBucketStats, Model};
 use futex_trace::report::word_name;
 use futex_trace::session::SPEEDS;
 use futex_trace::stacks::StackTable;
@@ -90,6 +90,8 @@ pub fn telling_frame(frames: &[String]) -> Option<String> {
 pub enum BucketView {
     /// The kernel's own futex hash of the traced process (kernel sources that have one).
     Kernel,
+    /// The same words in a kernel hash of another slot count (`--slots`): a what-if.
+    WhatIf(u32),
     /// futex-core's buckets: its real queues (demo, USDT), or its hash of the addresses (a what-if).
     FutexCore,
 }
@@ -145,8 +147,13 @@ pub struct App {
     /// most contended first.
     pub kernel_table: Option<(u32, u32)>,
     pub kernel_rows: Vec<KernelBucketRow>,
+    /// `--slots N`: the what-if `b` also offers.
+    pub what_if_slots: Option<u32>,
     prev_kernel: HashMap<futex_trace::model::KernelBucketKey, u64>,
     kernel_rates: HashMap<futex_trace::model::KernelBucketKey, f64>,
+    /// Waits that slept per second, per word (for what-if buckets, which have no history).
+    prev_addr_blocked: HashMap<(u32, u64), u64>,
+    blocked_rates: HashMap<(u32, u64), f64>,
     prev_buckets: Vec<u64>,
     prev_addr_waits: HashMap<(u32, u64), u64>,
     prev_edges: HashMap<(u64, u64), u64>,
@@ -183,8 +190,11 @@ impl App {
             bucket_view: BucketView::Kernel,
             kernel_table: None,
             kernel_rows: Vec::new(),
+            what_if_slots: None,
             prev_kernel: HashMap::new(),
             kernel_rates: HashMap::new(),
+            prev_addr_blocked: HashMap::new(),
+            blocked_rates: HashMap::new(),
             prev_buckets: Vec::new(),
             prev_addr_waits: HashMap::new(),
             prev_edges: HashMap::new(),
@@ -250,6 +260,15 @@ impl App {
                 kernel_rates.insert(*k, b.waits_blocked.saturating_sub(prev) as f64 / dt);
             }
             self.kernel_rates = kernel_rates;
+            let mut blocked = HashMap::new();
+            for (a, st) in &self.model.addresses {
+                let prev = self
+                    .prev_addr_blocked
+                    .insert(*a, st.waits_blocked)
+                    .unwrap_or(0);
+                blocked.insert(*a, st.waits_blocked.saturating_sub(prev) as f64 / dt);
+            }
+            self.blocked_rates = blocked;
             self.last_tick_s = uptime_s;
             self.rebuild_locks(Some(&waits_per_sec));
         } else {
@@ -326,12 +345,28 @@ impl App {
             self.kernel_rows.clear();
             return;
         };
-        let mut rows: Vec<KernelBucketRow> = m
-            .kernel_buckets
+        // The what-if regroups the same words; its rates are its words'.
+        let what_if = match self.bucket_view {
+            BucketView::WhatIf(n) => Some(m.kernel_buckets_with(n)),
+            _ => None,
+        };
+        let (buckets, slots) = match (&what_if, self.bucket_view) {
+            (Some(w), BucketView::WhatIf(n)) => (w, n),
+            _ => (&m.kernel_buckets, slots),
+        };
+        let rate = |k: &futex_trace::model::KernelBucketKey, b: &KernelBucketStats| match what_if {
+            Some(_) => b
+                .addresses
+                .iter()
+                .filter_map(|&a| self.blocked_rates.get(&(pid, a)))
+                .sum(),
+            None => self.kernel_rates.get(k).copied().unwrap_or(0.0),
+        };
+        let mut rows: Vec<KernelBucketRow> = buckets
             .range((pid, slots, 0)..=(pid, slots, u32::MAX))
             .map(|(k, b)| KernelBucketRow {
                 bucket: k.2,
-                slept_per_sec: self.kernel_rates.get(k).copied().unwrap_or(0.0),
+                slept_per_sec: rate(k, b),
                 wait_ns: b.wait_ns,
                 waiting: b.waiting,
                 max_waiting: b.max_waiting,
@@ -351,9 +386,10 @@ impl App {
         self.kernel_rows = rows;
     }
 
-    /// The buckets panel shows the kernel's table: chosen, and there is one to show.
+    /// The buckets panel shows a kernel table (the process's, or a what-if of it): chosen, and there
+    /// is one to show.
     pub fn shows_kernel_buckets(&self) -> bool {
-        self.bucket_view == BucketView::Kernel && self.kernel_table.is_some()
+        self.bucket_view != BucketView::FutexCore && self.kernel_table.is_some()
     }
 
     /// The requeue edges, most moved first.
@@ -414,10 +450,12 @@ impl App {
                             .into(),
                     );
                 } else {
-                    self.bucket_view = match self.bucket_view {
-                        BucketView::Kernel => BucketView::FutexCore,
-                        BucketView::FutexCore => BucketView::Kernel,
+                    self.bucket_view = match (self.bucket_view, self.what_if_slots) {
+                        (BucketView::Kernel, Some(n)) => BucketView::WhatIf(n),
+                        (BucketView::Kernel | BucketView::WhatIf(_), _) => BucketView::FutexCore,
+                        (BucketView::FutexCore, _) => BucketView::Kernel,
                     };
+                    self.rebuild_kernel_rows();
                 }
             }
             Key::Char('+') if self.speed.is_some() => {

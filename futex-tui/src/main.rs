@@ -31,9 +31,11 @@ use futex_tui::app::{Action, App, Key};
                   sudo futex-tui -p 1234             # a running process, through eBPF\n  \
                   sudo futex-tui -- ./server --port 0  # a command and its children\n  \
                   sudo futex-tui -p 1234 --usdt      # a futex-core program: its own buckets\n  \
-                  futex-tui --replay trace.ftr --speed 4  # a recording (futex-trace record)\n\n\
+                  futex-tui --replay trace.ftr --speed 4  # a recording (futex-trace record)\n  \
+                  sudo futex-tui -p 1234 --slots 64  # b: its kernel futex buckets with 64 slots\n\n\
                   Keys: q quit, p pause, Tab panel, j/k select, Enter detail, s sort, f flamegraph,\n\
-                  +/- replay speed, n replay step, ? help"
+                  b buckets (the kernel's, the --slots what-if, futex-core's), +/- replay speed,\n\
+                  n replay step, ? help"
 )]
 struct Cli {
     /// Demo: threads contending on the heat-graded locks (1 to 256).
@@ -57,6 +59,10 @@ struct Cli {
     /// eBPF: trace futex-core's own probes (USDT) of a program that links futex-core: its real buckets.
     #[arg(long)]
     usdt: bool,
+    /// eBPF: what-if for the kernel's buckets: `b` also shows the traced process's private futex words
+    /// in a kernel hash of N slots (a power of two), as prctl(PR_FUTEX_HASH_SET_SLOTS, N) would give.
+    #[arg(long, value_name = "N", value_parser = futex_trace::args::slots)]
+    slots: Option<u32>,
     /// Where `f` writes flamegraphs.
     #[arg(long, default_value = ".", value_name = "DIR")]
     out_dir: PathBuf,
@@ -312,6 +318,7 @@ fn main() -> ExitCode {
         session.labels().clone(),
     );
     app.speed = cli.replay.as_ref().map(|_| control.speed());
+    app.what_if_slots = cli.slots;
     if !cli.command.is_empty() {
         app.message = Some(format!(
             "the command's output goes to {}",

@@ -344,6 +344,23 @@ fn kernel_traces_show_the_kernels_buckets_with_collisions_named() {
         what_if.contains("what-if") && what_if.contains("b: kernel"),
         "{what_if}"
     );
+    // With --slots 2, b first shows the kernel's table regrouped under 2 slots: every word somewhere.
+    app.on_key(Key::Char('b'));
+    app.what_if_slots = Some(2);
+    app.on_key(Key::Char('b'));
+    assert_eq!(app.bucket_view, futex_tui::app::BucketView::WhatIf(2));
+    let words: usize = app.kernel_rows.iter().map(|r| r.words.len()).sum();
+    assert_eq!(words, 3, "{:?}", app.kernel_rows);
+    assert!(app.kernel_rows.iter().all(|r| r.bucket < 2));
+    let slept: f64 = app.kernel_rows.iter().map(|r| r.slept_per_sec).sum();
+    assert_eq!(slept, 510.0, "the words' own rates");
+    let screen = format!("{:?}", render(80, 5, ui::draw_buckets, &app));
+    assert!(
+        screen.contains("what-if") && screen.contains("2 slots"),
+        "{screen}"
+    );
+    app.on_key(Key::Char('b'));
+    assert_eq!(app.bucket_view, futex_tui::app::BucketView::FutexCore);
     // A source without a kernel table (the demo) says why `b` does nothing.
     let mut demo = fixed_app();
     demo.on_key(Key::Char('b'));

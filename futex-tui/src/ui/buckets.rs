@@ -11,7 +11,7 @@ use ratatui::Frame;
 
 use futex_trace::model::BucketOrigin;
 
-use crate::app::App;
+use crate::app::{App, BucketView};
 
 use super::ns;
 
@@ -42,15 +42,24 @@ pub fn draw_kernel_buckets(f: &mut Frame, area: Rect, app: &App) {
     let Some((pid, slots)) = app.kernel_table else {
         return draw_heatmap(f, area, app);
     };
-    let block = Block::bordered().title(format!(
-        " Buckets: pid {pid}'s kernel futex hash, {slots} slots · b: futex-core's "
-    ));
-    let selected = app
-        .locks
-        .get(app.selected)
-        .and_then(|l| l.kernel_bucket)
-        .filter(|&(n, _)| n == slots)
-        .map(|(_, b)| b);
+    let (title, selected) = match app.bucket_view {
+        BucketView::WhatIf(n) => (
+            format!(" Buckets: what-if: pid {pid}'s kernel futex hash with {n} slots (has {slots}) · b "),
+            app.locks
+                .get(app.selected)
+                .filter(|l| l.kernel_bucket.is_some())
+                .map(|l| futex_trace::khash::bucket(l.addr, n)),
+        ),
+        _ => (
+            format!(" Buckets: pid {pid}'s kernel futex hash, {slots} slots · b: futex-core's "),
+            app.locks
+                .get(app.selected)
+                .and_then(|l| l.kernel_bucket)
+                .filter(|&(n, _)| n == slots)
+                .map(|(_, b)| b),
+        ),
+    };
+    let block = Block::bordered().title(title);
     let header = Row::new(["bucket", "slept/s", "total", "now", "max", "words"]).bold();
     let rows = app.kernel_rows.iter().map(|r| {
         let collision = r.words.len() > 1;

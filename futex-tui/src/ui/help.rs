@@ -7,7 +7,7 @@ use ratatui::Frame;
 use super::centered;
 
 pub fn draw_help(f: &mut Frame) {
-    let area = centered(f.area(), 60, 20);
+    let area = centered(f.area(), 60, 21);
     let lines: Vec<Line> = [
         "q / Esc   quit",
         "p         pause or resume (replay: pause playback)",
@@ -17,7 +17,8 @@ pub fn draw_help(f: &mut Frame) {
         "j k ↑ ↓   select a row",
         "Enter     details of the selected lock",
         "s         sort locks: total wait, waits/s, p99",
-        "b         buckets: the kernel's / futex-core's",
+        "b         buckets: the kernel's, --slots what-if,",
+        "          futex-core's",
         "?         this help",
         "",
         "Idle waits (condvar) are counted apart from locks.",
