@@ -186,21 +186,14 @@ impl StackTable {
         if addr - below.end.min(addr) >= 1 << 30 {
             return None;
         }
+        let (exec, end) = elf_layout(&below.path)?;
         // A non-PIE executable (ELF type EXEC) is linked at its run-time addresses.
-        let exec = std::fs::File::open(&below.path).ok().and_then(|mut f| {
-            let mut h = [0u8; 18];
-            std::io::Read::read_exact(&mut f, &mut h).ok()?;
-            Some(&h[..4] == b"\x7fELF" && u16::from_le_bytes([h[16], h[17]]) == 2)
-        });
-        let virt = if exec == Some(true) {
-            addr
-        } else {
-            addr - base
-        };
-        Some((below.path.as_str(), virt))
+        let virt = if exec { addr } else { addr - base };
+        // Past the end of its loaded segments (`.bss` included) is the heap or another mapping.
+        (virt < end).then_some((below.path.as_str(), virt))
     }
 
-    /// Names the futex words that lie in a file's mapping (statics), where the file's symbols say.
+    /// Names the futex words that lie in a file's loaded segments (statics), where its symbols say.
     /// Words on the heap or a stack have no name and are skipped.
     pub fn symbolize_addresses(&mut self, addrs: &[(u32, u64)], symbolizer: &Symbolizer) {
         for &(pid, addr) in addrs {
@@ -418,4 +411,33 @@ mod tests {
             "{names:?}"
         );
     }
+}
+
+/// Whether the ELF file at `path` is an executable linked at fixed addresses (type EXEC, not PIE), and
+/// the end of its loaded segments' memory (`p_vaddr + p_memsz` of its PT_LOADs: `.bss` ends there).
+/// `None` for what is not a readable 64-bit little-endian ELF file.
+fn elf_layout(path: &str) -> Option<(bool, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = [0u8; 64];
+    f.read_exact(&mut h).ok()?;
+    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let exec = u16_at(&h, 16) == 2;
+    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38));
+    if phentsize < 0x30 {
+        return None;
+    }
+    f.seek(SeekFrom::Start(phoff)).ok()?;
+    let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
+    f.read_exact(&mut ph).ok()?;
+    let end = ph
+        .chunks(usize::from(phentsize))
+        .filter(|p| u32::from_le_bytes(p[..4].try_into().unwrap()) == 1) // PT_LOAD
+        .map(|p| u64_at(p, 0x10).saturating_add(u64_at(p, 0x28)))
+        .max()?;
+    Some((exec, end))
 }
