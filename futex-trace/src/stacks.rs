@@ -315,6 +315,35 @@ pub const SHORT_STACKS_HELP: &str = "most stacks have at most two frames: the tr
 it calls into) was built without frame pointers, so the kernel cannot walk its stacks. Rebuild Rust code \
 with RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer); see futex-trace's README.";
 
+/// Whether the ELF file at `path` is an executable linked at fixed addresses (type EXEC, not PIE), and
+/// the end of its loaded segments' memory (`p_vaddr + p_memsz` of its PT_LOADs: `.bss` ends there).
+/// `None` for what is not a readable 64-bit little-endian ELF file.
+fn elf_layout(path: &str) -> Option<(bool, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut h = [0u8; 64];
+    f.read_exact(&mut h).ok()?;
+    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let exec = u16_at(&h, 16) == 2;
+    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38));
+    if phentsize < 0x30 {
+        return None;
+    }
+    f.seek(SeekFrom::Start(phoff)).ok()?;
+    let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
+    f.read_exact(&mut ph).ok()?;
+    let end = ph
+        .chunks(usize::from(phentsize))
+        .filter(|p| u32::from_le_bytes(p[..4].try_into().unwrap()) == 1) // PT_LOAD
+        .map(|p| u64_at(p, 0x10).saturating_add(u64_at(p, 0x28)))
+        .max()?;
+    Some((exec, end))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,33 +440,4 @@ mod tests {
             "{names:?}"
         );
     }
-}
-
-/// Whether the ELF file at `path` is an executable linked at fixed addresses (type EXEC, not PIE), and
-/// the end of its loaded segments' memory (`p_vaddr + p_memsz` of its PT_LOADs: `.bss` ends there).
-/// `None` for what is not a readable 64-bit little-endian ELF file.
-fn elf_layout(path: &str) -> Option<(bool, u64)> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = [0u8; 64];
-    f.read_exact(&mut h).ok()?;
-    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-    let exec = u16_at(&h, 16) == 2;
-    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38));
-    if phentsize < 0x30 {
-        return None;
-    }
-    f.seek(SeekFrom::Start(phoff)).ok()?;
-    let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
-    f.read_exact(&mut ph).ok()?;
-    let end = ph
-        .chunks(usize::from(phentsize))
-        .filter(|p| u32::from_le_bytes(p[..4].try_into().unwrap()) == 1) // PT_LOAD
-        .map(|p| u64_at(p, 0x10).saturating_add(u64_at(p, 0x28)))
-        .max()?;
-    Some((exec, end))
 }
