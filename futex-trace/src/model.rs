@@ -68,6 +68,37 @@ impl Log2Hist {
     }
 }
 
+impl Log2Hist {
+    /// As [`Log2Hist::percentile`], but placed within its log2 bucket by rank (linearly, as if the
+    /// bucket's values were spread evenly over it) instead of at the bucket's upper bound; capped at the
+    /// maximum seen. Reads better than bucket edges (p50 = p90 = 262 µs) and is still an estimate.
+    pub fn percentile_interpolated(&self, p: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = (p * self.count as f64).clamp(1.0, self.count as f64);
+        let mut seen = 0.0;
+        for (i, &c) in self.buckets.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let c = c as f64;
+            if seen + c >= rank {
+                let lo = if i == 0 { 0.0 } else { (1u64 << i) as f64 };
+                let hi = if i >= 63 {
+                    u64::MAX as f64
+                } else {
+                    (1u64 << (i + 1)) as f64
+                };
+                let v = lo + (rank - seen) / c * (hi - lo);
+                return (v as u64).min(self.max);
+            }
+            seen += c;
+        }
+        self.max
+    }
+}
+
 /// Where bucket numbers come from: futex-core's real sleep queues, or futex-core's hash applied to
 /// another process's kernel futex addresses (the kernel's own table is not visible).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -923,6 +954,31 @@ mod tests {
         let total: u64 = w.values().map(|s| s.waits).sum();
         assert_eq!(total, 3 + 2 + 1);
         assert!(w.keys().all(|&(p, n, bk)| p == pid && n == 2 && bk < 2));
+    }
+
+    #[test]
+    fn interpolated_percentiles_lie_within_their_bucket_by_rank() {
+        let mut h = Log2Hist::default();
+        assert_eq!(h.percentile_interpolated(0.5), 0);
+        // 100 values in [1024, 2048) and one of 10 000.
+        for _ in 0..100 {
+            h.record(1500);
+        }
+        h.record(10_000);
+        let (p10, p50, p90) = (
+            h.percentile_interpolated(0.1),
+            h.percentile_interpolated(0.5),
+            h.percentile_interpolated(0.9),
+        );
+        assert!((1024..2048).contains(&p10) && p10 < p50 && p50 < p90 && p90 < 2048);
+        // Rank 50.5 of 100 in the bucket: about its middle.
+        assert!((1500..1560).contains(&p50), "{p50}");
+        assert_eq!(h.percentile_interpolated(1.0), 10_000, "capped at the max");
+        assert_eq!(
+            h.percentile(0.5),
+            2047,
+            "the bucket-edge figure is unchanged"
+        );
     }
 
     #[test]

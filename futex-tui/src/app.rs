@@ -12,6 +12,83 @@ use futex_trace::stacks::StackTable;
 /// Seconds of bucket history the heatmap keeps.
 pub const HISTORY: usize = 60;
 
+/// Seconds of the time series kept (the activity panel shows as many as fit, newest right).
+pub const SERIES: usize = 300;
+
+/// Locks (from the top of the table) whose own time series is kept.
+pub const TRACKED_LOCKS: usize = 64;
+
+/// One second of activity, of the whole process or of one lock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Point {
+    /// Waits that slept, per second.
+    pub slept: u64,
+    /// Nanoseconds waited per second (by waits that slept).
+    pub waited_ns: u64,
+    /// p99 of that second's values (interpolated in log2 buckets): wake-to-return for the process,
+    /// time waited for a lock. 0: none.
+    pub p99_ns: u64,
+}
+
+/// Latency thresholds for colour: below `warn` is fine (green), from `warn` worth a look (yellow),
+/// from `crit` bad (red). `--warn`, `--crit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    pub warn_ns: u64,
+    pub crit_ns: u64,
+}
+
+/// The defaults: 100 µs (a wait a context switch or two explains) and 10 ms (a scheduler tick's worth:
+/// a thread missing its deadlines).
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            warn_ns: 100_000,
+            crit_ns: 10_000_000,
+        }
+    }
+}
+
+/// How bad a latency is, by the thresholds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Fine,
+    Warn,
+    Crit,
+}
+
+impl Thresholds {
+    pub fn of(&self, ns: u64) -> Severity {
+        if ns >= self.crit_ns {
+            Severity::Crit
+        } else if ns >= self.warn_ns {
+            Severity::Warn
+        } else {
+            Severity::Fine
+        }
+    }
+}
+
+/// Where the last frame drew what a mouse can point at (set while drawing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub locks: ratatui::layout::Rect,
+    pub edges: ratatui::layout::Rect,
+}
+
+/// One row of futex-core's buckets panel (its real queues, or its hash of kernel addresses).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoreBucketRow {
+    pub bucket: usize,
+    pub slept_per_sec: f64,
+    pub depth: i64,
+    pub max_depth: i64,
+    /// Wakes that met another word's waiters in the queue (futex-core's own count).
+    pub collisions: u64,
+    /// The words that map here, hottest first, by name.
+    pub words: Vec<String>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
     Locks,
@@ -141,6 +218,19 @@ pub struct App {
     pub tracer_cost: Option<String>,
     /// Replay: playback speed.
     pub speed: Option<f64>,
+    /// The whole process's activity, a point a second, newest last.
+    pub series: VecDeque<Point>,
+    /// Each lock's, by (pid, address).
+    pub lock_series: HashMap<(u32, u64), VecDeque<Point>>,
+    /// futex-core's buckets that saw waits, most contended first.
+    pub core_rows: Vec<CoreBucketRow>,
+    pub thresholds: Thresholds,
+    /// Set by drawing (a `Cell`: drawing only reads the app).
+    pub areas: std::cell::Cell<Areas>,
+    prev_wake_hist: futex_trace::model::Log2Hist,
+    prev_lock_hist: HashMap<(u32, u64), [u64; 64]>,
+    series_totals: (u64, u64),
+    lock_totals: HashMap<(u32, u64), (u64, u64)>,
     /// What the buckets panel shows (`b` switches, where there is a kernel table to show).
     pub bucket_view: BucketView,
     /// Kernel sources: the traced process's private futex hash (pid, slots) and its active buckets,
@@ -187,6 +277,15 @@ impl App {
             stacks: None,
             tracer_cost: None,
             speed: None,
+            series: VecDeque::with_capacity(SERIES),
+            lock_series: HashMap::new(),
+            core_rows: Vec::new(),
+            thresholds: Thresholds::default(),
+            areas: Default::default(),
+            prev_wake_hist: Default::default(),
+            prev_lock_hist: HashMap::new(),
+            series_totals: (0, 0),
+            lock_totals: HashMap::new(),
             bucket_view: BucketView::Kernel,
             kernel_table: None,
             kernel_rows: Vec::new(),
@@ -269,6 +368,7 @@ impl App {
                 blocked.insert(*a, st.waits_blocked.saturating_sub(prev) as f64 / dt);
             }
             self.blocked_rates = blocked;
+            self.add_points(dt);
             self.last_tick_s = uptime_s;
             self.rebuild_locks(Some(&waits_per_sec));
         } else {
@@ -327,9 +427,115 @@ impl App {
         self.locks = rows;
         self.selected = self.selected.min(self.locks.len().saturating_sub(1));
         self.rebuild_kernel_rows();
+        self.rebuild_core_rows();
         self.edge_selected = self
             .edge_selected
             .min(self.model.edges.len().saturating_sub(1));
+    }
+
+    /// A point of the time series for the last `dt` seconds: the whole process's, and each lock's.
+    fn add_points(&mut self, dt: f64) {
+        let m = &self.model;
+        let per_sec = |v: u64| (v as f64 / dt).round() as u64;
+        let now = (
+            m.totals.waits_blocked,
+            m.addresses.values().map(|a| a.wait_ns_total).sum::<u64>(),
+        );
+        let last = std::mem::replace(&mut self.series_totals, now);
+        let mut wake = m.wake_to_return.clone();
+        for (b, p) in wake.buckets.iter_mut().zip(self.prev_wake_hist.buckets) {
+            *b = b.saturating_sub(p);
+        }
+        wake.count = wake.buckets.iter().sum();
+        self.prev_wake_hist = m.wake_to_return.clone();
+        push(
+            &mut self.series,
+            Point {
+                slept: per_sec(now.0.saturating_sub(last.0)),
+                waited_ns: per_sec(now.1.saturating_sub(last.1)),
+                p99_ns: wake.percentile_interpolated(0.99),
+            },
+        );
+        // Per-lock series for the locks at the top of the table only: memory stays bounded however
+        // many words a process has (a lock that enters the top starts its series then).
+        let tracked: std::collections::HashSet<(u32, u64)> = self
+            .locks
+            .iter()
+            .take(TRACKED_LOCKS)
+            .map(|r| (r.pid, r.addr))
+            .collect();
+        self.lock_series.retain(|k, _| tracked.contains(k));
+        self.prev_lock_hist.retain(|k, _| tracked.contains(k));
+        for (k, a) in &m.addresses {
+            if a.kind().is_idle() {
+                continue;
+            }
+            let (slept0, waited0) = self
+                .lock_totals
+                .insert(*k, (a.waits_blocked, a.wait_ns_total))
+                .unwrap_or_default();
+            if !tracked.contains(k) {
+                continue;
+            }
+            let prev = self.prev_lock_hist.entry(*k).or_insert([0; 64]);
+            let mut h = futex_trace::model::Log2Hist::default();
+            for (i, (n, p)) in a.wait_ns.buckets.iter().zip(prev.iter()).enumerate() {
+                h.buckets[i] = n.saturating_sub(*p);
+            }
+            h.count = h.buckets.iter().sum();
+            h.max = a.wait_ns.max;
+            *prev = a.wait_ns.buckets;
+            push(
+                self.lock_series.entry(*k).or_default(),
+                Point {
+                    slept: per_sec(a.waits_blocked.saturating_sub(slept0)),
+                    waited_ns: per_sec(a.wait_ns_total.saturating_sub(waited0)),
+                    p99_ns: h.percentile_interpolated(0.99),
+                },
+            );
+        }
+    }
+
+    /// futex-core's buckets that saw waits, wakes or waiters, with the words that map to each.
+    fn rebuild_core_rows(&mut self) {
+        let m = &self.model;
+        let queues = m.buckets.len().max(1);
+        let last = self.heat.back();
+        let mut words: HashMap<usize, Vec<(u64, u32, u64)>> = HashMap::new();
+        for (&(pid, addr), a) in &m.addresses {
+            words
+                .entry(futex_trace::bucket_of(addr, queues))
+                .or_default()
+                .push((a.wait_ns_total, pid, addr));
+        }
+        let mut rows: Vec<CoreBucketRow> = m
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.waits + b.wakes + b.requeued_in > 0 || b.depth != 0)
+            .map(|(i, b)| {
+                let mut w = words.remove(&i).unwrap_or_default();
+                w.sort_by(|x, y| y.cmp(x));
+                CoreBucketRow {
+                    bucket: i,
+                    slept_per_sec: last.and_then(|r| r.get(i)).copied().unwrap_or(0) as f64,
+                    depth: b.depth,
+                    max_depth: b.max_depth,
+                    collisions: b.collisions,
+                    words: w
+                        .into_iter()
+                        .map(|(_, pid, a)| word_name(pid, a, &self.labels, self.stacks.as_ref()))
+                        .collect(),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.slept_per_sec
+                .total_cmp(&a.slept_per_sec)
+                .then(b.max_depth.cmp(&a.max_depth))
+                .then(a.bucket.cmp(&b.bucket))
+        });
+        self.core_rows = rows;
     }
 
     /// The kernel table to show: the traced process's (the first with one, when it has none), as its
@@ -392,6 +598,38 @@ impl App {
         self.bucket_view != BucketView::FutexCore && self.kernel_table.is_some()
     }
 
+    /// A click on a row of the locks or requeue table selects it; a second click on the selected lock
+    /// opens its detail.
+    fn click(&mut self, x: u16, y: u16) {
+        let areas = self.areas.get();
+        let at = ratatui::layout::Position::new(x, y);
+        // Rows start below the border and the header; the table scrolls so that the selection shows.
+        let row = |area: ratatui::layout::Rect, selected: usize| -> Option<usize> {
+            let first = area.y + 2;
+            let visible = area.height.saturating_sub(3).max(1) as usize;
+            let offset = selected.saturating_sub(visible - 1);
+            (y >= first && y < area.y + area.height - 1).then(|| offset + (y - first) as usize)
+        };
+        if areas.locks.contains(at) {
+            self.focus = Focus::Locks;
+            if let Some(i) = row(areas.locks, self.selected).filter(|&i| i < self.locks.len()) {
+                if i == self.selected {
+                    self.detail = !self.detail;
+                }
+                self.selected = i;
+            }
+        } else if areas.edges.contains(at) {
+            self.focus = Focus::Edges;
+            if let Some(i) =
+                row(areas.edges, self.edge_selected).filter(|&i| i < self.model.edges.len())
+            {
+                self.edge_selected = i;
+            }
+        } else if self.detail {
+            self.detail = false;
+        }
+    }
+
     /// The requeue edges, most moved first.
     pub fn edges(&self) -> Vec<((u64, u64), &futex_trace::model::Edge)> {
         let mut v: Vec<_> = self.model.edges.iter().map(|(k, e)| (*k, e)).collect();
@@ -416,11 +654,14 @@ impl App {
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
 
+    /// A word of the traced process by name: its label, its static symbol, or its address.
     pub fn name(&self, addr: u64) -> String {
-        match self.labels.get(&addr) {
-            Some(l) => l.clone(),
-            None => format!("{addr:#x}"),
-        }
+        word_name(self.pid, addr, &self.labels, self.stacks.as_ref())
+    }
+
+    /// The selected lock's row, if any.
+    pub fn selected_lock(&self) -> Option<&LockRow> {
+        self.locks.get(self.selected)
     }
 
     /// Handles a key: changes what is shown, and returns what `main` must do (the app does no I/O and
@@ -497,6 +738,18 @@ impl App {
                     self.detail = !self.detail;
                 }
             }
+            Key::Click(x, y) => self.click(x, y),
+            Key::ScrollUp(x, y) | Key::ScrollDown(x, y) => {
+                let down = matches!(key, Key::ScrollDown(..));
+                let areas = self.areas.get();
+                let at = ratatui::layout::Position::new(x, y);
+                if areas.locks.contains(at) {
+                    self.focus = Focus::Locks;
+                } else if areas.edges.contains(at) {
+                    self.focus = Focus::Edges;
+                }
+                return self.on_key(if down { Key::Down } else { Key::Up });
+            }
             Key::Char(_) | Key::Other => {}
         }
         Action::None
@@ -528,5 +781,18 @@ pub enum Key {
     Down,
     Enter,
     Char(char),
+    /// A left click at (column, row) of the terminal.
+    Click(u16, u16),
+    /// The mouse wheel, over the panel at (column, row).
+    ScrollUp(u16, u16),
+    ScrollDown(u16, u16),
     Other,
+}
+
+/// Appends a point, dropping the oldest past [`SERIES`].
+fn push(series: &mut VecDeque<Point>, p: Point) {
+    if series.len() == SERIES {
+        series.pop_front();
+    }
+    series.push_back(p);
 }

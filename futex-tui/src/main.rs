@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
+    KeyModifiers, MouseButton, MouseEventKind,
+};
 
 use futex_trace::demo::DemoConfig;
 use futex_trace::ebpf;
@@ -63,6 +66,12 @@ struct Cli {
     /// in a kernel hash of N slots (a power of two), as prctl(PR_FUTEX_HASH_SET_SLOTS, N) would give.
     #[arg(long, value_name = "N", value_parser = futex_trace::args::slots)]
     slots: Option<u32>,
+    /// Latencies from this long are shown yellow (worth a look; below: green).
+    #[arg(long, value_name = "DURATION", default_value = "100us", value_parser = futex_trace::args::duration)]
+    warn: Duration,
+    /// Latencies from this long are shown red (bad).
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = futex_trace::args::duration)]
+    crit: Duration,
     /// Where `f` writes flamegraphs.
     #[arg(long, default_value = ".", value_name = "DIR")]
     out_dir: PathBuf,
@@ -81,6 +90,7 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         ratatui::restore();
     }
 }
@@ -258,18 +268,25 @@ fn run_ui(
         }
         let wait = next_frame.saturating_duration_since(Instant::now());
         if event::poll(wait)? {
-            if let Event::Key(k) = event::read()? {
-                if k.kind != KeyEventKind::Press {
-                    continue;
-                }
-                let action = app.on_key(key(k));
-                if action == Action::Quit {
-                    return Ok(());
-                }
-                act(action, app, session, &cli.out_dir);
-                // Redraw at once after a key.
-                terminal.draw(|f| futex_tui::ui::draw(f, app))?;
+            let k = match event::read()? {
+                Event::Key(k) if k.kind == KeyEventKind::Press => key(k),
+                Event::Mouse(m) => match m.kind {
+                    MouseEventKind::Down(MouseButton::Left) => Key::Click(m.column, m.row),
+                    MouseEventKind::ScrollUp => Key::ScrollUp(m.column, m.row),
+                    MouseEventKind::ScrollDown => Key::ScrollDown(m.column, m.row),
+                    _ => continue,
+                },
+                // A resize is drawn at once, at the new size.
+                Event::Resize(..) => Key::Other,
+                _ => continue,
+            };
+            let action = app.on_key(k);
+            if action == Action::Quit {
+                return Ok(());
             }
+            act(action, app, session, &cli.out_dir);
+            // Redraw at once after a key.
+            terminal.draw(|f| futex_tui::ui::draw(f, app))?;
         }
     }
 }
@@ -288,6 +305,13 @@ fn main() -> ExitCode {
         if let Err(e) = std::fs::File::open(path) {
             return fail(format!("cannot open {}: {e}", path.display()));
         }
+    }
+    if cli.crit <= cli.warn {
+        return fail(format!(
+            "--crit ({}) must be longer than --warn ({}): latencies from --warn are yellow, from --crit red",
+            futex_tui::ui::ns(cli.crit.as_nanos() as u64),
+            futex_tui::ui::ns(cli.warn.as_nanos() as u64)
+        ));
     }
     if !std::io::stdout().is_terminal() {
         return fail(
@@ -319,6 +343,10 @@ fn main() -> ExitCode {
     );
     app.speed = cli.replay.as_ref().map(|_| control.speed());
     app.what_if_slots = cli.slots;
+    app.thresholds = futex_tui::app::Thresholds {
+        warn_ns: cli.warn.as_nanos() as u64,
+        crit_ns: cli.crit.as_nanos() as u64,
+    };
     if !cli.command.is_empty() {
         app.message = Some(format!(
             "the command's output goes to {}",
@@ -329,6 +357,9 @@ fn main() -> ExitCode {
         Err(e) => Err(e),
         Ok(mut terminal) => {
             let _guard = TerminalGuard;
+            // Clicks select rows and the wheel scrolls where the terminal reports them (hold Shift to
+            // select text, as in other mouse-aware terminal programs).
+            let _ = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
             run_ui(&mut terminal, &mut app, &session, &cli)
         }
     };

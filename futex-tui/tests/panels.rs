@@ -135,8 +135,8 @@ fn top_locks_excludes_idle_waits_and_sorts() {
 }
 
 #[test]
-fn heatmap() {
-    insta::assert_snapshot!(render(68, 5, ui::draw_heatmap, &fixed_app()));
+fn futex_core_buckets() {
+    insta::assert_snapshot!(render(68, 6, ui::draw_core_buckets, &fixed_app()));
 }
 
 #[test]
@@ -313,12 +313,109 @@ fn kernel_buckets_app() -> App {
             (sharer, "stats lock".to_string()),
         ]),
     );
+    // Stacks: the hot lock's waiters in app::lock_orders, woken by app::ship_order.
+    let mut t = futex_trace::stacks::StackTable::default();
+    t.stacks.insert((42, 1), vec![0x10, 0x20, 0x30]);
+    t.stacks.insert((42, 2), vec![0x40, 0x50]);
+    for (ip, name) in [
+        (0x10, "syscall"),
+        (0x20, "app::lock_orders"),
+        (0x30, "main"),
+        (0x40, "syscall"),
+        (0x50, "app::ship_order"),
+    ] {
+        t.symbols.insert((42, ip), vec![name.to_string()]);
+    }
+    app.stacks = Some(t);
     for t in 1..=2 {
         m.extend(&[counts(hot, 400), counts(sharer, 100), counts(alone, 10)]);
         m.apply(&ev(EventKind::Waiting { addr: hot, now: 3 }));
+        // Their times, as the kernel's histograms send them: 2^16..2^17 ns (65-131 µs), and a few long.
+        for (addr, n) in [(hot, 390u64), (sharer, 100), (alone, 10)] {
+            m.apply(&ev(EventKind::Hist {
+                of: futex_trace::event::HistOf::Wait { addr },
+                slot: 16,
+                count: n,
+                sum: n * 50_000,
+                max: 130_000,
+            }));
+        }
+        m.apply(&ev(EventKind::Hist {
+            of: futex_trace::event::HistOf::Wait { addr: hot },
+            slot: 24,
+            count: 10,
+            sum: 10 * 20_000_000,
+            max: 25_000_000,
+        }));
+        m.apply(&ev(EventKind::WaitSample {
+            addr: hot,
+            final_addr: hot,
+            op: FutexOp::Wait,
+            outcome: Outcome::Woken,
+            wait_ns: 2_000_000,
+            wake_to_return_ns: Some(9_000),
+            sched_delay_ns: Some(3_000),
+            waker: Some(futex_trace::event::Waker {
+                tid: 9,
+                stack: Some(2),
+            }),
+            stack: Some(1),
+            stack_rate_ns: 0,
+            waker_every: 1,
+        }));
         app.update(m.clone(), t as f64);
     }
     app
+}
+
+/// Renders the whole screen of `app` at `w`×`h`, checks that every row of it is used, and returns it.
+fn screen(app: &App, w: u16, h: u16) -> TestBackend {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app)).unwrap();
+    let b = t.backend().clone();
+    let buf = b.buffer();
+    for y in 0..h {
+        let row: String = (0..w).map(|x| buf[(x, y)].symbol()).collect();
+        assert!(!row.trim().is_empty(), "{w}x{h}: row {y} is empty:\n{b}");
+    }
+    b
+}
+
+#[test]
+fn the_screen_is_laid_out_for_its_size() {
+    for (name, app) in [("demo", fixed_app()), ("kernel", kernel_buckets_app())] {
+        for (w, h) in [(80u16, 24u16), (120, 40), (200, 60)] {
+            let b = screen(&app, w, h);
+            insta::assert_snapshot!(format!("screen_{name}_{w}x{h}"), b);
+            let text = format!("{b:?}");
+            // Every panel is there at every size.
+            for panel in ["Top locks", "Buckets", "Requeue movement", "Wakeup latency"] {
+                assert!(text.contains(panel), "{name} {w}x{h}: no {panel}");
+            }
+            assert!(
+                text.contains("slept/s") && text.contains("wake p99"),
+                "{name} {w}x{h}"
+            );
+            if h >= 40 {
+                assert!(
+                    text.contains("Activity"),
+                    "{name} {w}x{h}: no activity panel"
+                );
+            }
+            if w >= 150 && h >= 50 {
+                assert!(text.contains("Selected lock"), "{name} {w}x{h}");
+            }
+        }
+    }
+    // The kernel screen names the stacks and the shared bucket.
+    let text = format!("{:?}", screen(&kernel_buckets_app(), 200, 60));
+    for want in [
+        "app::lock_orders",
+        "app::ship_order",
+        "⚠ orders lock + stats lock",
+    ] {
+        assert!(text.contains(want), "no {want}");
+    }
 }
 
 #[test]
@@ -339,7 +436,7 @@ fn kernel_traces_show_the_kernels_buckets_with_collisions_named() {
     let locks = format!("{:?}", render(80, 6, ui::draw_locks, &app));
     assert!(locks.contains("kbkt"), "{locks}");
     app.on_key(Key::Char('b'));
-    let what_if = format!("{:?}", render(68, 5, ui::draw_buckets, &app));
+    let what_if = format!("{:?}", render(90, 5, ui::draw_buckets, &app));
     assert!(
         what_if.contains("what-if") && what_if.contains("b: kernel"),
         "{what_if}"
@@ -370,4 +467,144 @@ fn kernel_traces_show_the_kernels_buckets_with_collisions_named() {
         .unwrap_or("")
         .contains("no kernel futex hash"));
     assert!(!demo.shows_kernel_buckets());
+}
+
+/// The value a number as the dashboard prints it stands for: `950`, `2.8k`, `123M`; `950ns`, `8.2µs`,
+/// `3.5ms`, `1.2s`, `17m`, `9h` (in ns). `None`: not a whole number with a known unit.
+fn parse_shown(t: &str) -> Option<f64> {
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(t.len());
+    if split == 0 {
+        return None;
+    }
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().ok()?;
+    let mult = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "ns" => 1.0,
+        "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 6e10,
+        "h" => 3.6e12,
+        _ => return None,
+    };
+    Some(v * mult)
+}
+
+fn shown_as(t: &str, want: f64) {
+    let got = parse_shown(t).unwrap_or_else(|| panic!("{t:?} is not a number with its unit"));
+    // Two or three significant digits: within 5% (or exact below 1000).
+    let ok = if want < 999.5 {
+        (got - want.round()).abs() < 0.5
+    } else {
+        (got - want).abs() <= 0.05 * want
+    };
+    assert!(ok, "{t:?} reads as {got}, the value is {want}");
+}
+
+#[test]
+fn numbers_fit_their_columns_whatever_their_size() {
+    // The formatters never exceed the widths the columns are given.
+    let mut v = 1u64;
+    while v < u64::MAX / 3 {
+        for x in [v, v * 2, v * 3 - 1, v.saturating_mul(9) + v / 2] {
+            assert!(ui::ns(x).chars().count() <= 6, "{x} ns: {}", ui::ns(x));
+            assert!(
+                ui::si(x as f64).chars().count() <= 5,
+                "{x}: {}",
+                ui::si(x as f64)
+            );
+            shown_as(&ui::si(x as f64), x as f64);
+            if x < 5_000_000_000_000_000 {
+                shown_as(&ui::ns(x), x as f64);
+            }
+        }
+        v *= 10;
+    }
+    // A lock with huge figures, at 80 columns: every number in its row reads as its value.
+    use futex_trace::event::{Counts, FutexOp};
+    let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+    let addr = 0x5000;
+    let mut app = App::new(
+        "wide".into(),
+        42,
+        m.clone(),
+        HashMap::from([(addr, "huge".to_string())]),
+    );
+    for t in 1..=2 {
+        m.extend(&[
+            ev(EventKind::Counts {
+                addr,
+                op: FutexOp::Wait,
+                hash: None,
+                counts: Counts {
+                    calls: 123_456_789,
+                    blocked: 123_456_789,
+                    woken: 123_456_789,
+                    wait_ns: 98_765_432_100_000,
+                    ..Counts::default()
+                },
+            }),
+            ev(EventKind::Hist {
+                of: futex_trace::event::HistOf::Wait { addr },
+                slot: 36,
+                count: 123_456_789,
+                sum: 98_765_432_100_000,
+                max: 123_456_789_012,
+            }),
+            ev(EventKind::Waiting {
+                addr,
+                now: 123_456 * t,
+            }),
+        ]);
+        app.update(m.clone(), f64::from(t));
+    }
+    let r = app.locks[0].clone();
+    let b = screen(&app, 80, 24);
+    let text = format!("{b:?}");
+    let row = text
+        .lines()
+        .find(|l| l.contains("│huge "))
+        .unwrap_or_else(|| panic!("no row for the lock:\n{text}"));
+    let cells: Vec<&str> = row
+        .trim()
+        .trim_matches(|c| c == '"' || c == '│' || c == ',')
+        .split_whitespace()
+        .collect();
+    // lock kind waits/s total p50 p99 now bkt
+    assert_eq!(cells[..2], ["huge", "kernel"], "{row}");
+    assert!(r.waits_per_sec > 1e8 && r.waiting > 100_000, "{r:?}");
+    shown_as(cells[2], r.waits_per_sec);
+    shown_as(cells[3], r.wait_ns_total as f64);
+    shown_as(cells[4], r.p50 as f64);
+    shown_as(cells[5], r.p99 as f64);
+    shown_as(cells[6], r.waiting as f64);
+    assert_eq!(cells[7], r.bucket.to_string());
+}
+
+#[test]
+fn a_click_selects_a_row_and_a_second_click_opens_it_and_the_wheel_scrolls() {
+    let mut app = fixed_app();
+    screen(&app, 80, 24); // drawing records where the tables are
+    let locks = app.areas.get().locks;
+    let second_row = locks.y + 3; // border, header, first row
+    assert_eq!(app.on_key(Key::Click(5, second_row)), Action::None);
+    assert_eq!((app.selected, app.detail), (1, false));
+    app.on_key(Key::Click(5, second_row));
+    assert!(app.detail, "a click on the selected lock opens its detail");
+    app.on_key(Key::Click(0, 0));
+    assert!(!app.detail, "a click elsewhere closes it");
+    app.on_key(Key::ScrollUp(5, locks.y + 2));
+    assert_eq!(app.selected, 0);
+    let edges = app.areas.get().edges;
+    app.on_key(Key::ScrollDown(edges.x + 2, edges.y + 2));
+    assert_eq!(app.focus, futex_tui::app::Focus::Edges);
 }

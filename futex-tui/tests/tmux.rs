@@ -184,7 +184,10 @@ fn demo_in_tmux_shows_contention_writes_a_flamegraph_and_quits_cleanly() {
             .lines()
             .find(|l| l.contains("demo: heat lock 0"))
             .and_then(|l| l.split_whitespace().nth(5)) // "│demo:" "heat" "lock" "0" kind waits/s
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| match v.strip_suffix('k') {
+                Some(k) => k.parse::<f64>().ok().map(|k| k * 1e3),
+                None => v.parse().ok(),
+            })
             .unwrap_or(0.0)
     };
     let mut screen = String::new();
@@ -204,8 +207,31 @@ fn demo_in_tmux_shows_contention_writes_a_flamegraph_and_quits_cleanly() {
     d.keys("?");
     assert!(until(Duration::from_secs(5), || d
         .screen()
-        .contains(" Keys ")));
+        .contains(" Help ")));
     d.keys("Escape");
+    // Resized while running, it fills the new size at once: 200×60 gains the activity panel and the
+    // selected lock's detail; back at 80×24 the footer is on the last row again.
+    for (w, h, want) in [(200, 60, "Selected lock"), (80, 24, "slept/s")] {
+        d.tmux(&[
+            "resize-window",
+            "-t",
+            &d.session,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+        let fits = until(Duration::from_secs(10), || {
+            screen = d.screen();
+            let lines: Vec<&str> = screen.lines().collect();
+            lines.len() == h
+                && lines[h - 1].starts_with("q quit")
+                && lines[0].starts_with("futex-tui")
+                && screen.contains(want)
+                && (w < 150 || screen.contains("Activity"))
+        });
+        assert!(fits, "after a resize to {w}x{h}:\n{screen}");
+    }
     // `f`: a flamegraph of what is shown; the demo has no stacks, so it is by lock.
     let svg = d.flamegraph();
     assert!(
@@ -261,7 +287,7 @@ fn a_traced_pid_in_tmux_shows_its_lock_and_stacks() {
     d.keys("b");
     let shown = until(Duration::from_secs(10), || {
         screen = d.screen();
-        screen.contains("futex-core hash") && screen.contains("what-if")
+        screen.contains("futex-core's hash") && screen.contains("what-if")
     });
     assert!(shown, "b did not show futex-core's what-if:\n{screen}");
     d.keys("b");

@@ -1,135 +1,226 @@
-//! The buckets panel. Kernel sources: the traced process's own kernel futex hash (its private table,
-//! as many slots as it has), one row per bucket that saw calls, collisions named. Otherwise (and with
-//! `b`): futex-core's buckets over the last minute as a heat waterfall — its real queues for the demo
-//! and USDT, its hash of kernel addresses as a what-if.
+//! The buckets panel: a row per bucket that saw calls, the most contended first: its number, a bar
+//! and the rate of its waits that slept, waiters now and most, and its words (a bucket with several is a
+//! collision: they share one lock and one list of waiters; marked ⚠ in red). The selected lock's bucket
+//! is highlighted. Which table, in the title: the traced process's kernel futex hash (kernel sources),
+//! a what-if of it with `--slots` slots, or futex-core's buckets (its real queues for the demo and USDT;
+//! its hash of kernel addresses, a what-if). `b` switches.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Cell, Row, Table};
 use ratatui::Frame;
 
 use futex_trace::model::BucketOrigin;
 
 use crate::app::{App, BucketView};
 
-use super::ns;
+use super::si;
 
-/// Shade for a cell of the heatmap: contention per second, log scale.
-fn shade(v: u64) -> (char, Color) {
-    match v {
-        0 => ('·', Color::DarkGray),
-        1..=9 => ('░', Color::Yellow),
-        10..=99 => ('▒', Color::LightRed),
-        100..=999 => ('▓', Color::Red),
-        _ => ('█', Color::Magenta),
-    }
-}
-
-/// The buckets panel: the kernel's table or futex-core's heatmap, as [`App::shows_kernel_buckets`].
+/// The buckets panel: the kernel's table or futex-core's, as [`App::shows_kernel_buckets`].
 pub fn draw_buckets(f: &mut Frame, area: Rect, app: &App) {
     if app.shows_kernel_buckets() {
         draw_kernel_buckets(f, area, app);
     } else {
-        draw_heatmap(f, area, app);
+        draw_core_buckets(f, area, app);
     }
 }
 
-/// The kernel's futex hash of the traced process: a row per bucket that saw calls, the most contended
-/// first; a bucket with several words is a collision (one lock, one list of waiters), marked and named;
-/// the selected lock's bucket highlighted.
-pub fn draw_kernel_buckets(f: &mut Frame, area: Rect, app: &App) {
-    let Some((pid, slots)) = app.kernel_table else {
-        return draw_heatmap(f, area, app);
-    };
-    let (title, selected) = match app.bucket_view {
-        BucketView::WhatIf(n) => (
-            format!(" Buckets: what-if: pid {pid}'s kernel futex hash with {n} slots (has {slots}) · b "),
-            app.locks
-                .get(app.selected)
-                .filter(|l| l.kernel_bucket.is_some())
-                .map(|l| futex_trace::khash::bucket(l.addr, n)),
-        ),
-        _ => (
-            format!(" Buckets: pid {pid}'s kernel futex hash, {slots} slots · b: futex-core's "),
-            app.locks
-                .get(app.selected)
-                .and_then(|l| l.kernel_bucket)
-                .filter(|&(n, _)| n == slots)
-                .map(|(_, b)| b),
-        ),
-    };
-    let block = Block::bordered().title(title);
-    let header = Row::new(["bucket", "slept/s", "total", "now", "max", "words"]).bold();
-    let rows = app.kernel_rows.iter().map(|r| {
-        let collision = r.words.len() > 1;
-        let words = if collision {
-            format!("⚠ {}", r.words.join(" + "))
+/// A panel title of the parts that fit `width` (the first always; the others, in order, while they
+/// fit), joined by " · ".
+fn fit_title(width: u16, parts: &[&str]) -> String {
+    let mut t = String::new();
+    for p in parts.iter().filter(|p| !p.is_empty()) {
+        let add = if t.is_empty() {
+            p.to_string()
         } else {
-            r.words.join("")
+            format!(" · {p}")
         };
-        let row = Row::new([
-            Cell::from(r.bucket.to_string()),
-            Cell::from(format!("{:.0}", r.slept_per_sec)),
-            Cell::from(ns(r.wait_ns)),
-            Cell::from(r.waiting.to_string()),
-            Cell::from(r.max_waiting.to_string()),
+        if !t.is_empty() && t.chars().count() + add.chars().count() + 4 > width as usize {
+            continue;
+        }
+        t.push_str(&add);
+    }
+    format!(" {t} ")
+}
+
+/// One row's fields, whichever table it is of.
+struct BucketLine<'a> {
+    bucket: u64,
+    rate: f64,
+    now: i64,
+    max: i64,
+    words: &'a [String],
+    selected: bool,
+}
+
+/// The common table: bucket, bar, slept/s, now, max, words. The bar's scale is the busiest row's
+/// rate; the words column gets what is left. Where rows are left over, the table's idle buckets follow
+/// (dim, by number), so a tall panel shows the whole table of `slots` buckets.
+fn draw_table(f: &mut Frame, area: Rect, title: String, mut lines: Vec<BucketLine>, slots: u64) {
+    let room = area.height.saturating_sub(3) as usize;
+    if room > lines.len() {
+        let busy: std::collections::HashSet<u64> = lines.iter().map(|l| l.bucket).collect();
+        let idle = (0..slots)
+            .filter(|b| !busy.contains(b))
+            .take(room - lines.len());
+        lines.extend(idle.map(|bucket| BucketLine {
+            bucket,
+            rate: 0.0,
+            now: 0,
+            max: 0,
+            words: &[],
+            selected: false,
+        }));
+    }
+    let top = lines.iter().map(|l| l.rate).fold(0.0, f64::max);
+    // The bar only where the words keep room to be read.
+    let bar_w: u16 = if area.width >= 60 { 12 } else { 0 };
+    let header = {
+        let mut h = vec!["bucket"];
+        if bar_w > 0 {
+            h.push("slept/s");
+        }
+        h.extend(["rate", "now", "max", "words"]);
+        Row::new(h).bold()
+    };
+    let rows = lines.iter().map(|l| {
+        let collision = l.words.len() > 1;
+        let words = if collision {
+            format!("⚠ {}", l.words.join(" + "))
+        } else {
+            l.words.join("")
+        };
+        let mut cells = vec![Cell::from(l.bucket.to_string())];
+        if bar_w > 0 {
+            let n = if top > 0.0 {
+                ((l.rate / top) * f64::from(bar_w)).ceil() as usize
+            } else {
+                0
+            };
+            cells.push(Cell::from("█".repeat(n)).style(Style::new().fg(Color::Cyan)));
+        }
+        cells.extend([
+            Cell::from(si(l.rate)),
+            Cell::from(si(l.now as f64)),
+            Cell::from(si(l.max as f64)),
             Cell::from(words),
         ]);
-        let row = if collision {
+        let row = Row::new(cells);
+        let row = if l.words.is_empty() && l.rate == 0.0 && l.max == 0 {
+            row.dim()
+        } else if collision {
             row.style(Style::new().fg(Color::LightRed))
         } else {
             row
         };
-        if Some(r.bucket) == selected {
+        if l.selected {
             row.reversed()
         } else {
             row
         }
     });
-    let widths = [
-        Constraint::Length(6),
-        Constraint::Length(7),
-        Constraint::Length(6),
-        Constraint::Length(4),
-        Constraint::Length(4),
+    let mut widths = vec![Constraint::Length(6)];
+    if bar_w > 0 {
+        widths.push(Constraint::Length(bar_w));
+    }
+    widths.extend([
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
         Constraint::Min(10),
-    ];
+    ]);
+    let block = Block::bordered().title(title);
     f.render_widget(Table::new(rows, widths).header(header).block(block), area);
 }
 
-pub fn draw_heatmap(f: &mut Frame, area: Rect, app: &App) {
+/// The kernel's futex hash of the traced process (or the `--slots` what-if of it).
+pub fn draw_kernel_buckets(f: &mut Frame, area: Rect, app: &App) {
+    let Some((pid, slots)) = app.kernel_table else {
+        return draw_core_buckets(f, area, app);
+    };
+    let (title, selected) = match app.bucket_view {
+        BucketView::WhatIf(n) => (
+            fit_title(
+                area.width,
+                &[
+                    &format!("Buckets: what-if: pid {pid}'s kernel futex hash with {n} slots"),
+                    &format!("has {slots}"),
+                    "b",
+                    "⚠ shared",
+                ],
+            ),
+            app.selected_lock()
+                .filter(|l| l.kernel_bucket.is_some())
+                .map(|l| futex_trace::khash::bucket(l.addr, n)),
+        ),
+        _ => (
+            fit_title(
+                area.width,
+                &[
+                    &format!("Buckets: pid {pid}'s kernel futex hash, {slots} slots"),
+                    "b: futex-core's",
+                    "⚠ shared",
+                ],
+            ),
+            app.selected_lock()
+                .and_then(|l| l.kernel_bucket)
+                .filter(|&(n, _)| n == slots)
+                .map(|(_, b)| b),
+        ),
+    };
+    let lines = app
+        .kernel_rows
+        .iter()
+        .map(|r| BucketLine {
+            bucket: u64::from(r.bucket),
+            rate: r.slept_per_sec,
+            now: r.waiting,
+            max: r.max_waiting,
+            words: &r.words,
+            selected: Some(r.bucket) == selected,
+        })
+        .collect();
+    let shown = match app.bucket_view {
+        BucketView::WhatIf(n) => n,
+        _ => slots,
+    };
+    draw_table(f, area, title, lines, u64::from(shown));
+}
+
+/// futex-core's buckets: its sleep queues (demo, USDT), or its hash of kernel addresses (a what-if).
+pub fn draw_core_buckets(f: &mut Frame, area: Rect, app: &App) {
+    let n = app.model.buckets.len();
     let origin = match app.model.origin {
-        // Kernel sources: futex-core's hash over their addresses is not the kernel's table.
-        BucketOrigin::FutexCoreHash => "futex-core hash of the addresses (what-if)",
-        BucketOrigin::FutexCore => app.model.origin.label(),
+        BucketOrigin::FutexCoreHash => format!("futex-core's hash of the addresses, {n} (what-if)"),
+        BucketOrigin::FutexCore => format!("futex-core's {n} sleep queues"),
     };
-    let origin = if app.kernel_table.is_some() {
-        format!("{origin} · b: kernel's")
-    } else {
-        origin.to_string()
-    };
-    let hottest = app
-        .hottest_bucket()
-        .map(|(b, v)| format!(" · hottest {b}: {v:.0}/s"))
-        .unwrap_or_default();
-    let block = Block::bordered().title(format!(" Buckets: {origin}{hottest} "));
-    let inner = block.inner(area);
-    f.render_widget(block, area);
-    let rows = inner.height as usize;
-    let width = inner.width as usize;
-    let mut lines = Vec::new();
-    // Newest second at the top.
-    for row in app.heat.iter().rev().take(rows) {
-        let spans: Vec<Span> = row
-            .iter()
-            .take(width)
-            .map(|&v| {
-                let (c, col) = shade(v);
-                Span::styled(c.to_string(), Style::new().fg(col))
-            })
-            .collect();
-        lines.push(Line::from(spans));
-    }
-    f.render_widget(Paragraph::new(lines), inner);
+    let title = fit_title(
+        area.width,
+        &[
+            &format!("Buckets: {origin}"),
+            if app.kernel_table.is_some() {
+                "b: kernel's"
+            } else {
+                ""
+            },
+            &app.hottest_bucket()
+                .map(|(b, v)| format!("hottest {b}: {}/s", si(v)))
+                .unwrap_or_default(),
+            "⚠ shared",
+        ],
+    );
+    let selected = app.selected_lock().map(|l| l.bucket);
+    let lines = app
+        .core_rows
+        .iter()
+        .map(|r| BucketLine {
+            bucket: r.bucket as u64,
+            rate: r.slept_per_sec,
+            now: r.depth,
+            max: r.max_depth,
+            words: &r.words,
+            selected: Some(r.bucket) == selected,
+        })
+        .collect();
+    draw_table(f, area, title, lines, app.model.buckets.len() as u64);
 }

@@ -1,25 +1,41 @@
 //! The `Enter` popup: one lock's stacks, wakers and latency.
 
+use ratatui::layout::Rect;
 use ratatui::style::Stylize;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
 use crate::app::App;
 
 use super::latency::hist_bars;
-use super::{centered, ns};
+use super::{centered, ns, severity};
 
+/// The `Enter` popup over the screen.
 pub fn draw_detail(f: &mut Frame, app: &App) {
+    let area = centered(f.area(), 96, 20);
+    draw_lock(f, area, app, true);
+}
+
+/// The selected lock's detail in `area`: a popup (`popup`: cleared first), or the panel tall screens
+/// keep under the locks.
+pub(super) fn draw_lock(f: &mut Frame, area: Rect, app: &App, popup: bool) {
     let Some(r) = app.locks.get(app.selected) else {
+        if !popup {
+            f.render_widget(Block::bordered().title(" Selected lock: none "), area);
+        }
         return;
     };
-    let area = centered(f.area(), 96, 20);
     let s = app.model.addresses.get(&(r.pid, r.addr));
     let mut lines = vec![
         Line::from(format!(
-            "address {:#x} · bucket {} · {:?}",
-            r.addr, r.bucket, r.kind
+            "address {:#x} · {} · {:?}",
+            r.addr,
+            match r.kernel_bucket {
+                Some((slots, b)) => format!("kernel bucket {b} of {slots}"),
+                None => format!("futex-core bucket {}", r.bucket),
+            },
+            r.kind
         )),
         Line::from(format!(
             "waits {} · slept {} · woken {} · timed out {}",
@@ -28,13 +44,17 @@ pub fn draw_detail(f: &mut Frame, app: &App) {
             s.map_or(0, |s| s.woken),
             r.timeouts
         )),
-        Line::from(format!(
-            "time waited: total {} · p50 {} · p99 {} · max {}",
-            ns(r.wait_ns_total),
-            ns(r.p50),
-            ns(r.p99),
-            ns(s.map_or(0, |s| s.wait_ns.max))
-        )),
+        Line::from(vec![
+            Span::raw(format!("time waited: total {} · p50 ", ns(r.wait_ns_total))),
+            Span::styled(ns(r.p50), severity(app, r.p50)),
+            Span::raw(" · p99 "),
+            Span::styled(ns(r.p99), severity(app, r.p99)),
+            Span::raw(" · max "),
+            Span::styled(
+                ns(s.map_or(0, |s| s.wait_ns.max)),
+                severity(app, s.map_or(0, |s| s.wait_ns.max)),
+            ),
+        ]),
     ];
     if let Some(s) = s {
         lines.push(Line::from(format!(
@@ -61,13 +81,17 @@ pub fn draw_detail(f: &mut Frame, app: &App) {
         }
         _ => lines.push(Line::from("stacks and wakers: eBPF sources only (-p PID, -- CMD)").dim()),
     }
-    f.render_widget(Clear, area);
+    if popup {
+        f.render_widget(Clear, area);
+    }
+    let name = r.label.clone().unwrap_or_else(|| app.name(r.addr));
+    let title = if popup {
+        format!(" {name} ")
+    } else {
+        format!(" Selected lock: {name} (Enter: popup) ")
+    };
     f.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(format!(" {} ", app.name(r.addr))),
-        ),
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)),
         area,
     );
 }

@@ -18,7 +18,7 @@ pub fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
                 ""
             };
             Line::from(format!(
-                "q quit · p pause · Tab panel · j/k select · Enter detail · s sort · f flamegraph{replay} · ? help"
+                "q quit · p pause · Tab panel · j/k select · Enter detail · s sort · b buckets · f flamegraph{replay} · ? help"
             ))
             .dim()
         }

@@ -8,11 +8,13 @@ use ratatui::Frame;
 
 use crate::app::App;
 
+use super::{ns, si};
+
 pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.model.totals;
     let lost = if t.lost_events > 0 {
         Span::styled(
-            format!("lost {}", t.lost_events),
+            format!("lost {}", si(t.lost_events as f64)),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         )
     } else {
@@ -29,8 +31,11 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             None => String::new(),
         }),
         Span::raw(format!(
-            "up {:.0}s · {} · pid {} · {:.0} ev/s · ",
-            app.uptime_s, app.source, app.pid, app.events_per_sec
+            "up {} · {} · pid {} · {} ev/s · ",
+            ns((app.uptime_s * 1e9) as u64),
+            app.source,
+            app.pid,
+            si(app.events_per_sec)
         )),
         lost,
         Span::raw(match &app.tracer_cost {
@@ -45,21 +50,34 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         ),
     ]);
-    let line2 = Line::from(format!(
-        "waits {} (slept {}, changed {}, timed out {}) · woke {} · requeued {} · idle waits {:.0}/s · {}",
-        t.waits,
-        t.waits_blocked,
-        t.mismatches,
-        t.timeouts,
-        t.woken,
-        t.moved,
-        app.idle_per_sec,
-        match app.kernel_table {
-            Some((_, slots)) if app.shows_kernel_buckets() =>
-                format!("kernel futex hash, {slots} slots"),
-            _ => app.model.origin.label().to_string(),
+    // The totals, in units that fit; what does not fit the width is left off whole, from the end.
+    let table = match app.kernel_table {
+        Some((_, slots)) if app.shows_kernel_buckets() => {
+            format!("kernel futex hash, {slots} slots")
         }
-    ))
-    .dim();
-    f.render_widget(Paragraph::new(vec![line1, line2]), area);
+        _ => app.model.origin.label().to_string(),
+    };
+    let parts = [
+        format!(
+            "waits {} (slept {}, changed {}, timed out {})",
+            si(t.waits as f64),
+            si(t.waits_blocked as f64),
+            si(t.mismatches as f64),
+            si(t.timeouts as f64)
+        ),
+        format!("woke {}", si(t.woken as f64)),
+        format!("requeued {}", si(t.moved as f64)),
+        format!("idle waits {}/s", si(app.idle_per_sec)),
+        table,
+    ];
+    let mut line2 = String::new();
+    for p in parts {
+        let sep = if line2.is_empty() { "" } else { " · " };
+        if line2.chars().count() + sep.len() + p.chars().count() > area.width as usize {
+            break;
+        }
+        line2.push_str(sep);
+        line2.push_str(&p);
+    }
+    f.render_widget(Paragraph::new(vec![line1, Line::from(line2).dim()]), area);
 }

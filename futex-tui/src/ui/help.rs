@@ -4,36 +4,42 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::centered;
+use crate::app::App;
 
-pub fn draw_help(f: &mut Frame) {
-    let area = centered(f.area(), 60, 21);
+use super::{centered, ns};
+
+pub fn draw_help(f: &mut Frame, app: &App) {
     let lines: Vec<Line> = [
-        "q / Esc   quit",
-        "p         pause or resume (replay: pause playback)",
-        "f         write a flamegraph (SVG) of what is shown",
-        "+ / -     replay: faster / slower;  n: one second on",
-        "Tab       move between Top locks and Requeue movement",
-        "j k ↑ ↓   select a row",
-        "Enter     details of the selected lock",
-        "s         sort locks: total wait, waits/s, p99",
-        "b         buckets: the kernel's, --slots what-if,",
-        "          futex-core's",
-        "?         this help",
-        "",
-        "Idle waits (condvar) are counted apart from locks.",
-        "Buckets, kernel traces (-p, --): the process's own",
-        "kernel futex hash (Linux 6.17+), a row per bucket;",
-        "red ⚠: words sharing one lock and wait list.",
-        "futex-core's: its sleep queues (demo, --usdt), or",
-        "its hash of kernel addresses (a what-if).",
+        "Keys  q/Esc quit (Esc first closes a popup) · p pause · f flamegraph (SVG)",
+        "  j k ↑ ↓ select (or click; the wheel scrolls) · Tab: locks / requeues",
+        "  Enter: the selected lock's detail (or click it again) · s sort locks",
+        "  b buckets: the kernel's, the --slots what-if, futex-core's · ? help",
+        "  replay: + / - speed, n one second on, p pauses playback",
+        "Top locks: contention per futex word (idle condvar waits apart); now =",
+        "  threads waiting now; bkt = its bucket in the buckets panel.",
+        "Buckets: kernel traces show the process's own kernel futex hash (Linux",
+        "  6.17+); otherwise futex-core's queues (demo, --usdt) or its hash of",
+        "  the addresses (a what-if). Bar and rate: waits that slept per second;",
+        "  red ⚠: words that share a bucket (one lock, one list of waiters).",
+        "Activity: per second, newest right: waits that slept, time waited, and",
+        "  the p99 of wake-to-return (process) or of time waited (selected lock).",
+        "Requeue movement: waiters moved from one word to another (condvars).",
+        "Wakeup latency: percentiles interpolated within their log2 bucket.",
+        "Colours",
+        &format!(
+            "  latency: green < {} ≤ yellow < {} ≤ red (--warn, --crit)",
+            ns(app.thresholds.warn_ns),
+            ns(app.thresholds.crit_ns)
+        ),
+        "  red in the header: lost events · cyan border: the focused panel",
     ]
     .into_iter()
-    .map(Line::from)
+    .map(|l| Line::from(l.to_string()))
     .collect();
+    let area = centered(f.area(), 78, lines.len() as u16 + 2);
     f.render_widget(Clear, area);
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" Keys ")),
+        Paragraph::new(lines).block(Block::bordered().title(" Help ")),
         area,
     );
 }

@@ -1,24 +1,28 @@
-//! Wakeup latency: time waited, wake-to-return and scheduler delay, with a log2 histogram.
+//! Wakeup latency: time waited, wake-to-return and scheduler delay, with a log2 histogram. Percentiles
+//! are interpolated within their log2 bucket (by rank), coloured by the thresholds.
 
 use ratatui::layout::Rect;
 use ratatui::style::Stylize;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use ratatui::Frame;
 
 use crate::app::App;
 use futex_trace::model::Log2Hist;
 
-use super::ns;
+use super::{ns, severity};
 
-fn latency_line(name: &str, h: &Log2Hist) -> Line<'static> {
-    Line::from(format!(
-        "{name:<10}{:>7}{:>7}{:>7}{:>7}",
-        ns(h.percentile(0.5)),
-        ns(h.percentile(0.9)),
-        ns(h.percentile(0.99)),
-        ns(h.max)
-    ))
+fn latency_line(app: &App, name: &str, h: &Log2Hist) -> Line<'static> {
+    let mut spans = vec![Span::raw(format!("{name:<10}"))];
+    for v in [
+        h.percentile_interpolated(0.5),
+        h.percentile_interpolated(0.9),
+        h.percentile_interpolated(0.99),
+        h.max,
+    ] {
+        spans.push(Span::styled(format!("{:>7}", ns(v)), severity(app, v)));
+    }
+    Line::from(spans)
 }
 
 /// A one-line log2 histogram: one bar character per power of two from 256 ns to ~1 s.
@@ -40,28 +44,41 @@ pub(super) fn hist_bars(h: &Log2Hist) -> String {
 
 pub fn draw_latency(f: &mut Frame, area: Rect, app: &App) {
     let m = &app.model;
-    let lines = vec![
+    let mut lines = vec![
         Line::from(format!(
             "{:<10}{:>7}{:>7}{:>7}{:>7}",
             "", "p50", "p90", "p99", "max"
         ))
         .bold(),
-        latency_line("wait locks", &m.wait_contention),
-        latency_line("wait idle", &m.wait_idle),
-        latency_line("wake→ret", &m.wake_to_return),
-        Line::from(format!(
-            "wake→ret 256ns|{}|1s",
-            hist_bars(&m.wake_to_return)
-        ))
+        latency_line(app, "wait locks", &m.wait_contention),
+        latency_line(app, "wait idle", &m.wait_idle),
+        latency_line(app, "wake→ret", &m.wake_to_return),
+        Line::from(if area.width >= 45 {
+            format!("wake→ret 256ns|{}|1s", hist_bars(&m.wake_to_return))
+        } else {
+            format!("256ns|{}|1s", hist_bars(&m.wake_to_return))
+        })
         .dim(),
         if m.sched_delay.count > 0 {
-            latency_line("sched", &m.sched_delay)
+            latency_line(app, "sched", &m.sched_delay)
         } else {
             Line::from("sched delay: eBPF sources only").dim()
         },
     ];
+    if area.height >= 10 {
+        let t = app.thresholds;
+        lines.push(Line::from(""));
+        lines.push(
+            Line::from(format!(
+                "green < {} ≤ yellow < {} ≤ red (--warn, --crit)",
+                ns(t.warn_ns),
+                ns(t.crit_ns)
+            ))
+            .dim(),
+        );
+    }
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" Wakeup latency ")),
+        Paragraph::new(lines).block(Block::bordered().title(" Wakeup latency (interpolated) ")),
         area,
     );
 }

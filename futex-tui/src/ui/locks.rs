@@ -1,4 +1,6 @@
-//! Top locks (contention): one row per futex word, sorted as the user chose.
+//! Top locks (contention): one row per futex word, sorted as the user chose. Numbers take units that
+//! fit their column (2.8k, 262µs); a narrow screen drops columns, never digits. Latencies are coloured
+//! by the thresholds (`--warn`, `--crit`).
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Style, Stylize};
@@ -7,54 +9,56 @@ use ratatui::Frame;
 
 use crate::app::{App, Focus};
 
-use super::{focused, ns};
+use super::{focused, ns, severity, si};
 
 pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
-    // The stack column only when there is room for it beside a readable lock name.
-    let wide = area.width >= 110;
     let kernel = app.shows_kernel_buckets();
-    let mut titles = vec![
-        "lock",
-        "kind",
-        "waits/s",
-        "total",
-        "p50",
-        "p99",
-        "now",
-        if kernel { "kbkt" } else { "bkt" },
-    ];
-    let mut widths = vec![
-        Constraint::Min(18),
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(4),
-        Constraint::Length(5),
-    ];
+    // Columns by what a narrow screen drops first: the stack, then the kind and p50.
+    let wide = area.width >= 110;
+    let narrow = area.width < 78;
+    let mut titles = vec!["lock"];
+    let mut widths = vec![Constraint::Min(18)];
+    let mut col = |t: &'static str, w: u16, titles: &mut Vec<&'static str>| {
+        titles.push(t);
+        widths.push(Constraint::Length(w));
+    };
+    if !narrow {
+        col("kind", 7, &mut titles);
+    }
+    col("waits/s", 7, &mut titles);
+    col("total", 6, &mut titles);
+    if !narrow {
+        col("p50", 6, &mut titles);
+    }
+    col("p99", 6, &mut titles);
+    col("now", 5, &mut titles);
+    col(if kernel { "kbkt" } else { "bkt" }, 5, &mut titles);
     if wide {
         titles.push("hottest stack");
-        widths[0] = Constraint::Length(22);
+        widths[0] = Constraint::Length(24);
         widths.push(Constraint::Min(10));
     }
     let header = Row::new(titles).bold();
     let rows = app.locks.iter().map(|r| {
-        let mut cells = vec![
-            Cell::from(r.label.clone().unwrap_or_else(|| format!("{:#x}", r.addr))),
-            Cell::from(format!("{:?}", r.kind).to_lowercase()),
-            Cell::from(format!("{:.0}", r.waits_per_sec)),
-            Cell::from(ns(r.wait_ns_total)),
-            Cell::from(ns(r.p50)),
-            Cell::from(ns(r.p99)),
-            Cell::from(r.waiting.to_string()),
-            // The bucket the panel beside shows: the kernel's (`-`: the global table), or futex-core's.
-            Cell::from(if kernel {
-                r.kernel_bucket.map_or("-".into(), |(_, b)| b.to_string())
-            } else {
-                r.bucket.to_string()
-            }),
-        ];
+        let mut cells = vec![Cell::from(
+            r.label.clone().unwrap_or_else(|| format!("{:#x}", r.addr)),
+        )];
+        if !narrow {
+            cells.push(Cell::from(format!("{:?}", r.kind).to_lowercase()));
+        }
+        cells.push(Cell::from(si(r.waits_per_sec)));
+        cells.push(Cell::from(ns(r.wait_ns_total)));
+        if !narrow {
+            cells.push(Cell::from(ns(r.p50)).style(severity(app, r.p50)));
+        }
+        cells.push(Cell::from(ns(r.p99)).style(severity(app, r.p99)));
+        cells.push(Cell::from(si(r.waiting as f64)));
+        // The bucket the panel beside shows: the kernel's (`-`: the global table), or futex-core's.
+        cells.push(Cell::from(if kernel {
+            r.kernel_bucket.map_or("-".into(), |(_, b)| b.to_string())
+        } else {
+            r.bucket.to_string()
+        }));
         if wide {
             cells.push(Cell::from(
                 r.top_stack.clone().unwrap_or_else(|| "-".into()),
