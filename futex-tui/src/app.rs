@@ -371,6 +371,9 @@ impl App {
             self.add_points(dt);
             self.last_tick_s = uptime_s;
             self.rebuild_locks(Some(&waits_per_sec));
+            // The buckets' rows change with their rates: once a second.
+            self.rebuild_kernel_rows();
+            self.rebuild_core_rows();
         } else {
             self.rebuild_locks(None);
         }
@@ -426,8 +429,6 @@ impl App {
         }
         self.locks = rows;
         self.selected = self.selected.min(self.locks.len().saturating_sub(1));
-        self.rebuild_kernel_rows();
-        self.rebuild_core_rows();
         self.edge_selected = self
             .edge_selected
             .min(self.model.edges.len().saturating_sub(1));
