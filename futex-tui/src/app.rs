@@ -407,8 +407,8 @@ impl App {
                     .copied()
                     .unwrap_or(0.0),
                 wait_ns_total: s.wait_ns_total,
-                p50: s.wait_ns.percentile(0.5),
-                p99: s.wait_ns.percentile(0.99),
+                p50: s.wait_ns.percentile_interpolated(0.5),
+                p99: s.wait_ns.percentile_interpolated(0.99),
                 timeouts: s.timeouts,
                 bucket: futex_trace::bucket_of(addr, queues),
                 kernel_bucket: s.kernel.and_then(KernelHash::private),
