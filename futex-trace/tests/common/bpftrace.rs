@@ -62,12 +62,28 @@ impl Bpftrace {
         Bpftrace { child, out: rx }
     }
 
-    /// Stops it (SIGINT: it prints its maps) and returns what it printed.
+    /// Stops it (SIGINT: it prints its maps) and returns what it printed. bpftrace prints "Attaching"
+    /// before it attaches, and a SIGINT that arrives while it attaches is lost (it then waits forever,
+    /// seen in a CI-like run): so SIGINT is sent again every half second until it ends, and after 20 s
+    /// it is killed (its counts are then missing, which the caller's comparison reports).
     pub(crate) fn stop(mut self) -> String {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        self.child.wait().unwrap();
-        self.out.recv().unwrap_or_default()
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+            let sent = std::time::Instant::now();
+            while sent.elapsed() < std::time::Duration::from_millis(500) {
+                if self.child.try_wait().unwrap().is_some() {
+                    return self.out.recv().unwrap_or_default();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return self.out.recv().unwrap_or_default();
+            }
+        }
     }
 }
 
