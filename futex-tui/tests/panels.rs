@@ -588,6 +588,54 @@ fn numbers_fit_their_columns_whatever_their_size() {
     shown_as(cells[5], r.p99 as f64);
     shown_as(cells[6], r.waiting as f64);
     assert_eq!(cells[7], r.bucket.to_string());
+    // Every other figure on the screen: the buckets row, the latency panel, the header's totals.
+    let tokens = |needle: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} on\n{text}"));
+        line.split(|c: char| {
+            c.is_whitespace() || c == '│' || c == '"' || c == '(' || c == ')' || c == ','
+        })
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+    };
+    let b = &app.core_rows[0];
+    let row = tokens("█");
+    let i = row.iter().position(|t| t.contains('█')).unwrap();
+    shown_as(&row[i + 1], b.slept_per_sec);
+    shown_as(&row[i + 2], b.depth as f64);
+    shown_as(&row[i + 3], b.max_depth as f64);
+    let h = &app.model.wait_contention;
+    let lat = tokens("wait locks");
+    let at = lat.iter().position(|t| t == "locks").unwrap();
+    for (k, want) in [
+        h.percentile_interpolated(0.5),
+        h.percentile_interpolated(0.9),
+        h.percentile_interpolated(0.99),
+        h.max,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        shown_as(&lat[at + 1 + k], want as f64);
+    }
+    let head = tokens("waits ");
+    let t = &app.model.totals;
+    let after = |w: &str| head[head.iter().position(|x| x == w).unwrap() + 1].clone();
+    shown_as(&after("waits"), t.waits as f64);
+    shown_as(&after("slept"), t.waits_blocked as f64);
+    shown_as(&after("woke"), t.woken as f64);
+    // Any token of the screen that starts with a digit is a whole number with its unit.
+    for tok in text.split(|c: char| c.is_whitespace() || "│\"(),[]|:/·+".contains(c)) {
+        if tok.starts_with(|c: char| c.is_ascii_digit()) && !tok.starts_with("0x") {
+            assert!(
+                parse_shown(tok).is_some(),
+                "{tok:?} is cut or unitless in\n{text}"
+            );
+        }
+    }
 }
 
 #[test]
