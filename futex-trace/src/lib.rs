@@ -31,6 +31,7 @@ pub mod flame;
 pub mod kernel;
 pub mod khash;
 pub mod model;
+pub mod pprof;
 pub mod report;
 pub mod session;
 pub mod sink;

@@ -35,6 +35,7 @@ use futex_trace::source::{
         futex-trace report trace.ftr                             # top locks, buckets, latencies\n  \
         futex-trace flamegraph trace.ftr -o waits.svg            # where threads wait\n  \
         futex-trace flamegraph trace.ftr --wakers -o wakers.svg  # who wakes them\n  \
+        futex-trace pprof trace.ftr -o waits.pb.gz               # for go tool pprof, Pyroscope\n  \
         sudo futex-trace stream -p 1234                          # JSON lines, live\n  \
         sudo futex-trace record -p 1234 --usdt -o trace.ftr      # a futex-core program: its own probes\n  \
         futex-trace report --demo -d 5s                          # the built-in workload, no root\n\n\
@@ -127,6 +128,35 @@ enum Command {
         /// Folded stacks (one `frame;frame;... ns` line each) instead of SVG.
         #[arg(long)]
         folded: bool,
+        /// The file to write (`-`: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Write a contention profile (pprof, gzipped) in Go's block/mutex layout, for go tool pprof,
+    /// Pyroscope and Parca.
+    #[command(
+        after_help = "Examples:\n  futex-trace pprof trace.ftr -o waits.pb.gz\n  \
+        sudo futex-trace pprof -p 1234 -d 30s -o waits.pb.gz\n  \
+        futex-trace pprof trace.ftr --wakers -o wakers.pb.gz\n  \
+        go tool pprof -top -sample_index=delay waits.pb.gz\n  \
+        go tool pprof -http=:8080 waits.pb.gz\n\n\
+        The waiters' stacks are the block profile (delay: time waited), the wakers' (--wakers) the mutex\n\
+        profile (delay: time waited by the threads each stack woke); sample types contentions/count and\n\
+        delay/nanoseconds, as Go's runtime writes them. Sampled stacks carry their weights. Labels: pid,\n\
+        lock (name or address), wait (its kind). Locations keep their address, file, file offset and\n\
+        build id, so a backend can symbolize them again. The demo (no stacks) gives one location per lock."
+    )]
+    Pprof {
+        /// A recording made by `futex-trace record`.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
+        /// How long to trace live (default 5s, or until a command exits).
+        #[arg(short, long, value_parser = futex_trace::args::duration)]
+        duration: Option<Duration>,
+        /// The wakers' stacks (Go's mutex profile) instead of the waiters' (its block profile).
+        #[arg(long)]
+        wakers: bool,
         /// The file to write (`-`: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
@@ -441,6 +471,45 @@ fn record(
     Ok(())
 }
 
+fn pprof(f: &Finished, wakers: bool, output: &Path) -> Result<(), String> {
+    if f.stacks.is_none() && wakers {
+        return Err(
+            "--wakers needs stacks, which the demo's observer does not record: trace a process \
+             through eBPF (-p PID, -- COMMAND, --usdt)"
+                .into(),
+        );
+    }
+    let side = if wakers { Side::Wakers } else { Side::Waiters };
+    let span = futex_trace::pprof::Span {
+        start_unix_ns: (f.meta.started_unix_s * 1e9) as i64,
+        duration_ns: (f.duration_s() * 1e9) as i64,
+    };
+    let p = futex_trace::pprof::build(&f.model, f.stacks.as_ref(), &f.labels, side, span);
+    if p.sample.is_empty() {
+        eprintln!(
+            "futex-trace: warning: the profile is empty: no {} stacks were captured (--no-stacks, or \
+             no wait slept)",
+            if wakers { "waker" } else { "waiting" }
+        );
+    }
+    let bytes = futex_trace::pprof::encode_gz(&p);
+    let written = if output == Path::new("-") {
+        std::io::stdout().lock().write_all(&bytes)
+    } else {
+        std::fs::write(output, &bytes)
+    };
+    written.map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    if output != Path::new("-") {
+        eprintln!(
+            "futex-trace: wrote {} ({} samples; go tool pprof -top -sample_index=delay {})",
+            output.display(),
+            p.sample.len(),
+            output.display()
+        );
+    }
+    Ok(())
+}
+
 fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result<(), String> {
     if f.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && f.model.stacks.is_empty() {
         eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
@@ -539,6 +608,17 @@ fn main() -> ExitCode {
             // A closed stdout (`| head`) is not an error worth a word.
             let _ = writeln!(std::io::stdout().lock(), "{out}");
             Ok(())
+        }),
+        Command::Pprof {
+            file,
+            target,
+            duration,
+            wakers,
+            output,
+        } => input(file.as_ref(), target).and_then(|inp| {
+            let d = default_duration(&inp, *duration);
+            let f = run(&inp, target, d, &control, vec![])?;
+            pprof(&f, *wakers, output)
         }),
         Command::Flamegraph {
             file,

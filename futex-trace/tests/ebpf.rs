@@ -1064,3 +1064,112 @@ fn kernel_buckets_are_the_ones_the_kernel_uses_through_a_resize_and_shared_futex
         }
     }
 }
+
+/// `go tool pprof`'s `-top` output for `profile` by `index`: its total (ms, or count) and its text.
+fn go_pprof_top(profile: &std::path::Path, index: &str) -> (f64, String) {
+    let out = Command::new("go")
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-nodecount=500",
+            "-nodefraction=0",
+            &format!("-sample_index={index}"),
+        ])
+        .arg(profile)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "go is missing in CI: .ci/run must install golang-go"
+            );
+            panic!("go tool pprof cannot run ({e}): apt-get install golang-go");
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "Showing nodes accounting for 3.11s, 100% of 3.11s total" (or "... of 48647 total").
+    let total = text
+        .lines()
+        .find_map(|l| {
+            l.split(" of ")
+                .nth(1)?
+                .strip_suffix(" total")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no total in\n{text}"));
+    let (num, unit) = total.split_at(
+        total
+            .find(|c: char| c.is_alphabetic())
+            .unwrap_or(total.len()),
+    );
+    let v: f64 = num.parse().unwrap();
+    let scale = match unit {
+        "" => 1.0,
+        "ns" => 1e-6,
+        "us" | "µs" => 1e-3,
+        "ms" => 1.0,
+        "s" => 1e3,
+        "mins" => 6e4,
+        "hrs" => 3.6e6,
+        other => panic!("unit {other:?} in {total}"),
+    };
+    (v * scale, text)
+}
+
+#[test]
+fn go_tool_pprof_reads_the_profile_with_the_workloads_functions_and_totals() {
+    if !privileged("go_tool_pprof_reads_the_profile_with_the_workloads_functions_and_totals") {
+        return;
+    }
+    // Every wait that slept gets its stack (rate 0), so the profile's totals are the report's.
+    let (_, r, trace) =
+        record_workload_traced("pprof", &["--stack-rate", "0", "--waker-every", "1"], &[]);
+    let profile = tmp("pprof.pb.gz");
+    let out = bin()
+        .args(["pprof", "-o"])
+        .arg(&profile)
+        .arg(&trace)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let (delay_ms, text) = go_pprof_top(&profile, "delay");
+    let waited: u64 = r["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["wait_ns_total"].as_u64().unwrap())
+        .sum();
+    let waited_ms = waited as f64 / 1e6;
+    assert!(
+        (delay_ms - waited_ms).abs() <= 0.01 * waited_ms,
+        "pprof's delay total {delay_ms} ms, the report's time waited {waited_ms} ms:\n{text}"
+    );
+    assert!(
+        text.contains("Type: delay") && text.contains("futex_workload::spawn_waiters"),
+        "{text}"
+    );
+    let (contentions, text) = go_pprof_top(&profile, "contentions");
+    let slept = r["totals"]["waits_blocked"].as_f64().unwrap();
+    assert!(
+        (contentions - slept).abs() <= 0.01 * slept,
+        "pprof's contentions {contentions}, the report's waits that slept {slept}:\n{text}"
+    );
+    // The wakers' profile: the main thread's wakes.
+    let wakers = tmp("pprof-wakers.pb.gz");
+    let out = bin()
+        .args(["pprof", "--wakers", "-o"])
+        .arg(&wakers)
+        .arg(&trace)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let (_, text) = go_pprof_top(&wakers, "delay");
+    assert!(text.contains("futex_workload::exact"), "{text}");
+}

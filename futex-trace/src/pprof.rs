@@ -1,0 +1,573 @@
+//! Contention profiles in pprof's format, laid out as Go's runtime lays out its block and mutex
+//! profiles, so that `go tool pprof`, Grafana Pyroscope and Parca read them as they read Go's: sample
+//! types `contentions/count` and `delay/nanoseconds`, period type `contentions/count`, period 1.
+//!
+//! The waiting threads' stacks are the block profile (delay: the time they waited); the wakers' stacks
+//! (`--wakers`) the mutex profile (delay: the time waited by the threads each stack released). Kernel
+//! sources sample stacks (Go's block-profile rule, see [`crate::model::StackStats`]): each stack carries
+//! its estimated contentions and delay, as Go's profiles do. Each sample is labelled with its process
+//! (`pid`), its lock (`lock`: a static's or a demo lock's name, else the address) and the wait's kind
+//! (`wait`). Locations carry their address and mapping (file, file offset, build id) so that a backend
+//! can symbolize them again; their functions are the names futex-trace resolved. Sources without stacks
+//! (futex-core's observer) give one location per lock.
+//!
+//! The messages below are `profile.proto` (github.com/google/pprof, proto/profile.proto) written out
+//! for prost's derive, so that building needs no `protoc`.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use crate::flame::Side;
+use crate::model::Model;
+use crate::stacks::StackTable;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Profile {
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
+    #[prost(message, repeated, tag = "4")]
+    pub location: Vec<Location>,
+    #[prost(message, repeated, tag = "5")]
+    pub function: Vec<Function>,
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    #[prost(int64, tag = "7")]
+    pub drop_frames: i64,
+    #[prost(int64, tag = "8")]
+    pub keep_frames: i64,
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+    #[prost(int64, repeated, tag = "13")]
+    pub comment: Vec<i64>,
+    #[prost(int64, tag = "14")]
+    pub default_sample_type: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ValueType {
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+    #[prost(message, repeated, tag = "3")]
+    pub label: Vec<Label>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Label {
+    #[prost(int64, tag = "1")]
+    pub key: i64,
+    #[prost(int64, tag = "2")]
+    pub str: i64,
+    #[prost(int64, tag = "3")]
+    pub num: i64,
+    #[prost(int64, tag = "4")]
+    pub num_unit: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Mapping {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub memory_start: u64,
+    #[prost(uint64, tag = "3")]
+    pub memory_limit: u64,
+    #[prost(uint64, tag = "4")]
+    pub file_offset: u64,
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    #[prost(int64, tag = "6")]
+    pub build_id: i64,
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+    #[prost(bool, tag = "8")]
+    pub has_filenames: bool,
+    #[prost(bool, tag = "9")]
+    pub has_line_numbers: bool,
+    #[prost(bool, tag = "10")]
+    pub has_inline_frames: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Location {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub address: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub line: Vec<Line>,
+    #[prost(bool, tag = "5")]
+    pub is_folded: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Line {
+    #[prost(uint64, tag = "1")]
+    pub function_id: u64,
+    #[prost(int64, tag = "2")]
+    pub line: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Function {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "2")]
+    pub name: i64,
+    #[prost(int64, tag = "3")]
+    pub system_name: i64,
+    #[prost(int64, tag = "4")]
+    pub filename: i64,
+    #[prost(int64, tag = "5")]
+    pub start_line: i64,
+}
+
+/// What a profile covers: when it started (wall clock) and for how long.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span {
+    pub start_unix_ns: i64,
+    pub duration_ns: i64,
+}
+
+/// Builds a profile: interns strings, functions, mappings and locations as samples are added.
+struct Builder<'a> {
+    p: Profile,
+    strings: HashMap<String, i64>,
+    functions: HashMap<String, u64>,
+    locations: HashMap<(u32, u64), u64>,
+    mappings: HashMap<(u32, usize), u64>,
+    stacks: Option<&'a StackTable>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(stacks: Option<&'a StackTable>, side: Side, span: Span) -> Self {
+        let mut b = Builder {
+            p: Profile::default(),
+            strings: HashMap::new(),
+            functions: HashMap::new(),
+            locations: HashMap::new(),
+            mappings: HashMap::new(),
+            stacks,
+        };
+        b.s(""); // string 0 is "" (pprof requires it)
+        let contentions = ValueType {
+            r#type: b.s("contentions"),
+            unit: b.s("count"),
+        };
+        let delay = ValueType {
+            r#type: b.s("delay"),
+            unit: b.s("nanoseconds"),
+        };
+        b.p.sample_type = vec![contentions.clone(), delay];
+        b.p.period_type = Some(contentions);
+        b.p.period = 1;
+        b.p.default_sample_type = 1; // delay
+        b.p.time_nanos = span.start_unix_ns;
+        b.p.duration_nanos = span.duration_ns;
+        let comment = match side {
+            Side::Waiters => "futex-trace: where threads waited on futexes (block profile)",
+            Side::Wakers => "futex-trace: who woke waiting threads (mutex profile)",
+        };
+        let c = b.s(comment);
+        b.p.comment.push(c);
+        // pprof takes the first mapping for the main binary: the lowest code mapping of the first
+        // process (a program's own text lies below its libraries').
+        if let Some(first) = stacks.and_then(|t| t.processes.iter().next()) {
+            if let Some(low) = first
+                .1
+                .maps
+                .iter()
+                .filter(|m| m.exec)
+                .map(|m| m.start)
+                .min()
+            {
+                b.mapping(*first.0, low);
+            }
+        }
+        b
+    }
+
+    fn s(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.strings.get(s) {
+            return i;
+        }
+        let i = self.p.string_table.len() as i64;
+        self.p.string_table.push(s.to_string());
+        self.strings.insert(s.to_string(), i);
+        i
+    }
+
+    fn function(&mut self, name: &str, file: &str) -> u64 {
+        if let Some(&id) = self.functions.get(name) {
+            return id;
+        }
+        let id = self.p.function.len() as u64 + 1;
+        let (n, f) = (self.s(name), self.s(file));
+        self.p.function.push(Function {
+            id,
+            name: n,
+            system_name: n,
+            filename: f,
+            start_line: 0,
+        });
+        self.functions.insert(name.to_string(), id);
+        id
+    }
+
+    /// The mapping of process `pid` that holds code address `ip` (0: none known).
+    fn mapping(&mut self, pid: u32, ip: u64) -> u64 {
+        let Some(t) = self.stacks else { return 0 };
+        let Some(maps) = t.processes.get(&pid).map(|p| &p.maps) else {
+            return 0;
+        };
+        let Some((i, m)) = maps
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, m)| m.exec && m.start <= ip && ip < m.end)
+        else {
+            return 0;
+        };
+        if let Some(&id) = self.mappings.get(&(pid, i)) {
+            return id;
+        }
+        let id = self.p.mapping.len() as u64 + 1;
+        let build_id = crate::stacks::build_id(&m.path).unwrap_or_default();
+        let (filename, build_id) = (self.s(&m.path), self.s(&build_id));
+        self.p.mapping.push(Mapping {
+            id,
+            memory_start: m.start,
+            memory_limit: m.end,
+            file_offset: m.offset,
+            filename,
+            build_id,
+            has_functions: true,
+            has_filenames: false,
+            has_line_numbers: false,
+            has_inline_frames: true,
+        });
+        self.mappings.insert((pid, i), id);
+        id
+    }
+
+    /// The location of frame `ip` of process `pid`: its mapping, and its function with the functions
+    /// inlined into it (innermost first, as pprof wants them).
+    fn location(&mut self, pid: u32, ip: u64) -> u64 {
+        if let Some(&id) = self.locations.get(&(pid, ip)) {
+            return id;
+        }
+        let names: Vec<String> = match self.stacks.and_then(|t| t.symbols.get(&(pid, ip))) {
+            Some(n) => n.clone(),
+            None => vec![self
+                .stacks
+                .and_then(|t| t.locate(pid, ip))
+                .map(|(path, off)| {
+                    let file = path.rsplit('/').next().unwrap_or(path);
+                    format!("{file}+{off:#x}")
+                })
+                .unwrap_or_else(|| format!("[unknown] {ip:#x}"))],
+        };
+        let mapping_id = self.mapping(pid, ip);
+        let line = names
+            .iter()
+            .rev()
+            .map(|n| Line {
+                function_id: self.function(n, ""),
+                line: 0,
+            })
+            .collect();
+        let id = self.p.location.len() as u64 + 1;
+        self.p.location.push(Location {
+            id,
+            mapping_id,
+            address: ip,
+            line,
+            is_folded: false,
+        });
+        self.locations.insert((pid, ip), id);
+        id
+    }
+
+    /// A location standing for a whole lock (sources without stacks): a function named after it.
+    fn lock_location(&mut self, pid: u32, addr: u64, name: &str) -> u64 {
+        if let Some(&id) = self.locations.get(&(pid, addr)) {
+            return id;
+        }
+        let f = self.function(name, "");
+        let id = self.p.location.len() as u64 + 1;
+        self.p.location.push(Location {
+            id,
+            mapping_id: 0,
+            address: 0,
+            line: vec![Line {
+                function_id: f,
+                line: 0,
+            }],
+            is_folded: false,
+        });
+        self.locations.insert((pid, addr), id);
+        id
+    }
+
+    fn sample(
+        &mut self,
+        locations: Vec<u64>,
+        contentions: f64,
+        delay_ns: u64,
+        labels: &[(&str, Lv)],
+    ) {
+        let label = labels
+            .iter()
+            .map(|(k, v)| match v {
+                Lv::Str(s) => Label {
+                    key: self.s(k),
+                    str: self.s(s),
+                    num: 0,
+                    num_unit: 0,
+                },
+                Lv::Num(n) => Label {
+                    key: self.s(k),
+                    str: 0,
+                    num: *n,
+                    num_unit: 0,
+                },
+            })
+            .collect();
+        self.p.sample.push(Sample {
+            location_id: locations,
+            value: vec![contentions.round().max(1.0) as i64, delay_ns as i64],
+            label,
+        });
+    }
+}
+
+/// A label's value.
+enum Lv {
+    Str(String),
+    Num(i64),
+}
+
+/// The profile of what `model` gathered: the waiters' stacks (block profile) or the wakers' (mutex
+/// profile), one sample per (stack, lock); by lock when there are no stacks.
+pub fn build(
+    model: &Model,
+    stacks: Option<&StackTable>,
+    labels: &HashMap<u64, String>,
+    side: Side,
+    span: Span,
+) -> Profile {
+    let mut b = Builder::new(stacks, side, span);
+    let name = |pid: u32, addr: u64| crate::report::word_name(pid, addr, labels, stacks);
+    let mut keys: Vec<_> = model.addresses.keys().copied().collect();
+    keys.sort_unstable();
+    for (pid, addr) in keys {
+        let a = &model.addresses[&(pid, addr)];
+        let kind = format!("{:?}", a.kind()).to_lowercase();
+        let lock_labels = |lock: String| {
+            [
+                ("pid", Lv::Num(i64::from(pid))),
+                ("lock", Lv::Str(lock)),
+                ("wait", Lv::Str(kind.clone())),
+            ]
+        };
+        let Some(t) = stacks else {
+            // No stacks (futex-core's observer): one sample per lock, its waits and time waited.
+            if side == Side::Waiters && a.wait_ns_total > 0 {
+                let n = name(pid, addr);
+                let loc = b.lock_location(pid, addr, &n);
+                b.sample(
+                    vec![loc],
+                    a.waits_blocked as f64,
+                    a.wait_ns_total,
+                    &lock_labels(n),
+                );
+            }
+            continue;
+        };
+        // This lock's share of each stack: the stack's estimated contentions in proportion to the time
+        // it waited here.
+        let (here, all) = match side {
+            Side::Waiters => (&a.stacks, &model.stacks),
+            Side::Wakers => (&a.waker_stacks, &model.waker_stacks),
+        };
+        let mut ids: Vec<(&u32, &u64)> = here.iter().collect();
+        ids.sort_unstable();
+        for (&id, &ns) in ids {
+            let (Some(ips), Some(s)) = (t.stacks.get(&(pid, id)), all.get(&(pid, id))) else {
+                continue;
+            };
+            if ns == 0 {
+                continue;
+            }
+            let contentions = s.waits * ns as f64 / s.wait_ns.max(1) as f64;
+            let locs = ips.iter().map(|&ip| b.location(pid, ip)).collect();
+            b.sample(locs, contentions, ns, &lock_labels(name(pid, addr)));
+        }
+    }
+    b.p
+}
+
+/// The profile, encoded and gzipped, as pprof files are.
+pub fn encode_gz(p: &Profile) -> Vec<u8> {
+    use prost::Message;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&p.encode_to_vec())
+        .expect("writing to memory cannot fail");
+    gz.finish().expect("writing to memory cannot fail")
+}
+
+/// A gzipped (or plain) encoded profile, decoded.
+pub fn decode(bytes: &[u8]) -> Result<Profile, String> {
+    use prost::Message;
+    let raw = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out)
+            .map_err(|e| format!("not a gzipped profile: {e}"))?;
+        out
+    } else {
+        bytes.to_vec()
+    };
+    Profile::decode(raw.as_slice()).map_err(|e| format!("not a pprof profile: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Event, EventKind, FutexOp, Outcome, Waker};
+    use crate::model::BucketOrigin;
+
+    #[test]
+    fn a_sampled_stack_becomes_a_go_block_profile_sample_with_its_weight_and_lock() {
+        let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+        let (pid, addr) = (7, 0x5000u64);
+        m.apply(&Event {
+            ts_ns: 1,
+            pid,
+            tid: 0,
+            kind: EventKind::Counts {
+                addr,
+                op: FutexOp::Wait,
+                hash: None,
+                counts: crate::event::Counts {
+                    calls: 5,
+                    blocked: 5,
+                    woken: 5,
+                    wait_ns: 10_000,
+                    ..Default::default()
+                },
+            },
+        });
+        // 2 µs at a 10 µs rate: stands for 5 waits, 10 µs.
+        m.apply(&Event {
+            ts_ns: 1,
+            pid,
+            tid: 8,
+            kind: EventKind::WaitSample {
+                addr,
+                final_addr: addr,
+                op: FutexOp::Wait,
+                outcome: Outcome::Woken,
+                wait_ns: 2_000,
+                wake_to_return_ns: None,
+                sched_delay_ns: None,
+                waker: Some(Waker {
+                    tid: 9,
+                    stack: Some(2),
+                }),
+                stack: Some(1),
+                stack_rate_ns: 10_000,
+                waker_every: 4,
+            },
+        });
+        let mut t = StackTable::default();
+        t.stacks.insert((pid, 1), vec![0x10, 0x20]);
+        t.stacks.insert((pid, 2), vec![0x30]);
+        t.symbols
+            .insert((pid, 0x10), vec!["lock_slow".into(), "inlined_wait".into()]);
+        t.symbols.insert((pid, 0x20), vec!["worker".into()]);
+        t.symbols.insert((pid, 0x30), vec!["unlock".into()]);
+        let labels = HashMap::from([(addr, "orders".to_string())]);
+        let span = Span {
+            start_unix_ns: 1_700_000_000_000_000_000,
+            duration_ns: 5_000_000_000,
+        };
+        let p = build(&m, Some(&t), &labels, Side::Waiters, span);
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|v| (s(v.r#type), s(v.unit)))
+            .collect();
+        assert_eq!(types, [("contentions", "count"), ("delay", "nanoseconds")]);
+        let pt = p.period_type.as_ref().unwrap();
+        assert_eq!(
+            (s(pt.r#type), s(pt.unit), p.period),
+            ("contentions", "count", 1)
+        );
+        assert_eq!(p.sample.len(), 1);
+        assert_eq!(p.sample[0].value, [5, 10_000]);
+        let labels: Vec<(&str, String)> = p.sample[0]
+            .label
+            .iter()
+            .map(|l| {
+                (
+                    s(l.key),
+                    if l.str != 0 {
+                        s(l.str).to_string()
+                    } else {
+                        l.num.to_string()
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("pid", "7".into()),
+                ("lock", "orders".into()),
+                ("wait", "kernel".into())
+            ]
+        );
+        // Innermost location first; an inlined function before the one it was inlined into.
+        let loc = &p.location[(p.sample[0].location_id[0] - 1) as usize];
+        let names: Vec<&str> = loc
+            .line
+            .iter()
+            .map(|l| s(p.function[(l.function_id - 1) as usize].name))
+            .collect();
+        assert_eq!(
+            (loc.address, names),
+            (0x10, vec!["inlined_wait", "lock_slow"])
+        );
+        assert_eq!(p.time_nanos, span.start_unix_ns);
+        // Encoded and gzipped, it decodes to itself.
+        let bytes = encode_gz(&p);
+        assert_eq!(&bytes[..2], &[0x1f, 0x8b]);
+        assert_eq!(decode(&bytes).unwrap(), p);
+        // The wakers' profile: the waker's stack, counted for the 4 releases it stands for.
+        let w = build(&m, Some(&t), &HashMap::new(), Side::Wakers, span);
+        assert_eq!(w.sample.len(), 1);
+        assert_eq!(w.sample[0].value, [4, 8_000]);
+    }
+}
