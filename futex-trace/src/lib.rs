@@ -33,6 +33,7 @@ pub mod khash;
 pub mod model;
 pub mod pprof;
 pub mod report;
+pub mod serve;
 pub mod session;
 pub mod sink;
 pub mod source;

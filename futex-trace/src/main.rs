@@ -161,6 +161,32 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Serve a live trace over HTTP until stopped: Prometheus /metrics, Go-style /debug/pprof/block
+    /// and /debug/pprof/mutex, and /flamegraph.svg.
+    #[command(
+        after_help = "Examples:\n  sudo futex-trace serve -p 1234                      # http://127.0.0.1:9464/\n  \
+        sudo futex-trace serve --listen 0.0.0.0:9464 -- ./server\n  \
+        futex-trace serve --demo\n  \
+        curl -s http://127.0.0.1:9464/metrics\n  \
+        go tool pprof -top http://127.0.0.1:9464/debug/pprof/block?seconds=10\n  \
+        open http://127.0.0.1:9464/flamegraph.svg?seconds=10\n\n\
+        /metrics: totals, the top locks by time waited (--top-locks; the rest under lock=\"other\"),\n\
+        per-bucket series, wait and wake-latency histograms in seconds, lost events, the tracer's CPU.\n\
+        /debug/pprof/block (where threads wait) and /debug/pprof/mutex (who wakes them) answer as Go's\n\
+        net/http/pprof does: everything since the start, or ?seconds=N for the next N seconds.\n\
+        Runs until Ctrl-C (SIGTERM, SIGHUP), or until the traced processes exit."
+    )]
+    Serve {
+        #[command(flatten)]
+        target: Target,
+        /// The address to serve on (port 0: any free port; the one bound is printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        /// Locks with a series of their own on /metrics (the rest summed under lock="other").
+        #[arg(long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u16).range(1..=1000))]
+        top_locks: u16,
+    },
     /// Print every event as a JSON line, live.
     #[command(after_help = "Examples:\n  sudo futex-trace stream -p 1234\n  \
         futex-trace stream --demo -d 2s | head\n  \
@@ -333,15 +359,9 @@ impl Sink for StatusLine {
     }
 }
 
-/// Starts `input` with `sinks` (plus a status line for live sources) and waits for it to end.
-fn run(
-    input: &Input,
-    target: &Target,
-    duration: Option<Duration>,
-    control: &Arc<Control>,
-    mut sinks: Vec<Box<dyn Sink>>,
-) -> Result<Finished, String> {
-    let source: Box<dyn Source> = match input {
+/// The source `input` names, started.
+fn start_source(input: &Input, target: &Target) -> Result<Box<dyn Source>, String> {
+    Ok(match input {
         Input::Demo => Box::new(DemoSource::start(&DemoConfig {
             threads: target.threads,
             skew: target.skew,
@@ -362,7 +382,18 @@ fn run(
             },
         )?),
         Input::File(path) => Box::new(RecordingSource::open(path, Pace::AsFastAsRead)?),
-    };
+    })
+}
+
+/// Starts `input` with `sinks` (plus a status line for live sources) and waits for it to end.
+fn run(
+    input: &Input,
+    target: &Target,
+    duration: Option<Duration>,
+    control: &Arc<Control>,
+    mut sinks: Vec<Box<dyn Sink>>,
+) -> Result<Finished, String> {
+    let source = start_source(input, target)?;
     let what = match input {
         Input::Demo => Some("the demo".to_string()),
         Input::Live(t) => Some(t.describe()),
@@ -607,6 +638,31 @@ fn main() -> ExitCode {
             };
             // A closed stdout (`| head`) is not an error worth a word.
             let _ = writeln!(std::io::stdout().lock(), "{out}");
+            Ok(())
+        }),
+        Command::Serve {
+            target,
+            listen,
+            top_locks,
+        } => input(None, target).and_then(|inp| {
+            let source = start_source(&inp, target)?;
+            let opts = SessionOptions {
+                duration: None,
+                control: control.clone(),
+            };
+            let session = Session::start(source, opts, vec![]).map_err(String::from)?;
+            let opts = futex_trace::serve::ServeOptions {
+                listen: *listen,
+                top_locks: usize::from(*top_locks),
+            };
+            let f = futex_trace::serve::serve(session, opts, |addr| {
+                eprintln!(
+                    "futex-trace: serving http://{addr}/ (/metrics, /debug/pprof/block, \
+                     /debug/pprof/mutex, /flamegraph.svg); Ctrl-C stops"
+                )
+            })
+            .map_err(String::from)?;
+            eprintln!("futex-trace: stopped ({})", f.reason.as_str());
             Ok(())
         }),
         Command::Pprof {

@@ -754,6 +754,63 @@ impl Model {
         }
     }
 
+    /// What happened between `old` (an earlier snapshot of this model) and now, for profiles of a
+    /// window (`serve`'s `?seconds=N`): per word, the waits that slept, the time waited and the time per
+    /// waiting and waking stack; per stack, the waits, time and samples. Nothing else is filled in.
+    pub fn stacks_since(&self, old: &Model) -> Model {
+        let mut d = Model::new(self.buckets.len(), self.origin);
+        let sub = |new: &HashMap<u32, u64>, old: Option<&HashMap<u32, u64>>| -> HashMap<u32, u64> {
+            new.iter()
+                .filter_map(|(k, &v)| {
+                    let v = v.saturating_sub(old.and_then(|o| o.get(k)).copied().unwrap_or(0));
+                    (v > 0).then_some((*k, v))
+                })
+                .collect()
+        };
+        for (k, a) in &self.addresses {
+            let o = old.addresses.get(k);
+            let blocked = a.waits_blocked - o.map_or(0, |o| o.waits_blocked.min(a.waits_blocked));
+            let waited = a
+                .wait_ns_total
+                .saturating_sub(o.map_or(0, |o| o.wait_ns_total));
+            if blocked == 0 && waited == 0 {
+                continue;
+            }
+            let mut x = AddrStats {
+                pid: a.pid,
+                waits_blocked: blocked,
+                wait_ns_total: waited,
+                kinds: a.kinds.clone(),
+                kernel: a.kernel,
+                ..AddrStats::default()
+            };
+            x.stacks = sub(&a.stacks, o.map(|o| &o.stacks));
+            x.waker_stacks = sub(&a.waker_stacks, o.map(|o| &o.waker_stacks));
+            d.addresses.insert(*k, x);
+        }
+        for (new, old, out) in [
+            (&self.stacks, &old.stacks, &mut d.stacks),
+            (&self.waker_stacks, &old.waker_stacks, &mut d.waker_stacks),
+        ] {
+            for (k, s) in new {
+                let o = old.get(k).cloned().unwrap_or_default();
+                if s.samples > o.samples {
+                    out.insert(
+                        *k,
+                        StackStats {
+                            waits: s.waits - o.waits,
+                            wait_ns: s.wait_ns.saturating_sub(o.wait_ns),
+                            samples: s.samples - o.samples,
+                        },
+                    );
+                }
+            }
+        }
+        d.first_ts_ns = old.last_ts_ns;
+        d.last_ts_ns = self.last_ts_ns;
+        d
+    }
+
     /// The words of `pid` in `words`, the hottest (time waited) first.
     pub fn hottest_first(&self, pid: u32, words: &std::collections::BTreeSet<u64>) -> Vec<u64> {
         let mut w: Vec<(u64, u64)> = words

@@ -1,0 +1,278 @@
+//! The fleet outputs against the real clients (Debian's `prometheus`, `promtool` and `golang-go`, which
+//! `.ci/run` installs): `futex-trace serve --demo` scraped by a Prometheus server and queried through its
+//! HTTP API, its /metrics checked by promtool, its /debug/pprof/block pulled by `go tool pprof`, its
+//! flamegraph parsed; `futex-trace pprof --demo` read by `go tool pprof`. No root needed. Without those
+//! tools a test says why it skips; under CI=true it fails instead.
+
+mod common;
+use common::succeeded;
+
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_futex-trace"))
+}
+
+/// True when `tool` runs; otherwise says why the test skips (fails under CI=true).
+fn have(test: &str, tool: &str, package: &str) -> bool {
+    if Command::new(tool).arg("--version").output().is_ok()
+        || Command::new(tool).arg("version").output().is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {tool} is missing in CI: .ci/run must install {package}"
+    );
+    eprintln!("SKIPPED {test}: {tool} is not installed (apt-get install {package})");
+    false
+}
+
+/// An HTTP GET of `path` on `addr` (plain HTTP/1.0, as small as a test needs): (status, body).
+fn get(addr: &str, path: &str, accept: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, raw[end + 4..].to_vec())
+}
+
+/// `futex-trace serve --demo` on a free port; kills it when dropped.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Served {
+    fn start() -> Served {
+        let mut child = bin()
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("serving http://") {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
+        }
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap()
+            .to_string();
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        Served { child, addr }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_prometheus_server_scrapes_serve_and_promtool_finds_its_metrics_clean() {
+    let test = "a_prometheus_server_scrapes_serve_and_promtool_finds_its_metrics_clean";
+    if !have(test, "prometheus", "prometheus") || !have(test, "promtool", "prometheus") {
+        return;
+    }
+    let served = Served::start();
+    // promtool: the classic text format, as curl gets it (once the demo has run a moment).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = get(&served.addr, "/metrics", "*/*");
+        assert_eq!(status, 200);
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("futex_lock_wait_seconds_total{") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(body).unwrap();
+    for want in [
+        "futex_waits_slept_total ",
+        "futex_lock_wait_seconds_total{lock=\"demo: heat lock 0\"",
+        "futex_wait_seconds_bucket{le=",
+        "futex_bucket_waits_slept_total{table=\"futex_core\"",
+        "futex_trace_cpu_seconds_total ",
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    // A real Prometheus server scrapes it every second; a PromQL query through its HTTP API returns the
+    // demo's waits.
+    let dir = std::env::temp_dir().join(format!("futex-trace-prom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: futex\n    static_configs:\n      \
+             - targets: ['{}']\n",
+            served.addr
+        ),
+    )
+    .unwrap();
+    let web = format!("127.0.0.1:{}", free_port());
+    let mut prom = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prom = Kill(&mut prom);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    let waits = loop {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never returned the waits: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        if TcpStream::connect(&web).is_err() {
+            continue;
+        }
+        let (status, body) = get(&web, "/api/v1/query?query=futex_waits_slept_total", "*/*");
+        last = String::from_utf8_lossy(&body).into_owned();
+        if status != 200 {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+        let Some(r) = v["data"]["result"].as_array().and_then(|r| r.first()) else {
+            continue;
+        };
+        break r["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+    };
+    assert!(waits > 0.0, "{last}");
+    // The per-lock series carry their names (bounded labels), as PromQL sees them.
+    let (_, body) = get(
+        &web,
+        "/api/v1/query?query=futex_lock_waits_slept_total%7Block%3D%22demo%3A%20heat%20lock%200%22%7D",
+        "*/*",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+/// `go tool pprof -top` of `what` (a file or a URL): its output.
+fn go_pprof_top(what: &str) -> String {
+    let out = Command::new("go")
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-nodefraction=0",
+            "-sample_index=delay",
+            what,
+        ])
+        .env("PPROF_TMPDIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
+    let test = "go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file";
+    if !have(test, "go", "golang-go") {
+        return;
+    }
+    let served = Served::start();
+    // As Go services are profiled: the next 2 seconds.
+    let text = go_pprof_top(&format!(
+        "http://{}/debug/pprof/block?seconds=2",
+        served.addr
+    ));
+    assert!(
+        text.contains("Type: delay") && text.contains("demo: heat lock 0"),
+        "{text}"
+    );
+    // A bad window is refused with a reason.
+    let (status, body) = get(&served.addr, "/debug/pprof/block?seconds=0", "*/*");
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("from 1 to"));
+    // The live flamegraph: an SVG with the hot lock, for a browser.
+    let (status, svg) = get(&served.addr, "/flamegraph.svg?seconds=1", "*/*");
+    assert_eq!(status, 200);
+    let svg = String::from_utf8(svg).unwrap();
+    let opt = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    roxmltree::Document::parse_with_options(&svg, opt).expect("the SVG is well-formed XML");
+    assert!(
+        svg.contains("demo: heat lock #0"),
+        "the hot lock is in the flamegraph"
+    );
+    // `pprof --demo` to a file reads the same way.
+    let file = std::env::temp_dir().join(format!("futex-trace-demo-{}.pb.gz", std::process::id()));
+    let out = bin()
+        .args(["pprof", "--demo", "-d", "1s", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let text = go_pprof_top(file.to_str().unwrap());
+    assert!(text.contains("demo: heat lock 0"), "{text}");
+}
