@@ -186,6 +186,27 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 20,
               value_parser = clap::value_parser!(u16).range(1..=1000))]
         top_locks: u16,
+        /// Also push each interval's profile (the waiters', Go's block layout) to the Pyroscope server
+        /// at URL (its /ingest). Failures are retried with backoff, counted on /metrics and said;
+        /// never fatal.
+        #[arg(long, value_name = "URL", value_parser = http_url)]
+        push: Option<String>,
+        /// How much each pushed profile covers.
+        #[arg(long, value_name = "DURATION", default_value = "15s", requires = "push",
+              value_parser = futex_trace::args::duration)]
+        push_every: Duration,
+        /// The application name pushed profiles are filed under.
+        #[arg(
+            long,
+            value_name = "NAME",
+            default_value = "futex-trace",
+            requires = "push"
+        )]
+        app_name: String,
+        /// A label of pushed profiles (repeat for several).
+        #[arg(long = "push-label", value_name = "KEY=VALUE", requires = "push",
+              value_parser = push_label)]
+        push_labels: Vec<(String, String)>,
     },
     /// Print every event as a JSON line, live.
     #[command(after_help = "Examples:\n  sudo futex-trace stream -p 1234\n  \
@@ -502,6 +523,43 @@ fn record(
     Ok(())
 }
 
+/// An http:// or https:// URL (`--push`).
+fn http_url(s: &str) -> Result<String, String> {
+    if (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len() {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not an http(s) URL: give the Pyroscope server's base URL, e.g. http://localhost:4040"
+        ))
+    }
+}
+
+/// A `KEY=VALUE` label (`--push-label`): a Prometheus-style name, a value without `,{}=`.
+fn push_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not KEY=VALUE: e.g. --push-label env=prod"))?;
+    let key_ok = !k.is_empty()
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !k.starts_with(|c: char| c.is_ascii_digit());
+    if !key_ok || v.is_empty() || v.contains([',', '{', '}', '=']) {
+        return Err(format!(
+            "'{s}': a label is a name of letters, digits and _ (not first a digit) = a value without \
+             , {{ }} or ="
+        ));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Pyroscope's series name: `app{k=v,...}`.
+fn push_name(app: &str, labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return app.to_string();
+    }
+    let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{app}{{{}}}", l.join(","))
+}
+
 fn pprof(f: &Finished, wakers: bool, output: &Path) -> Result<(), String> {
     if f.stacks.is_none() && wakers {
         return Err(
@@ -644,6 +702,10 @@ fn main() -> ExitCode {
             target,
             listen,
             top_locks,
+            push,
+            push_every,
+            app_name,
+            push_labels,
         } => input(None, target).and_then(|inp| {
             let source = start_source(&inp, target)?;
             let opts = SessionOptions {
@@ -654,13 +716,23 @@ fn main() -> ExitCode {
             let opts = futex_trace::serve::ServeOptions {
                 listen: *listen,
                 top_locks: usize::from(*top_locks),
+                push: push.as_ref().map(|url| futex_trace::serve::PushOptions {
+                    url: url.clone(),
+                    name: push_name(app_name, push_labels),
+                    every: *push_every,
+                }),
             };
-            let f = futex_trace::serve::serve(session, opts, |addr| {
-                eprintln!(
-                    "futex-trace: serving http://{addr}/ (/metrics, /debug/pprof/block, \
-                     /debug/pprof/mutex, /flamegraph.svg); Ctrl-C stops"
-                )
-            })
+            let f = futex_trace::serve::serve(
+                session,
+                opts,
+                |addr| {
+                    eprintln!(
+                        "futex-trace: serving http://{addr}/ (/metrics, /debug/pprof/block, \
+                         /debug/pprof/mutex, /flamegraph.svg); Ctrl-C stops"
+                    )
+                },
+                |problem| eprintln!("futex-trace: {problem}"),
+            )
             .map_err(String::from)?;
             eprintln!("futex-trace: stopped ({})", f.reason.as_str());
             Ok(())

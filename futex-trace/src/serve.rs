@@ -38,7 +38,24 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Locks with a series of their own on /metrics (the rest are summed under `lock="other"`).
     pub top_locks: usize,
+    /// Push each interval's profile to a Pyroscope server too.
+    pub push: Option<PushOptions>,
 }
+
+/// Pushing to Pyroscope (`POST {url}/ingest?name=…&from=…&until=…&format=pprof`, the profile as the
+/// form field `profile`, as Pyroscope's own agents send it).
+#[derive(Clone, Debug)]
+pub struct PushOptions {
+    /// The server's base URL (`http://pyroscope:4040`).
+    pub url: String,
+    /// The application name with its labels, as Pyroscope names series: `app{env=prod,host=a}`.
+    pub name: String,
+    /// How much each profile covers (and how often one is sent).
+    pub every: Duration,
+}
+
+/// Tries per profile, each after a doubled wait (1 s, 2 s, 4 s; never past the next interval).
+const PUSH_TRIES: u32 = 4;
 
 /// The longest window a profile request may ask for.
 pub const MAX_SECONDS: u64 = 3600;
@@ -48,6 +65,9 @@ struct Served {
     labels: HashMap<u64, String>,
     title: String,
     top_locks: usize,
+    /// Profiles pushed, and those given up on after [`PUSH_TRIES`] (shown on /metrics).
+    pushed: std::sync::atomic::AtomicU64,
+    push_failed: std::sync::atomic::AtomicU64,
 }
 
 impl Served {
@@ -58,12 +78,13 @@ impl Served {
 }
 
 /// Serves `session` at `opts.listen` until it ends (the traced processes exit, or its control is
-/// stopped: Ctrl-C). `ready` is told the address bound (port 0 picks one). Returns what the session
-/// finished with.
+/// stopped: Ctrl-C). `ready` is told the address bound (port 0 picks one); `problem` each problem that
+/// does not stop it, in one line (a push that failed). Returns what the session finished with.
 pub fn serve(
     session: Session,
     opts: ServeOptions,
     ready: impl FnOnce(SocketAddr),
+    problem: impl Fn(String) + Send + 'static,
 ) -> Result<Finished, TraceError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -75,6 +96,15 @@ pub fn serve(
         title: session.title().to_string(),
         session: Mutex::new(Some(session)),
         top_locks: opts.top_locks,
+        pushed: Default::default(),
+        push_failed: Default::default(),
+    });
+    let pusher = opts.push.clone().map(|p| {
+        let s = served.clone();
+        let control = control.clone();
+        std::thread::Builder::new()
+            .name("futex-trace-push".into())
+            .spawn(move || push_loop(&s, &p, &control, &problem))
     });
     let app = axum::Router::new()
         .route("/", get(index))
@@ -113,7 +143,108 @@ pub fn serve(
     let session = crate::lock(&served.session)
         .take()
         .ok_or_else(|| TraceError("the session was taken".into()))?;
-    session.stop()
+    let f = session.stop();
+    if let Some(Ok(h)) = pusher {
+        let _ = h.join();
+    }
+    f
+}
+
+/// Until the session ends: every `p.every`, the profile of that interval (the waiters' stacks, Go's
+/// block-profile layout) posted to Pyroscope, tried [`PUSH_TRIES`] times with a doubling wait. A
+/// profile given up on is counted and said, never fatal.
+fn push_loop(
+    s: &Served,
+    p: &PushOptions,
+    control: &crate::session::Control,
+    problem: &dyn Fn(String),
+) {
+    use std::sync::atomic::Ordering;
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(true)
+        .build()
+        .new_agent();
+    let url = format!("{}/ingest", p.url.trim_end_matches('/'));
+    let Some((mut before, _)) = s.snapshot() else {
+        return;
+    };
+    let mut from = unix_now();
+    loop {
+        // Sleep the interval in small steps, so that a stop is seen at once.
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < p.every {
+            if control.stop_requested()
+                || crate::lock(&s.session)
+                    .as_ref()
+                    .is_none_or(|s| s.ended().is_some())
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100).min(p.every));
+        }
+        let Some((after, stacks)) = s.snapshot() else {
+            return;
+        };
+        let until = unix_now();
+        let span = crate::pprof::Span {
+            start_unix_ns: (from * 1e9) as i64,
+            duration_ns: ((until - from) * 1e9) as i64,
+        };
+        let delta = after.stacks_since(&before);
+        let profile = crate::pprof::build(&delta, stacks.as_ref(), &s.labels, Side::Waiters, span);
+        let bytes = crate::pprof::encode_gz(&profile);
+        let (f, u) = (
+            format!("{}", from as u64),
+            format!("{}", until.ceil() as u64),
+        );
+        let mut wait = Duration::from_secs(1);
+        let mut last_error = String::new();
+        let mut sent = false;
+        for _ in 0..PUSH_TRIES {
+            let form = ureq::unversioned::multipart::Form::new().part(
+                "profile",
+                ureq::unversioned::multipart::Part::bytes(&bytes).file_name("profile.pprof"),
+            );
+            match agent
+                .post(&url)
+                .query("name", &p.name)
+                .query("from", &f)
+                .query("until", &u)
+                .query("format", "pprof")
+                .query("spyName", "futex-trace")
+                .send(form)
+            {
+                Ok(_) => {
+                    sent = true;
+                    break;
+                }
+                Err(e) => last_error = e.to_string(),
+            }
+            if control.stop_requested() || wait >= p.every {
+                break;
+            }
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
+        if sent {
+            s.pushed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            s.push_failed.fetch_add(1, Ordering::Relaxed);
+            problem(format!(
+                "push to {url} failed ({last_error}); the profile of {f}..{u} is dropped, the next \
+                 interval's will be tried"
+            ));
+        }
+        before = after;
+        from = until;
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 async fn index(State(s): State<Arc<Served>>) -> Html<String> {
@@ -242,12 +373,20 @@ async fn metrics(State(s): State<Arc<Served>>, headers: axum::http::HeaderMap) -
         };
         (session.snapshot(), session.stacks(), session.status())
     };
+    use std::sync::atomic::Ordering;
+    let (ok, failed) = (
+        s.pushed.load(Ordering::Relaxed),
+        s.push_failed.load(Ordering::Relaxed),
+    );
     let text = metrics_text(
         &model,
         stacks.as_ref(),
         &s.labels,
-        status.lost_events,
-        s.top_locks,
+        Extra {
+            lost_events: status.lost_events,
+            top_locks: s.top_locks,
+            pushes: (ok + failed > 0).then_some((ok, failed)),
+        },
         openmetrics,
     );
     let content_type = if openmetrics {
@@ -258,13 +397,23 @@ async fn metrics(State(s): State<Arc<Served>>, headers: axum::http::HeaderMap) -
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }
 
+/// What /metrics shows besides the model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra {
+    /// Lost events the source counted (the model's total may lag it).
+    pub lost_events: u64,
+    /// Locks with series of their own.
+    pub top_locks: usize,
+    /// Profiles pushed to Pyroscope: (ok, given up on); `None` when not pushing.
+    pub pushes: Option<(u64, u64)>,
+}
+
 /// The model as OpenMetrics text (`openmetrics`), or as Prometheus' classic text format.
 pub fn metrics_text(
     model: &Model,
     stacks: Option<&StackTable>,
     labels: &HashMap<u64, String>,
-    lost_events: u64,
-    top_locks: usize,
+    extra: Extra,
     openmetrics: bool,
 ) -> String {
     let mut registry = Registry::default();
@@ -272,8 +421,7 @@ pub fn metrics_text(
         model: model.clone(),
         stacks: stacks.cloned(),
         labels: labels.clone(),
-        lost_events,
-        top_locks,
+        extra,
     }));
     let mut out = String::new();
     if openmetrics {
@@ -291,8 +439,7 @@ struct Snapshot {
     model: Model,
     stacks: Option<StackTable>,
     labels: HashMap<u64, String>,
-    lost_events: u64,
-    top_locks: usize,
+    extra: Extra,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -391,7 +538,7 @@ impl prometheus_client::collector::Collector for Snapshot {
             (
                 "futex_trace_lost_events",
                 "Events futex-trace could not deliver (its counts are then lower bounds).",
-                t.lost_events.max(self.lost_events),
+                t.lost_events.max(self.extra.lost_events),
             ),
         ] {
             counter(&mut e, name, help, None, &[(vec![], v as f64)])?;
@@ -407,7 +554,7 @@ impl prometheus_client::collector::Collector for Snapshot {
         let mut waited = Vec::new();
         let (mut other_slept, mut other_ns) = (0u64, 0u64);
         for (i, (&(pid, addr), a)) in locks.iter().enumerate() {
-            if i < self.top_locks {
+            if i < self.extra.top_locks {
                 let name = crate::report::word_name(pid, addr, &self.labels, self.stacks.as_ref());
                 let l: Labels = vec![("lock", name), ("pid", pid.to_string())];
                 slept.push((l.clone(), a.waits_blocked as f64));
@@ -417,7 +564,7 @@ impl prometheus_client::collector::Collector for Snapshot {
                 other_ns += a.wait_ns_total;
             }
         }
-        if locks.len() > self.top_locks {
+        if locks.len() > self.extra.top_locks {
             let l: Labels = vec![("lock", "other".into()), ("pid", String::new())];
             slept.push((l.clone(), other_slept as f64));
             waited.push((l, other_ns as f64 / 1e9));
@@ -506,6 +653,19 @@ impl prometheus_client::collector::Collector for Snapshot {
             "From a woken waiter's sched_wakeup to its running on a CPU (kernel sources).",
             &m.sched_delay,
         )?;
+        if let Some((ok, failed)) = self.extra.pushes {
+            let series = [
+                (vec![("result", "ok".to_string())], ok as f64),
+                (vec![("result", "failed".to_string())], failed as f64),
+            ];
+            counter(
+                &mut e,
+                "futex_trace_pushes",
+                "Profiles pushed to Pyroscope, by result (failed: given up on after retries).",
+                None,
+                &series,
+            )?;
+        }
         counter(
             &mut e,
             "futex_trace_cpu",

@@ -276,3 +276,211 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
     let text = go_pprof_top(file.to_str().unwrap());
     assert!(text.contains("demo: heat lock 0"), "{text}");
 }
+
+/// One HTTP request as a receiver sees it: the request line, the headers (lowercase names) and body.
+fn read_request(s: &mut TcpStream) -> Option<(String, HashMap<String, String>, Vec<u8>)> {
+    let mut r = std::io::BufReader::new(s.try_clone().ok()?);
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.insert(k.trim().to_lowercase(), v.trim().to_string());
+    }
+    let n: usize = headers.get("content-length")?.parse().ok()?;
+    let mut body = vec![0; n];
+    r.read_exact(&mut body).ok()?;
+    Some((line.trim_end().to_string(), headers, body))
+}
+
+/// The bytes of form field `name` in a multipart/form-data `body`.
+fn form_field<'a>(body: &'a [u8], content_type: &str, name: &str) -> Option<&'a [u8]> {
+    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
+    let delim = format!("--{boundary}");
+    let d = delim.as_bytes();
+    let mut at = 0;
+    while let Some(i) = body[at..].windows(d.len()).position(|w| w == d) {
+        let start = at + i + d.len();
+        let rest = &body[start..];
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&rest[..head_end]);
+        let data = &rest[head_end + 4..];
+        let end = data
+            .windows(d.len() + 2)
+            .position(|w| w[..2] == *b"\r\n" && &w[2..] == d)?;
+        if head.contains(&format!("name=\"{name}\"")) {
+            return Some(&data[..end]);
+        }
+        at = start;
+    }
+    None
+}
+
+use std::collections::HashMap;
+
+#[test]
+fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures() {
+    // A stand-in for Pyroscope's /ingest that refuses the first request (500) and takes the rest.
+    let receiver = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, conn) in receiver.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let Some(req) = read_request(&mut conn) else {
+                continue;
+            };
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if tx.send((n, req)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut child = bin()
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--push"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args([
+            "--push-every",
+            "2s",
+            "--app-name",
+            "demo.app",
+            "--push-label",
+            "env=test",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving http://") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
+    }
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    let served = Served { child, addr };
+    // The first try is refused; the retry a second later carries the same interval's profile.
+    let (n0, first) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no push arrived");
+    let (n1, second) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no retry arrived");
+    assert_eq!((n0, n1), (0, 1));
+    assert_eq!(first.0, second.0, "the retry is the same request");
+    let (request_line, headers, body) = second;
+    assert!(request_line.starts_with("POST /ingest?"), "{request_line}");
+    let query: HashMap<String, String> = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.replace("%7B", "{")
+                    .replace("%7D", "}")
+                    .replace("%3D", "="),
+            )
+        })
+        .collect();
+    assert_eq!(query["name"], "demo.app{env=test}", "{request_line}");
+    assert_eq!(query["format"], "pprof");
+    let (from, until): (u64, u64) = (
+        query["from"].parse().unwrap(),
+        query["until"].parse().unwrap(),
+    );
+    assert!(from < until && until - from <= 4, "{from}..{until}");
+    let ct = &headers["content-type"];
+    assert!(ct.starts_with("multipart/form-data"), "{ct}");
+    let profile = form_field(&body, ct, "profile").expect("a profile field");
+    let p = futex_trace::pprof::decode(profile).unwrap();
+    let s = |i: i64| p.string_table[i as usize].as_str();
+    let types: Vec<&str> = p.sample_type.iter().map(|t| s(t.r#type)).collect();
+    assert_eq!(types, ["contentions", "delay"]);
+    assert!(
+        p.function.iter().any(|f| s(f.name) == "demo: heat lock 0"),
+        "the hot lock is in the pushed profile"
+    );
+    // Pushes are counted on /metrics (one ok so far: the refused try was retried, not given up on).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, m) = get(&served.addr, "/metrics", "*/*");
+        let m = String::from_utf8(m).unwrap();
+        if m.contains("futex_trace_pushes_total{result=\"ok\"}") {
+            assert!(
+                m.contains("futex_trace_pushes_total{result=\"failed\"} 0"),
+                "{m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no push counters in\n{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
+    let port = free_port(); // nothing listens there
+    let mut child = bin()
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--push"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(["--push-every", "1s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving http://") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
+    }
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    line.clear();
+    while !line.contains("push to") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "serve ended instead of going on"
+        );
+    }
+    assert!(
+        line.contains("failed") && line.contains("dropped"),
+        "{line}"
+    );
+    let served = Served { child, addr };
+    let (status, m) = get(&served.addr, "/metrics", "*/*");
+    assert_eq!(status, 200, "still serving");
+    let m = String::from_utf8(m).unwrap();
+    assert!(
+        m.contains("futex_trace_pushes_total{result=\"failed\"}"),
+        "{m}"
+    );
+}
