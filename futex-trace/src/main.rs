@@ -207,6 +207,11 @@ enum Command {
         #[arg(long = "push-label", value_name = "KEY=VALUE", requires = "push",
               value_parser = push_label)]
         push_labels: Vec<(String, String)>,
+        /// Keep at most N futex words (memory stays bounded over days): past it, the least recently
+        /// seen are dropped (counted: futex_trace_evicted_words_total); totals stay whole.
+        #[arg(long, value_name = "N", default_value_t = 100_000,
+              value_parser = clap::value_parser!(u64).range(100..=100_000_000))]
+        max_words: u64,
     },
     /// Print every event as a JSON line, live.
     #[command(after_help = "Examples:\n  sudo futex-trace stream -p 1234\n  \
@@ -426,6 +431,7 @@ fn run(
     let opts = SessionOptions {
         duration,
         control: control.clone(),
+        ..SessionOptions::default()
     };
     let f = Session::start(source, opts, sinks)?.wait()?;
     if let Some(st) = f.exit_status {
@@ -706,11 +712,13 @@ fn main() -> ExitCode {
             push_every,
             app_name,
             push_labels,
+            max_words,
         } => input(None, target).and_then(|inp| {
             let source = start_source(&inp, target)?;
             let opts = SessionOptions {
                 duration: None,
                 control: control.clone(),
+                max_words: Some(usize::try_from(*max_words).unwrap_or(usize::MAX)),
             };
             let session = Session::start(source, opts, vec![]).map_err(String::from)?;
             let opts = futex_trace::serve::ServeOptions {

@@ -204,6 +204,21 @@ pub struct AddrStats {
     /// Kernel sources: the kernel futex hash table this word's calls went to last (its bucket under
     /// the slots in force then). `None`: not known (another source, or an older recording).
     pub kernel: Option<KernelHash>,
+    /// When it was last seen (`CLOCK_MONOTONIC` ns): the least recent go first when the table is full.
+    pub last_ts_ns: u64,
+}
+
+/// The word (pid, addr) of `map`, created on first sight, marked seen at `ts_ns`.
+fn word(
+    map: &mut HashMap<(u32, u64), AddrStats>,
+    pid: u32,
+    addr: u64,
+    ts_ns: u64,
+) -> &mut AddrStats {
+    let a = map.entry((pid, addr)).or_default();
+    a.pid = pid;
+    a.last_ts_ns = a.last_ts_ns.max(ts_ns);
+    a
 }
 
 impl AddrStats {
@@ -285,6 +300,10 @@ pub struct Totals {
     /// PI locks taken at once, without sleeping (not contention).
     #[serde(skip_serializing_if = "is_zero")]
     pub acquired: u64,
+    /// Futex words dropped from the model because its word table was full (`Model::max_words`; the
+    /// least recently seen go first): their counts stay in these totals.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub evicted_words: u64,
     pub events: u64,
 }
 
@@ -325,6 +344,9 @@ pub struct Model {
     pub totals: Totals,
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
+    /// At most this many futex words are kept (`None`: all): past it, the least recently seen tenth
+    /// that has nobody waiting is dropped (counted in `totals.evicted_words`). For runs of days.
+    pub max_words: Option<usize>,
 }
 
 impl Model {
@@ -349,7 +371,35 @@ impl Model {
             totals: Totals::default(),
             first_ts_ns: 0,
             last_ts_ns: 0,
+            max_words: None,
         }
+    }
+
+    /// Keeps the word table within `max_words` (see there).
+    fn evict(&mut self) {
+        let Some(cap) = self.max_words else { return };
+        if self.addresses.len() <= cap {
+            return;
+        }
+        let keep = cap - cap / 10;
+        let mut idle: Vec<(u64, (u32, u64))> = self
+            .addresses
+            .iter()
+            .filter(|(_, a)| a.waiting == 0)
+            .map(|(k, a)| (a.last_ts_ns, *k))
+            .collect();
+        idle.sort_unstable();
+        let drop = self.addresses.len().saturating_sub(keep).min(idle.len());
+        for &(_, k) in &idle[..drop] {
+            if let Some(a) = self.addresses.remove(&k) {
+                if let Some((slots, bucket)) = a.kernel.and_then(KernelHash::private) {
+                    if let Some(kb) = self.kernel_buckets.get_mut(&(k.0, slots, bucket)) {
+                        kb.addresses.remove(&k.1);
+                    }
+                }
+            }
+        }
+        self.totals.evicted_words += drop as u64;
     }
 
     fn bucket(&mut self, b: u32) -> &mut BucketStats {
@@ -375,6 +425,9 @@ impl Model {
 
     pub fn apply(&mut self, e: &Event) {
         self.totals.events += 1;
+        if self.max_words.is_some_and(|cap| self.addresses.len() > cap) {
+            self.evict();
+        }
         if e.ts_ns != 0 {
             if self.first_ts_ns == 0 || e.ts_ns < self.first_ts_ns {
                 self.first_ts_ns = e.ts_ns;
@@ -383,7 +436,7 @@ impl Model {
         }
         match e.kind {
             EventKind::WaitStart { addr, bucket, .. } => {
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 a.waiting += 1;
                 let b = self.bucket(bucket);
@@ -416,7 +469,7 @@ impl Model {
                 if blocked {
                     b.waits_blocked += 1;
                 }
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 a.waiting = (a.waiting - 1).max(0);
                 a.waits += 1;
@@ -480,7 +533,7 @@ impl Model {
                 collisions,
                 ..
             } => {
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 a.wakes += 1;
                 a.wakes_woke += woken as u64;
@@ -551,7 +604,7 @@ impl Model {
             } => {
                 let h = match of {
                     HistOf::Wait { addr } => {
-                        let a = self.addresses.entry((e.pid, addr)).or_default();
+                        let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                         a.wait_ns.add_slot(slot, count, sum, max);
                         if a.kind().is_idle() {
                             &mut self.wait_idle
@@ -565,7 +618,7 @@ impl Model {
                 h.add_slot(slot, count, sum, max);
             }
             EventKind::Waiting { addr, now } => {
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 let change = i64::from(now) - a.waiting;
                 a.waiting = i64::from(now);
@@ -605,7 +658,7 @@ impl Model {
                 ..
             } => {
                 self.samples += 1;
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 if let Some(id) = stack {
                     // Taken with probability p = min(1, wait_ns / rate): it stands for 1/p waits of
@@ -657,7 +710,7 @@ impl Model {
     /// Notes that the calls of `pid` on `addr` now go to table `h`: the word's waiters now move with it
     /// (the kernel rehashes them into a resized table).
     fn kernel_table(&mut self, pid: u32, addr: u64, h: KernelHash) {
-        let a = self.addresses.entry((pid, addr)).or_default();
+        let a = word(&mut self.addresses, pid, addr, 0);
         if a.kernel == Some(h) {
             return;
         }
@@ -691,7 +744,7 @@ impl Model {
                 t.timeouts += c.timeouts;
                 t.interrupted += c.interrupted;
                 t.acquired += c.acquired;
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 a.waits += c.calls;
                 *a.kinds.entry(WaitKind::Kernel).or_default() += c.calls;
@@ -720,7 +773,7 @@ impl Model {
                 t.wakes += ok;
                 t.woken += c.woken;
                 t.other_ops += c.failed;
-                let a = self.addresses.entry((e.pid, addr)).or_default();
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
                 a.pid = e.pid;
                 a.wakes += ok;
                 a.wakes_woke += c.woken;
@@ -1036,6 +1089,46 @@ mod tests {
             2047,
             "the bucket-edge figure is unchanged"
         );
+    }
+
+    #[test]
+    fn a_full_word_table_drops_the_least_recently_seen_and_keeps_the_totals() {
+        use crate::event::{Counts, FutexOp};
+        let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+        m.max_words = Some(100);
+        let counts = |addr: u64, ts_ns: u64| Event {
+            ts_ns,
+            pid: 7,
+            tid: 0,
+            kind: EventKind::Counts {
+                addr,
+                op: FutexOp::Wait,
+                hash: None,
+                counts: Counts {
+                    calls: 1,
+                    blocked: 1,
+                    woken: 1,
+                    wait_ns: 10,
+                    ..Counts::default()
+                },
+            },
+        };
+        // The first word has a waiter all along: it is never dropped.
+        m.apply(&Event {
+            ts_ns: 1,
+            pid: 7,
+            tid: 0,
+            kind: EventKind::Waiting { addr: 0, now: 1 },
+        });
+        for i in 0..1000u64 {
+            m.apply(&counts(i * 4, 10 + i));
+        }
+        assert!(m.addresses.len() <= 101, "{}", m.addresses.len());
+        assert_eq!(m.totals.evicted_words as usize + m.addresses.len(), 1000);
+        assert_eq!((m.totals.waits, m.totals.waits_blocked), (1000, 1000));
+        assert!(m.addresses.contains_key(&(7, 0)), "a word with a waiter stays");
+        assert!(m.addresses.contains_key(&(7, 999 * 4)), "the most recent stays");
+        assert!(!m.addresses.contains_key(&(7, 4)), "an old idle one went");
     }
 
     #[test]

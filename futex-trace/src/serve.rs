@@ -540,6 +540,11 @@ impl prometheus_client::collector::Collector for Snapshot {
                 "Events futex-trace could not deliver (its counts are then lower bounds).",
                 t.lost_events.max(self.extra.lost_events),
             ),
+            (
+                "futex_trace_evicted_words",
+                "Futex words dropped from futex-trace's table when it was full (--max-words; the least recently seen first).",
+                t.evicted_words,
+            ),
         ] {
             counter(&mut e, name, help, None, &[(vec![], v as f64)])?;
         }

@@ -339,6 +339,8 @@ pub struct SessionOptions {
     pub duration: Option<Duration>,
     /// Shared with whoever steers the session (a Ctrl-C handler, a dashboard).
     pub control: Arc<Control>,
+    /// The model keeps at most this many futex words (see [`Model::max_words`]); `None`: all.
+    pub max_words: Option<usize>,
 }
 
 /// What the fold thread shares with readers.
@@ -382,10 +384,10 @@ impl Session {
         let title = source.title();
         let stack_source = source.stacks();
         let shared = Arc::new(Shared {
-            model: Mutex::new(Model::new(
-                meta.buckets.clamp(1, 1 << 16),
-                meta.bucket_origin,
-            )),
+            model: Mutex::new(Model {
+                max_words: opts.max_words,
+                ..Model::new(meta.buckets.clamp(1, 1 << 16), meta.bucket_origin)
+            }),
             stacks: Mutex::new(match &stack_source {
                 StackSource::None => None,
                 StackSource::Kernel(_) => Some(StackTable::default()),

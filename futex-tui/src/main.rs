@@ -328,6 +328,7 @@ fn main() -> ExitCode {
         let opts = SessionOptions {
             duration: None,
             control: control.clone(),
+            ..SessionOptions::default()
         };
         Session::start(s, opts, vec![]).map_err(String::from)
     }) {
