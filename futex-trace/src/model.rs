@@ -1126,8 +1126,14 @@ mod tests {
         assert!(m.addresses.len() <= 101, "{}", m.addresses.len());
         assert_eq!(m.totals.evicted_words as usize + m.addresses.len(), 1000);
         assert_eq!((m.totals.waits, m.totals.waits_blocked), (1000, 1000));
-        assert!(m.addresses.contains_key(&(7, 0)), "a word with a waiter stays");
-        assert!(m.addresses.contains_key(&(7, 999 * 4)), "the most recent stays");
+        assert!(
+            m.addresses.contains_key(&(7, 0)),
+            "a word with a waiter stays"
+        );
+        assert!(
+            m.addresses.contains_key(&(7, 999 * 4)),
+            "the most recent stays"
+        );
         assert!(!m.addresses.contains_key(&(7, 4)), "an old idle one went");
     }
 

@@ -484,3 +484,66 @@ fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
         "{m}"
     );
 }
+
+#[test]
+fn the_live_flamegraph_renders_in_headless_chromium_with_the_hot_lock() {
+    let test = "the_live_flamegraph_renders_in_headless_chromium_with_the_hot_lock";
+    if !have(test, "chromium", "chromium") {
+        return;
+    }
+    let served = Served::start();
+    let dir = std::env::temp_dir().join(format!("futex-trace-chromium-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("http://{}/flamegraph.svg?seconds=2", served.addr);
+    // As the machine's notes say Chromium runs here: headless, no sandbox as root, nothing fetched
+    // from outside, a fresh profile.
+    let chromium = |args: &[&str], profile: &str| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join(profile).display()))
+            .args(args)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    // The page as the browser rendered it (its scripts ran): the hot lock's frame is in its text.
+    let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom"], "dom");
+    let text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        text.contains("demo: heat lock #0"),
+        "the hot lock's frame is not in the rendered page: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    // And a screenshot of it: a PNG with something drawn.
+    let png = dir.join("flamegraph.png");
+    let shot = chromium(
+        &[
+            "--window-size=1200,600",
+            &format!("--screenshot={}", png.display()),
+        ],
+        "shot",
+    );
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot ({e}): {}",
+            String::from_utf8_lossy(&shot.stderr)
+        )
+    });
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        bytes.len() > 5_000,
+        "a near-empty screenshot: {} bytes",
+        bytes.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
