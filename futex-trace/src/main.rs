@@ -231,6 +231,10 @@ struct Target {
     /// Trace a running process by pid (all its threads; repeat for several). Needs root.
     #[arg(short, long = "pid", value_name = "PID", conflicts_with = "demo")]
     pids: Vec<u32>,
+    /// Trace every process named NAME (/proc/PID/comm), now and as they start (each second), with
+    /// their children: a service that restarts stays traced. Needs root.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["pids", "demo", "command"])]
+    comm: Option<String>,
     /// Trace the built-in demo workload (futex-core in this process, through its observer; no root).
     #[arg(long)]
     demo: bool,
@@ -278,6 +282,8 @@ enum Input {
 fn input(file: Option<&PathBuf>, t: &Target) -> Result<Input, String> {
     let live = if !t.command.is_empty() {
         Some(LiveTarget::Command(t.command.clone()))
+    } else if let Some(c) = &t.comm {
+        Some(LiveTarget::Comm(c.clone()))
     } else if !t.pids.is_empty() {
         Some(LiveTarget::Pids(t.pids.clone()))
     } else {

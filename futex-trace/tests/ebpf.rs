@@ -1173,3 +1173,83 @@ fn go_tool_pprof_reads_the_profile_with_the_workloads_functions_and_totals() {
     let (_, text) = go_pprof_top(&wakers, "delay");
     assert!(text.contains("futex_workload::exact"), "{text}");
 }
+
+#[test]
+fn serve_by_name_follows_a_service_that_restarts() {
+    if !privileged("serve_by_name_follows_a_service_that_restarts") {
+        return;
+    }
+    use std::io::{BufRead, Read};
+    let mut serve = bin()
+        .args([
+            "serve",
+            "--comm",
+            "futex-workload",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut err = BufReader::new(serve.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("serving http://") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
+    }
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let mut serve = Kill(serve);
+    let metrics = || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    // The "service" runs, ends, and is started again (a new pid): both runs are traced.
+    let _ = WORKLOAD.as_str(); // built before serve looks for it
+    for run in 0..2 {
+        let w = Command::new(WORKLOAD.as_str())
+            .args(["--pingpong", "1.5"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = w.id();
+        let want = format!(
+            "futex_lock_waits_slept_total{{lock=\"futex_workload::PINGPONG_TURN\",pid=\"{pid}\"}}"
+        );
+        let mut w = w;
+        w.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut m = metrics();
+        while !m.contains(&want) {
+            assert!(
+                Instant::now() < deadline,
+                "run {run} (pid {pid}) never showed:\n{m}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            m = metrics();
+        }
+        assert!(
+            serve.0.try_wait().unwrap().is_none(),
+            "serve ended with the traced process"
+        );
+    }
+}

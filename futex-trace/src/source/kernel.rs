@@ -18,6 +18,26 @@ pub enum LiveTarget {
     Pids(Vec<u32>),
     /// A command line to start, traced from its first instruction with every process it forks.
     Command(Vec<String>),
+    /// Every process whose name (`/proc/PID/comm`, 15 characters) is this, now and as they start
+    /// (looked for each second; their children too): a service that restarts stays traced.
+    Comm(String),
+}
+
+/// The processes named `comm` now (names are cut to 15 characters by the kernel).
+fn processes_named(comm: &str) -> Vec<u32> {
+    let want: String = comm.chars().take(15).collect();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end_matches('\n') == want)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 impl LiveTarget {
@@ -29,6 +49,7 @@ impl LiveTarget {
                 p.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
             ),
             LiveTarget::Command(argv) => format!("`{}`", argv.join(" ")),
+            LiveTarget::Comm(c) => format!("processes named {c}"),
         }
     }
 }
@@ -82,6 +103,9 @@ pub const BUCKETS: usize = 64;
 /// How often lost-event counters and the traced processes are checked.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
+/// How often processes are looked for by name (`--comm`).
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+
 /// Processes traced through eBPF.
 pub struct KernelSource {
     tracer: KernelTracer,
@@ -94,6 +118,7 @@ pub struct KernelSource {
     traced_pids: Vec<u32>,
     started: Instant,
     last_check: Instant,
+    last_scan: Instant,
     lost_reported: u64,
     events: u64,
     hinted: bool,
@@ -124,6 +149,15 @@ impl KernelSource {
             Some(match target {
                 LiveTarget::Pids(p) => std::path::PathBuf::from(format!("/proc/{}/exe", p[0])),
                 LiveTarget::Command(argv) => resolve_command(&argv[0])?,
+                LiveTarget::Comm(c) => match processes_named(c).first() {
+                    Some(p) => std::path::PathBuf::from(format!("/proc/{p}/exe")),
+                    None => {
+                        return Err(crate::ebpf::TraceError(format!(
+                            "--usdt --comm {c}: no process is named {c} yet, and its probes are \
+                             found in its binary: start it first, or give -p PID"
+                        )))
+                    }
+                },
             })
         } else {
             None
@@ -131,6 +165,7 @@ impl KernelSource {
         let (pids, follow) = match target {
             LiveTarget::Pids(p) => (p.clone(), false),
             LiveTarget::Command(_) => (Vec::new(), true),
+            LiveTarget::Comm(c) => (processes_named(c), true),
         };
         let mut tracer = KernelTracer::start(&TraceTarget {
             pids: pids.clone(),
@@ -158,7 +193,7 @@ impl KernelSource {
             pids.clone(),
             match target {
                 LiveTarget::Command(a) => Some(a.clone()),
-                LiveTarget::Pids(_) => None,
+                LiveTarget::Pids(_) | LiveTarget::Comm(_) => None,
             },
             BUCKETS,
             origin,
@@ -182,6 +217,7 @@ impl KernelSource {
             traced_pids,
             started: now,
             last_check: now,
+            last_scan: now,
             lost_reported: 0,
             events: 0,
             hinted: false,
@@ -204,8 +240,28 @@ impl KernelSource {
                 Ok(None) => false,
                 Err(_) => true,
             },
+            // Processes found by name: new ones may come at any time (a restart), so never.
+            None if matches!(self.target, LiveTarget::Comm(_)) => false,
             None => self.traced_pids.iter().all(|&p| process_gone(p)),
         }
+    }
+
+    /// Processes named as the target that started since the last look, admitted to the filter.
+    fn admit_new_by_name(&mut self) -> Result<(), TraceError> {
+        let LiveTarget::Comm(c) = &self.target else {
+            return Ok(());
+        };
+        let c = c.clone();
+        self.traced_pids.retain(|&p| !process_gone(p));
+        for pid in processes_named(&c) {
+            if !self.traced_pids.contains(&pid) {
+                self.tracer.add_pid(pid)?;
+                self.traced_pids.push(pid);
+                self.notes
+                    .push(format!("tracing pid {pid} ({c}), which started"));
+            }
+        }
+        Ok(())
     }
 
     /// Events the kernel side could not deliver since the last call, as one [`EventKind::Lost`].
@@ -247,6 +303,10 @@ impl Source for KernelSource {
         }
         self.last_check = now;
         self.lost(out);
+        if now.duration_since(self.last_scan) >= SCAN_EVERY {
+            self.last_scan = now;
+            self.admit_new_by_name()?;
+        }
         let by_pid = matches!(self.target, LiveTarget::Pids(_));
         if by_pid
             && !self.hinted
