@@ -206,6 +206,10 @@ pub struct AddrStats {
     pub kernel: Option<KernelHash>,
     /// When it was last seen (`CLOCK_MONOTONIC` ns): the least recent go first when the table is full.
     pub last_ts_ns: u64,
+    /// `stacks` and `waker_stacks` by thread too: (stack id, thread id) → nanoseconds (the waiting
+    /// thread's; the waking thread's). Profiles label samples with their thread from these.
+    pub thread_stacks: HashMap<(u32, u32), u64>,
+    pub waker_thread_stacks: HashMap<(u32, u32), u64>,
 }
 
 /// The word (pid, addr) of `map`, created on first sight, marked seen at `ts_ns`.
@@ -487,9 +491,13 @@ impl Model {
                     a.wait_ns.record(wait_ns);
                     if let Some(id) = stack {
                         *a.stacks.entry(id).or_default() += wait_ns;
+                        *a.thread_stacks.entry((id, e.tid)).or_default() += wait_ns;
                     }
-                    if let Some(id) = waker.and_then(|w| w.stack) {
-                        *a.waker_stacks.entry(id).or_default() += wait_ns;
+                    if let Some(w) = waker {
+                        if let Some(id) = w.stack {
+                            *a.waker_stacks.entry(id).or_default() += wait_ns;
+                            *a.waker_thread_stacks.entry((id, w.tid)).or_default() += wait_ns;
+                        }
                     }
                     if wait.is_idle() {
                         self.wait_idle.record(wait_ns);
@@ -669,11 +677,13 @@ impl Model {
                         (stack_rate_ns as f64 / wait_ns.max(1) as f64, stack_rate_ns)
                     };
                     *a.stacks.entry(id).or_default() += ns;
+                    *a.thread_stacks.entry((id, e.tid)).or_default() += ns;
                     self.stacks.entry((e.pid, id)).or_default().add(waits, ns);
                 }
-                if let Some(id) = waker.and_then(|w| w.stack) {
+                if let Some((id, tid)) = waker.and_then(|w| Some((w.stack?, w.tid))) {
                     let n = u64::from(waker_every.max(1));
                     *a.waker_stacks.entry(id).or_default() += n * wait_ns;
+                    *a.waker_thread_stacks.entry((id, tid)).or_default() += n * wait_ns;
                     let s = self.waker_stacks.entry((e.pid, id)).or_default();
                     s.add(n as f64, n * wait_ns);
                 }
@@ -812,14 +822,17 @@ impl Model {
     /// waiting and waking stack; per stack, the waits, time and samples. Nothing else is filled in.
     pub fn stacks_since(&self, old: &Model) -> Model {
         let mut d = Model::new(self.buckets.len(), self.origin);
-        let sub = |new: &HashMap<u32, u64>, old: Option<&HashMap<u32, u64>>| -> HashMap<u32, u64> {
+        fn sub<K: Copy + Eq + std::hash::Hash>(
+            new: &HashMap<K, u64>,
+            old: Option<&HashMap<K, u64>>,
+        ) -> HashMap<K, u64> {
             new.iter()
                 .filter_map(|(k, &v)| {
                     let v = v.saturating_sub(old.and_then(|o| o.get(k)).copied().unwrap_or(0));
                     (v > 0).then_some((*k, v))
                 })
                 .collect()
-        };
+        }
         for (k, a) in &self.addresses {
             let o = old.addresses.get(k);
             let blocked = a.waits_blocked - o.map_or(0, |o| o.waits_blocked.min(a.waits_blocked));
@@ -839,6 +852,8 @@ impl Model {
             };
             x.stacks = sub(&a.stacks, o.map(|o| &o.stacks));
             x.waker_stacks = sub(&a.waker_stacks, o.map(|o| &o.waker_stacks));
+            x.thread_stacks = sub(&a.thread_stacks, o.map(|o| &o.thread_stacks));
+            x.waker_thread_stacks = sub(&a.waker_thread_stacks, o.map(|o| &o.waker_thread_stacks));
             d.addresses.insert(*k, x);
         }
         for (new, old, out) in [

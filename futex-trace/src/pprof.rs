@@ -333,7 +333,7 @@ impl<'a> Builder<'a> {
     fn sample(
         &mut self,
         locations: Vec<u64>,
-        contentions: f64,
+        contentions: u64,
         delay_ns: u64,
         labels: &[(&str, Lv)],
     ) {
@@ -356,7 +356,7 @@ impl<'a> Builder<'a> {
             .collect();
         self.p.sample.push(Sample {
             location_id: locations,
-            value: vec![contentions.round().max(1.0) as i64, delay_ns as i64],
+            value: vec![contentions as i64, delay_ns as i64],
             label,
         });
     }
@@ -379,53 +379,105 @@ pub fn build(
 ) -> Profile {
     let mut b = Builder::new(stacks, side, span);
     let name = |pid: u32, addr: u64| crate::report::word_name(pid, addr, labels, stacks);
+    let kind = |a: &crate::model::AddrStats| format!("{:?}", a.kind()).to_lowercase();
     let mut keys: Vec<_> = model.addresses.keys().copied().collect();
     keys.sort_unstable();
-    for (pid, addr) in keys {
-        let a = &model.addresses[&(pid, addr)];
-        let kind = format!("{:?}", a.kind()).to_lowercase();
-        let lock_labels = |lock: String| {
-            [
-                ("pid", Lv::Num(i64::from(pid))),
-                ("lock", Lv::Str(lock)),
-                ("wait", Lv::Str(kind.clone())),
-            ]
-        };
-        let Some(t) = stacks else {
-            // No stacks (futex-core's observer): one sample per lock, its waits and time waited.
+    let Some(t) = stacks else {
+        // No stacks (futex-core's observer): one sample per lock, its waits and time waited.
+        for (pid, addr) in keys {
+            let a = &model.addresses[&(pid, addr)];
             if side == Side::Waiters && a.wait_ns_total > 0 {
                 let n = name(pid, addr);
                 let loc = b.lock_location(pid, addr, &n);
-                b.sample(
-                    vec![loc],
-                    a.waits_blocked as f64,
-                    a.wait_ns_total,
-                    &lock_labels(n),
-                );
+                let labels = lock_labels(pid, n, kind(a), None);
+                b.sample(vec![loc], a.waits_blocked, a.wait_ns_total, &labels);
             }
+        }
+        return b.p;
+    };
+    // Each stack's time, split by lock and, where the model knows it, by thread (the waiting one; for
+    // --wakers the waking one): (pid, stack id) → [(addr, tid, ns)].
+    let mut parts: std::collections::BTreeMap<(u32, u32), Vec<Part>> = Default::default();
+    for &(pid, addr) in &keys {
+        let a = &model.addresses[&(pid, addr)];
+        let (here, by_thread) = match side {
+            Side::Waiters => (&a.stacks, &a.thread_stacks),
+            Side::Wakers => (&a.waker_stacks, &a.waker_thread_stacks),
+        };
+        if by_thread.is_empty() {
+            for (&id, &ns) in here {
+                parts.entry((pid, id)).or_default().push((addr, None, ns));
+            }
+        } else {
+            for (&(id, tid), &ns) in by_thread {
+                parts
+                    .entry((pid, id))
+                    .or_default()
+                    .push((addr, Some(tid), ns));
+            }
+        }
+    }
+    let all = match side {
+        Side::Waiters => &model.stacks,
+        Side::Wakers => &model.waker_stacks,
+    };
+    for ((pid, id), mut ps) in parts {
+        let (Some(ips), Some(s)) = (t.stacks.get(&(pid, id)), all.get(&(pid, id))) else {
             continue;
         };
-        // This lock's share of each stack: the stack's estimated contentions in proportion to the time
-        // it waited here.
-        let (here, all) = match side {
-            Side::Waiters => (&a.stacks, &model.stacks),
-            Side::Wakers => (&a.waker_stacks, &model.waker_stacks),
-        };
-        let mut ids: Vec<(&u32, &u64)> = here.iter().collect();
-        ids.sort_unstable();
-        for (&id, &ns) in ids {
-            let (Some(ips), Some(s)) = (t.stacks.get(&(pid, id)), all.get(&(pid, id))) else {
-                continue;
-            };
-            if ns == 0 {
-                continue;
-            }
-            let contentions = s.waits * ns as f64 / s.wait_ns.max(1) as f64;
-            let locs = ips.iter().map(|&ip| b.location(pid, ip)).collect();
-            b.sample(locs, contentions, ns, &lock_labels(name(pid, addr)));
+        ps.retain(|p| p.2 > 0);
+        ps.sort_unstable();
+        // The stack's estimated contentions, a whole number, shared out by time (largest remainder),
+        // so that the parts add up to the stack's own count.
+        let total_ns: u64 = ps.iter().map(|p| p.2).sum();
+        let shares = largest_remainder(
+            s.waits.round().max(0.0) as u64,
+            &ps.iter()
+                .map(|p| p.2 as f64 / total_ns.max(1) as f64)
+                .collect::<Vec<_>>(),
+        );
+        let locs: Vec<u64> = ips.iter().map(|&ip| b.location(pid, ip)).collect();
+        for ((addr, tid, ns), n) in ps.into_iter().zip(shares) {
+            let a = &model.addresses[&(pid, addr)];
+            let labels = lock_labels(pid, name(pid, addr), kind(a), tid);
+            b.sample(locs.clone(), n, ns, &labels);
         }
     }
     b.p
+}
+
+/// A stack's share on one word (and thread, when known): (address, thread id, nanoseconds).
+type Part = (u64, Option<u32>, u64);
+
+/// A sample's labels: its process, lock, wait kind, and thread when known.
+fn lock_labels(pid: u32, lock: String, kind: String, tid: Option<u32>) -> Vec<(&'static str, Lv)> {
+    let mut l = vec![
+        ("pid", Lv::Num(i64::from(pid))),
+        ("lock", Lv::Str(lock)),
+        ("wait", Lv::Str(kind)),
+    ];
+    if let Some(tid) = tid {
+        l.push(("thread", Lv::Num(i64::from(tid))));
+    }
+    l
+}
+
+/// `total` shared out in proportion to `weights` (which add up to 1) in whole numbers that add up to
+/// `total`: each its floor, then one more to the largest remainders.
+fn largest_remainder(total: u64, weights: &[f64]) -> Vec<u64> {
+    let exact: Vec<f64> = weights.iter().map(|w| w * total as f64).collect();
+    let mut out: Vec<u64> = exact.iter().map(|x| x.floor() as u64).collect();
+    let mut left = total.saturating_sub(out.iter().sum());
+    let mut order: Vec<usize> = (0..exact.len()).collect();
+    order.sort_by(|&i, &j| (exact[j] - exact[j].floor()).total_cmp(&(exact[i] - exact[i].floor())));
+    for i in order {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    out
 }
 
 /// The profile, encoded and gzipped, as pprof files are.
@@ -456,6 +508,14 @@ mod tests {
     use super::*;
     use crate::event::{Event, EventKind, FutexOp, Outcome, Waker};
     use crate::model::BucketOrigin;
+
+    #[test]
+    fn shares_are_whole_and_add_up() {
+        assert_eq!(largest_remainder(10, &[0.5, 0.25, 0.25]), [5, 3, 2]);
+        assert_eq!(largest_remainder(1, &[0.3, 0.7]), [0, 1]);
+        let s = largest_remainder(7, &[1.0 / 3.0; 3]);
+        assert_eq!(s.iter().sum::<u64>(), 7);
+    }
 
     #[test]
     fn a_sampled_stack_becomes_a_go_block_profile_sample_with_its_weight_and_lock() {
@@ -546,7 +606,8 @@ mod tests {
             [
                 ("pid", "7".into()),
                 ("lock", "orders".into()),
-                ("wait", "kernel".into())
+                ("wait", "kernel".into()),
+                ("thread", "8".into())
             ]
         );
         // Innermost location first; an inlined function before the one it was inlined into.
