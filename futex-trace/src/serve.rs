@@ -84,8 +84,9 @@ pub fn serve(
     session: Session,
     opts: ServeOptions,
     ready: impl FnOnce(SocketAddr),
-    problem: impl Fn(String) + Send + 'static,
+    problem: impl Fn(String) + Send + Sync + 'static,
 ) -> Result<Finished, TraceError> {
+    let problem: Arc<dyn Fn(String) + Send + Sync> = Arc::new(problem);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,9 +103,10 @@ pub fn serve(
     let pusher = opts.push.clone().map(|p| {
         let s = served.clone();
         let control = control.clone();
+        let problem = problem.clone();
         std::thread::Builder::new()
             .name("futex-trace-push".into())
-            .spawn(move || push_loop(&s, &p, &control, &problem))
+            .spawn(move || push_loop(&s, &p, &control, &*problem))
     });
     let app = axum::Router::new()
         .route("/", get(index))
@@ -125,11 +127,19 @@ pub fn serve(
         ready(bound);
         let s = watched;
         let ended = async move {
+            // What the session notes (a process that started and is now traced, a stack problem) is
+            // said as it comes, one line each.
+            let mut said = 0;
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let over = crate::lock(&s.session)
-                    .as_ref()
-                    .is_none_or(|s| s.ended().is_some());
+                let (over, notes) = match crate::lock(&s.session).as_ref() {
+                    Some(session) => (session.ended().is_some(), session.notes()),
+                    None => (true, Vec::new()),
+                };
+                for n in notes.iter().skip(said) {
+                    problem(n.clone());
+                }
+                said = said.max(notes.len());
                 if over || control.stop_requested() {
                     break;
                 }
