@@ -143,7 +143,7 @@ enum Command {
         The waiters' stacks are the block profile (delay: time waited), the wakers' (--wakers) the mutex\n\
         profile (delay: time waited by the threads each stack woke); sample types contentions/count and\n\
         delay/nanoseconds, as Go's runtime writes them. Sampled stacks carry their weights. Labels: pid,\n\
-        lock (name or address), wait (its kind). Locations keep their address, file, file offset and\n\
+        thread, lock (name or address), wait (its kind). Locations keep their address, file, file offset and\n\
         build id, so a backend can symbolize them again. The demo (no stacks) gives one location per lock."
     )]
     Pprof {

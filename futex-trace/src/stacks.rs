@@ -315,84 +315,37 @@ pub const SHORT_STACKS_HELP: &str = "most stacks have at most two frames: the tr
 it calls into) was built without frame pointers, so the kernel cannot walk its stacks. Rebuild Rust code \
 with RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer); see futex-trace's README.";
 
+/// The ELF file at `path`, read lazily (only the parts asked for leave the disk).
+fn with_elf<T>(
+    path: &str,
+    f: impl FnOnce(&object::File<'_, &object::ReadCache<std::fs::File>>) -> Option<T>,
+) -> Option<T> {
+    let cache = object::ReadCache::new(std::fs::File::open(path).ok()?);
+    let file = object::File::parse(&cache).ok()?;
+    f(&file)
+}
+
 /// The GNU build id of the ELF file at `path` (its `NT_GNU_BUILD_ID` note), in hex, as debuginfod and
-/// profilers name files; `None` when it has none or is not a readable 64-bit little-endian ELF file.
+/// profilers name files; `None` when it has none or cannot be read.
 pub fn build_id(path: &str) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = [0u8; 64];
-    f.read_exact(&mut h).ok()?;
-    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
-    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38));
-    if phentsize < 0x38 {
-        return None;
-    }
-    f.seek(SeekFrom::Start(phoff)).ok()?;
-    let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
-    f.read_exact(&mut ph).ok()?;
-    for p in ph.chunks(usize::from(phentsize)) {
-        if u32_at(p, 0) != 4 {
-            continue; // PT_NOTE
-        }
-        let (off, size) = (u64_at(p, 0x08), u64_at(p, 0x20).min(1 << 16));
-        f.seek(SeekFrom::Start(off)).ok()?;
-        let mut notes = vec![0u8; size as usize];
-        f.read_exact(&mut notes).ok()?;
-        let mut i = 0usize;
-        while i + 12 <= notes.len() {
-            let (namesz, descsz, ty) = (
-                u32_at(&notes, i) as usize,
-                u32_at(&notes, i + 4) as usize,
-                u32_at(&notes, i + 8),
-            );
-            let name_at = i + 12;
-            let desc_at = name_at + namesz.div_ceil(4) * 4;
-            let end = desc_at + descsz.div_ceil(4) * 4;
-            if end > notes.len() {
-                break;
-            }
-            if ty == 3 && &notes[name_at..name_at + namesz] == b"GNU\0" {
-                let id = &notes[desc_at..desc_at + descsz];
-                return Some(id.iter().map(|b| format!("{b:02x}")).collect());
-            }
-            i = end;
-        }
-    }
-    None
+    use object::Object;
+    with_elf(path, |f| {
+        let id = f.build_id().ok()??;
+        Some(id.iter().map(|b| format!("{b:02x}")).collect())
+    })
 }
 
 /// Whether the ELF file at `path` is an executable linked at fixed addresses (type EXEC, not PIE), and
 /// the end of its loaded segments' memory (`p_vaddr + p_memsz` of its PT_LOADs: `.bss` ends there).
-/// `None` for what is not a readable 64-bit little-endian ELF file.
 fn elf_layout(path: &str) -> Option<(bool, u64)> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = [0u8; 64];
-    f.read_exact(&mut h).ok()?;
-    if &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
-    let exec = u16_at(&h, 16) == 2;
-    let (phoff, phentsize, phnum) = (u64_at(&h, 0x20), u16_at(&h, 0x36), u16_at(&h, 0x38));
-    if phentsize < 0x30 {
-        return None;
-    }
-    f.seek(SeekFrom::Start(phoff)).ok()?;
-    let mut ph = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
-    f.read_exact(&mut ph).ok()?;
-    let end = ph
-        .chunks(usize::from(phentsize))
-        .filter(|p| u32::from_le_bytes(p[..4].try_into().unwrap()) == 1) // PT_LOAD
-        .map(|p| u64_at(p, 0x10).saturating_add(u64_at(p, 0x28)))
-        .max()?;
-    Some((exec, end))
+    use object::{Object, ObjectSegment};
+    with_elf(path, |f| {
+        let end = f
+            .segments()
+            .map(|s| s.address().saturating_add(s.size()))
+            .max()?;
+        Some((f.kind() == object::ObjectKind::Executable, end))
+    })
 }
 
 #[cfg(test)]

@@ -1179,50 +1179,9 @@ fn serve_by_name_follows_a_service_that_restarts() {
     if !privileged("serve_by_name_follows_a_service_that_restarts") {
         return;
     }
-    use std::io::{BufRead, Read};
-    let mut serve = bin()
-        .args([
-            "serve",
-            "--comm",
-            "futex-workload",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut err = BufReader::new(serve.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("serving http://") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
-    }
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let mut serve = Kill(serve);
-    let metrics = || {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.0\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    };
+    let mut served = common::serve::Served::quiet(&["--comm", "futex-workload"]);
+    let addr = served.addr.clone();
+    let metrics = || String::from_utf8(common::serve::get(&addr, "/metrics", "*/*").1).unwrap();
     // The "service" runs, ends, and is started again (a new pid): both runs are traced.
     let _ = WORKLOAD.as_str(); // built before serve looks for it
     for run in 0..2 {
@@ -1248,7 +1207,7 @@ fn serve_by_name_follows_a_service_that_restarts() {
             m = metrics();
         }
         assert!(
-            serve.0.try_wait().unwrap().is_none(),
+            served.child.try_wait().unwrap().is_none(),
             "serve ended with the traced process"
         );
     }

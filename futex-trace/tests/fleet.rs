@@ -5,6 +5,7 @@
 //! tools a test says why it skips; under CI=true it fails instead.
 
 mod common;
+use common::serve::{get, Served};
 use common::succeeded;
 
 use std::io::{BufRead, Read, Write};
@@ -31,63 +32,6 @@ fn have(test: &str, tool: &str, package: &str) -> bool {
     false
 }
 
-/// An HTTP GET of `path` on `addr` (plain HTTP/1.0, as small as a test needs): (status, body).
-fn get(addr: &str, path: &str, accept: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP response");
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, raw[end + 4..].to_vec())
-}
-
-/// `futex-trace serve --demo` on a free port; kills it when dropped.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Served {
-    fn start() -> Served {
-        let mut child = bin()
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        while !line.contains("serving http://") {
-            line.clear();
-            assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
-        }
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap()
-            .to_string();
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-        Served { child, addr }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -102,7 +46,7 @@ fn a_prometheus_server_scrapes_serve_and_promtool_finds_its_metrics_clean() {
     if !have(test, "prometheus", "prometheus") || !have(test, "promtool", "prometheus") {
         return;
     }
-    let served = Served::start();
+    let served = Served::quiet(&["--demo"]);
     // promtool: the classic text format, as curl gets it (once the demo has run a moment).
     let deadline = Instant::now() + Duration::from_secs(20);
     let body = loop {
@@ -238,7 +182,7 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
     if !have(test, "go", "golang-go") {
         return;
     }
-    let served = Served::start();
+    let served = Served::quiet(&["--demo"]);
     // As Go services are profiled: the next 2 seconds.
     let text = go_pprof_top(&format!(
         "http://{}/debug/pprof/block?seconds=2",
@@ -350,33 +294,18 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
             }
         }
     });
-    let mut child = bin()
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--push"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args([
-            "--push-every",
-            "2s",
-            "--app-name",
-            "demo.app",
-            "--push-label",
-            "env=test",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("serving http://") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
-    }
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    let served = Served { child, addr };
+    let push = format!("http://127.0.0.1:{port}");
+    let served = Served::quiet(&[
+        "--demo",
+        "--push",
+        &push,
+        "--push-every",
+        "2s",
+        "--app-name",
+        "demo.app",
+        "--push-label",
+        "env=test",
+    ]);
     // The first try is refused; the retry a second later carries the same interval's profile.
     let (n0, first) = rx
         .recv_timeout(Duration::from_secs(20))
@@ -444,26 +373,9 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
 #[test]
 fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
     let port = free_port(); // nothing listens there
-    let mut child = bin()
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--push"])
-        .arg(format!("http://127.0.0.1:{port}"))
-        .args(["--push-every", "1s"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let push = format!("http://127.0.0.1:{port}");
+    let (served, mut err) = Served::start(&["--demo", "--push", &push, "--push-every", "1s"]);
     let mut line = String::new();
-    while !line.contains("serving http://") {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "serve ended early");
-    }
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    line.clear();
     while !line.contains("push to") {
         line.clear();
         assert!(
@@ -475,7 +387,6 @@ fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
         line.contains("failed") && line.contains("dropped"),
         "{line}"
     );
-    let served = Served { child, addr };
     let (status, m) = get(&served.addr, "/metrics", "*/*");
     assert_eq!(status, 200, "still serving");
     let m = String::from_utf8(m).unwrap();
@@ -491,7 +402,7 @@ fn the_live_flamegraph_renders_in_headless_chromium_with_the_hot_lock() {
     if !have(test, "chromium", "chromium") {
         return;
     }
-    let served = Served::start();
+    let served = Served::quiet(&["--demo"]);
     let dir = std::env::temp_dir().join(format!("futex-trace-chromium-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

@@ -2,6 +2,8 @@
 
 #[allow(dead_code, reason = "only the ebpf tests and the bench use bpftrace")]
 pub(crate) mod bpftrace;
+#[allow(dead_code, reason = "only the tests of serve use it")]
+pub(crate) mod serve;
 
 /// Asserts that a command succeeded, showing its stderr when it did not.
 #[allow(
