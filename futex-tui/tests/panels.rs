@@ -191,11 +191,27 @@ fn keys() {
     assert_eq!(app.on_key(Key::Char('n')), Action::Step);
 }
 
+/// Stacks of process 42: 1 waits in `app::lock_orders`, 2 (its waker) is `app::ship_order`.
+fn lock_orders_stacks() -> futex_trace::stacks::StackTable {
+    let mut t = futex_trace::stacks::StackTable::default();
+    t.stacks.insert((42, 1), vec![0x10, 0x20, 0x30]);
+    t.stacks.insert((42, 2), vec![0x40, 0x50]);
+    for (ip, name) in [
+        (0x10, "syscall"),
+        (0x20, "app::lock_orders"),
+        (0x30, "main"),
+        (0x40, "syscall"),
+        (0x50, "app::ship_order"),
+    ] {
+        t.symbols.insert((42, ip), vec![name.to_string()]);
+    }
+    t
+}
+
 /// A kernel-futex picture with stacks: a lock whose waiters wait in `app::lock_orders` and whose waker
 /// is `app::ship_order`, symbolized through a stack table.
 fn kernel_app() -> App {
     use futex_trace::event::{FutexOp, Kernel, Waker};
-    use futex_trace::stacks::StackTable;
     let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
     let addr = 0x7f00_0000_1000u64;
     let bucket = futex_trace::bucket_of(addr, 64) as u32;
@@ -232,18 +248,7 @@ fn kernel_app() -> App {
             }));
         }
     }
-    let mut t = StackTable::default();
-    t.stacks.insert((42, 1), vec![0x10, 0x20, 0x30]);
-    t.stacks.insert((42, 2), vec![0x40, 0x50]);
-    for (ip, name) in [
-        (0x10, "syscall"),
-        (0x20, "app::lock_orders"),
-        (0x30, "main"),
-        (0x40, "syscall"),
-        (0x50, "app::ship_order"),
-    ] {
-        t.symbols.insert((42, ip), vec![name.to_string()]);
-    }
+    let t = lock_orders_stacks();
     let mut app = App::new(
         "kernel futexes (eBPF)".into(),
         42,
@@ -313,20 +318,7 @@ fn kernel_buckets_app() -> App {
             (sharer, "stats lock".to_string()),
         ]),
     );
-    // Stacks: the hot lock's waiters in app::lock_orders, woken by app::ship_order.
-    let mut t = futex_trace::stacks::StackTable::default();
-    t.stacks.insert((42, 1), vec![0x10, 0x20, 0x30]);
-    t.stacks.insert((42, 2), vec![0x40, 0x50]);
-    for (ip, name) in [
-        (0x10, "syscall"),
-        (0x20, "app::lock_orders"),
-        (0x30, "main"),
-        (0x40, "syscall"),
-        (0x50, "app::ship_order"),
-    ] {
-        t.symbols.insert((42, ip), vec![name.to_string()]);
-    }
-    app.stacks = Some(t);
+    app.stacks = Some(lock_orders_stacks());
     for t in 1..=2 {
         m.extend(&[counts(hot, 400), counts(sharer, 100), counts(alone, 10)]);
         m.apply(&ev(EventKind::Waiting { addr: hot, now: 3 }));
