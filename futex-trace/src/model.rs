@@ -69,6 +69,25 @@ impl Log2Hist {
 }
 
 impl Log2Hist {
+    /// The values added since `earlier` (an earlier copy of this histogram): per-slot and count
+    /// differences; the sum's difference; the maximum is this one's (a maximum has no difference).
+    pub fn since(&self, earlier: &Log2Hist) -> Log2Hist {
+        let mut d = Log2Hist {
+            count: self.count.saturating_sub(earlier.count),
+            sum: self.sum.saturating_sub(earlier.sum),
+            max: self.max,
+            ..Log2Hist::default()
+        };
+        for (b, (n, o)) in d
+            .buckets
+            .iter_mut()
+            .zip(self.buckets.iter().zip(&earlier.buckets))
+        {
+            *b = n.saturating_sub(*o);
+        }
+        d
+    }
+
     /// As [`Log2Hist::percentile`], but placed within its log2 bucket by rank (linearly, as if the
     /// bucket's values were spread evenly over it) instead of at the bucket's upper bound; capped at the
     /// maximum seen. Reads better than bucket edges (p50 = p90 = 262 µs) and is still an estimate.
@@ -1079,6 +1098,19 @@ mod tests {
         let total: u64 = w.values().map(|s| s.waits).sum();
         assert_eq!(total, 3 + 2 + 1);
         assert!(w.keys().all(|&(p, n, bk)| p == pid && n == 2 && bk < 2));
+    }
+
+    #[test]
+    fn a_histogram_since_an_earlier_copy_holds_the_values_added_since() {
+        let mut h = Log2Hist::default();
+        h.record(100);
+        let earlier = h.clone();
+        h.record(100);
+        h.record(5_000);
+        let d = h.since(&earlier);
+        assert_eq!((d.count, d.sum, d.max), (2, 5_100, 5_000));
+        assert_eq!((d.buckets[6], d.buckets[12]), (1, 1));
+        assert_eq!(d.buckets.iter().sum::<u64>(), 2);
     }
 
     #[test]

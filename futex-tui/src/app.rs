@@ -228,8 +228,9 @@ pub struct App {
     /// Set by drawing (a `Cell`: drawing only reads the app).
     pub areas: std::cell::Cell<Areas>,
     prev_wake_hist: futex_trace::model::Log2Hist,
-    prev_lock_hist: HashMap<(u32, u64), [u64; 64]>,
+    prev_lock_hist: HashMap<(u32, u64), futex_trace::model::Log2Hist>,
     series_totals: (u64, u64),
+    /// Each word's waits that slept and time waited at the last second: the per-second differences.
     lock_totals: HashMap<(u32, u64), (u64, u64)>,
     /// What the buckets panel shows (`b` switches, where there is a kernel table to show).
     pub bucket_view: BucketView,
@@ -242,7 +243,6 @@ pub struct App {
     prev_kernel: HashMap<futex_trace::model::KernelBucketKey, u64>,
     kernel_rates: HashMap<futex_trace::model::KernelBucketKey, f64>,
     /// Waits that slept per second, per word (for what-if buckets, which have no history).
-    prev_addr_blocked: HashMap<(u32, u64), u64>,
     blocked_rates: HashMap<(u32, u64), f64>,
     prev_buckets: Vec<u64>,
     prev_addr_waits: HashMap<(u32, u64), u64>,
@@ -292,7 +292,6 @@ impl App {
             what_if_slots: None,
             prev_kernel: HashMap::new(),
             kernel_rates: HashMap::new(),
-            prev_addr_blocked: HashMap::new(),
             blocked_rates: HashMap::new(),
             prev_buckets: Vec::new(),
             prev_addr_waits: HashMap::new(),
@@ -359,15 +358,6 @@ impl App {
                 kernel_rates.insert(*k, b.waits_blocked.saturating_sub(prev) as f64 / dt);
             }
             self.kernel_rates = kernel_rates;
-            let mut blocked = HashMap::new();
-            for (a, st) in &self.model.addresses {
-                let prev = self
-                    .prev_addr_blocked
-                    .insert(*a, st.waits_blocked)
-                    .unwrap_or(0);
-                blocked.insert(*a, st.waits_blocked.saturating_sub(prev) as f64 / dt);
-            }
-            self.blocked_rates = blocked;
             self.add_points(dt);
             self.last_tick_s = uptime_s;
             self.rebuild_locks(Some(&waits_per_sec));
@@ -443,11 +433,7 @@ impl App {
             m.addresses.values().map(|a| a.wait_ns_total).sum::<u64>(),
         );
         let last = std::mem::replace(&mut self.series_totals, now);
-        let mut wake = m.wake_to_return.clone();
-        for (b, p) in wake.buckets.iter_mut().zip(self.prev_wake_hist.buckets) {
-            *b = b.saturating_sub(p);
-        }
-        wake.count = wake.buckets.iter().sum();
+        let wake = m.wake_to_return.since(&self.prev_wake_hist);
         self.prev_wake_hist = m.wake_to_return.clone();
         push(
             &mut self.series,
@@ -467,25 +453,19 @@ impl App {
             .collect();
         self.lock_series.retain(|k, _| tracked.contains(k));
         self.prev_lock_hist.retain(|k, _| tracked.contains(k));
+        let mut blocked_rates = HashMap::new();
         for (k, a) in &m.addresses {
-            if a.kind().is_idle() {
-                continue;
-            }
             let (slept0, waited0) = self
                 .lock_totals
                 .insert(*k, (a.waits_blocked, a.wait_ns_total))
                 .unwrap_or_default();
-            if !tracked.contains(k) {
+            blocked_rates.insert(*k, a.waits_blocked.saturating_sub(slept0) as f64 / dt);
+            if a.kind().is_idle() || !tracked.contains(k) {
                 continue;
             }
-            let prev = self.prev_lock_hist.entry(*k).or_insert([0; 64]);
-            let mut h = futex_trace::model::Log2Hist::default();
-            for (i, (n, p)) in a.wait_ns.buckets.iter().zip(prev.iter()).enumerate() {
-                h.buckets[i] = n.saturating_sub(*p);
-            }
-            h.count = h.buckets.iter().sum();
-            h.max = a.wait_ns.max;
-            *prev = a.wait_ns.buckets;
+            let prev = self.prev_lock_hist.entry(*k).or_default();
+            let h = a.wait_ns.since(prev);
+            *prev = a.wait_ns.clone();
             push(
                 self.lock_series.entry(*k).or_default(),
                 Point {
@@ -495,6 +475,7 @@ impl App {
                 },
             );
         }
+        self.blocked_rates = blocked_rates;
     }
 
     /// futex-core's buckets that saw waits, wakes or waiters, with the words that map to each.
