@@ -47,8 +47,9 @@ pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Reads `clock` in nanoseconds: `CLOCK_MONOTONIC` (the clock of events and of `bpf_ktime_get_ns`) or
-/// `CLOCK_THREAD_CPUTIME_ID` (the CPU time of the calling thread).
+/// Reads `clock` in nanoseconds: `CLOCK_MONOTONIC` (the clock of events and of `bpf_ktime_get_ns`),
+/// `CLOCK_THREAD_CPUTIME_ID` or `CLOCK_PROCESS_CPUTIME_ID` (CPU time of the thread, the process), or
+/// `CLOCK_REALTIME` (wall clock: nanoseconds since the Unix epoch).
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

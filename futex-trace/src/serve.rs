@@ -251,10 +251,9 @@ fn push_loop(
     }
 }
 
+/// Wall-clock seconds since the Unix epoch (what Pyroscope's from/until take).
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::clock_ns(libc::CLOCK_REALTIME) as f64 / 1e9
 }
 
 async fn index(State(s): State<Arc<Served>>) -> Html<String> {
@@ -312,11 +311,8 @@ async fn profile(s: Arc<Served>, q: HashMap<String, String>, side: Side) -> Resp
         return gone();
     };
     let span = crate::pprof::Span {
-        start_unix_ns: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| {
-                d.as_nanos() as i64 - secs.unwrap_or(0) as i64 * 1_000_000_000
-            }),
+        start_unix_ns: crate::clock_ns(libc::CLOCK_REALTIME) as i64
+            - secs.unwrap_or(0) as i64 * 1_000_000_000,
         duration_ns: (secs.map_or(model.span_secs(), |n| n as f64) * 1e9) as i64,
     };
     let p = crate::pprof::build(&model, stacks.as_ref(), &s.labels, side, span);
@@ -686,20 +682,11 @@ impl prometheus_client::collector::Collector for Snapshot {
             "futex_trace_cpu",
             "CPU time of the futex-trace process (with --demo, the demo's threads too).",
             Some(&Unit::Seconds),
-            &[(vec![], own_cpu_seconds())],
+            &[(
+                vec![],
+                crate::clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID) as f64 / 1e9,
+            )],
         )?;
         Ok(())
     }
-}
-
-/// This process's CPU time (user + system), in seconds.
-fn own_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF always exists.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru
-    };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
