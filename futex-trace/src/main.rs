@@ -535,6 +535,19 @@ fn record(
     Ok(())
 }
 
+/// Which stacks `--wakers` asks for; the wakers' need a source that records stacks.
+fn side(f: &Finished, wakers: bool) -> Result<Side, String> {
+    match (wakers, &f.stacks) {
+        (false, _) => Ok(Side::Waiters),
+        (true, Some(_)) => Ok(Side::Wakers),
+        (true, None) => Err(
+            "--wakers needs stacks, which the demo's observer does not record: \
+                             trace a process through eBPF (-p PID, -- COMMAND, --usdt)"
+                .into(),
+        ),
+    }
+}
+
 /// An http:// or https:// URL (`--push`).
 fn http_url(s: &str) -> Result<String, String> {
     if (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "https://".len() {
@@ -573,14 +586,7 @@ fn push_name(app: &str, labels: &[(String, String)]) -> String {
 }
 
 fn pprof(f: &Finished, wakers: bool, output: &Path) -> Result<(), String> {
-    if f.stacks.is_none() && wakers {
-        return Err(
-            "--wakers needs stacks, which the demo's observer does not record: trace a process \
-             through eBPF (-p PID, -- COMMAND, --usdt)"
-                .into(),
-        );
-    }
-    let side = if wakers { Side::Wakers } else { Side::Waiters };
+    let side = side(f, wakers)?;
     let span = futex_trace::pprof::Span {
         start_unix_ns: (f.meta.started_unix_s * 1e9) as i64,
         duration_ns: (f.duration_s() * 1e9) as i64,
@@ -615,16 +621,8 @@ fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result
     if f.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && f.model.stacks.is_empty() {
         eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
     }
-    let side = if wakers { Side::Wakers } else { Side::Waiters };
     // The observer records no stacks: its flamegraph is by lock (process → kind → lock).
-    let by_lock = f.stacks.is_none();
-    if by_lock && wakers {
-        return Err(
-            "--wakers needs stacks, which the demo's observer does not record: trace a process \
-             through eBPF (-p PID, -- COMMAND, --usdt)"
-                .into(),
-        );
-    }
+    let side = side(f, wakers)?;
     let (lines, what) = flame::graph(&f.model, f.stacks.as_ref(), &f.labels, side);
     let file: Box<dyn Write> = if output == Path::new("-") {
         Box::new(std::io::stdout().lock())
