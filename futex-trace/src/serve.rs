@@ -71,9 +71,15 @@ struct Served {
 }
 
 impl Served {
+    /// The model and the stack table now (`None`: the session has ended).
     fn snapshot(&self) -> Option<(Model, Option<StackTable>)> {
         let s = crate::lock(&self.session);
         s.as_ref().map(|s| (s.snapshot(), s.stacks()))
+    }
+
+    /// The model alone, for the start of a window (its stack table is taken at the end).
+    fn model(&self) -> Option<Model> {
+        crate::lock(&self.session).as_ref().map(Session::snapshot)
     }
 }
 
@@ -176,7 +182,7 @@ fn push_loop(
         .build()
         .new_agent();
     let url = format!("{}/ingest", p.url.trim_end_matches('/'));
-    let Some((mut before, _)) = s.snapshot() else {
+    let Some(mut before) = s.model() else {
         return;
     };
     let mut from = unix_now();
@@ -293,10 +299,10 @@ fn seconds(q: &HashMap<String, String>) -> Result<Option<u64>, String> {
 
 /// The model to profile: since the start, or what `seconds` more gather (waited for).
 async fn window(s: &Served, secs: Option<u64>) -> Option<(Model, Option<StackTable>)> {
-    let (before, _) = s.snapshot()?;
     let Some(n) = secs else {
         return s.snapshot();
     };
+    let before = s.model()?;
     tokio::time::sleep(Duration::from_secs(n)).await;
     let (after, stacks) = s.snapshot()?;
     Some((after.stacks_since(&before), stacks))
@@ -385,8 +391,8 @@ async fn metrics(State(s): State<Arc<Served>>, headers: axum::http::HeaderMap) -
         s.push_failed.load(Ordering::Relaxed),
     );
     let text = metrics_text(
-        &model,
-        stacks.as_ref(),
+        model,
+        stacks,
         &s.labels,
         Extra {
             lost_events: status.lost_events,
@@ -416,16 +422,16 @@ pub struct Extra {
 
 /// The model as OpenMetrics text (`openmetrics`), or as Prometheus' classic text format.
 pub fn metrics_text(
-    model: &Model,
-    stacks: Option<&StackTable>,
+    model: Model,
+    stacks: Option<StackTable>,
     labels: &HashMap<u64, String>,
     extra: Extra,
     openmetrics: bool,
 ) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Snapshot {
-        model: model.clone(),
-        stacks: stacks.cloned(),
+        model,
+        stacks,
         labels: labels.clone(),
         extra,
     }));
