@@ -29,26 +29,10 @@ const TIMINGS: usize = 41;
 /// Hand-offs per word in the ping-pong.
 const HANDOFFS: u32 = 200;
 
+/// WAIT or WAKE on `word`, private or shared.
 fn futex(word: &AtomicU32, op: i32, val: u32, private: bool) -> i64 {
     let flag = if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
-    // SAFETY: `word` is a live AtomicU32 for the duration of the call; WAIT and WAKE take no timeout
-    // (null) and no second word.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op | flag,
-            val,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
-    if r < 0 {
-        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
-    } else {
-        r
-    }
+    super::futex_op(word, op | flag, val, None, 0, None, 0)
 }
 
 fn get_slots() -> i64 {

@@ -29,7 +29,31 @@ const FUTEX_WAKE: i32 = 1;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
 
+/// futex(2) on private futexes (what the workload's counts are of): [`futex_op`] with
+/// `FUTEX_PRIVATE_FLAG`.
 fn futex(
+    word: &AtomicU32,
+    op: i32,
+    val: u32,
+    timeout: Option<Duration>,
+    val2: usize,
+    word2: Option<&AtomicU32>,
+    val3: u32,
+) -> i64 {
+    futex_op(
+        word,
+        op | FUTEX_PRIVATE_FLAG,
+        val,
+        timeout,
+        val2,
+        word2,
+        val3,
+    )
+}
+
+/// futex(2) with the op word as given (a shared futex has no `FUTEX_PRIVATE_FLAG`); returns what it
+/// returned, or minus its errno.
+fn futex_op(
     word: &AtomicU32,
     op: i32,
     val: u32,
@@ -49,17 +73,7 @@ fn futex(
     let uaddr2 = word2.map_or(std::ptr::null(), |w| w.as_ptr() as *const u32);
     // SAFETY: the words are live AtomicU32s for the duration of the call; `utime` is either a pointer
     // to a timespec that outlives the call or, for requeue, the count the kernel reads from that slot.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            op | FUTEX_PRIVATE_FLAG,
-            val,
-            utime,
-            uaddr2,
-            val3,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, val, utime, uaddr2, val3) };
     if r < 0 {
         -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
     } else {
