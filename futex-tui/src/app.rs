@@ -1,4 +1,4 @@
-//! The dashboard's state: the latest model, fixed-size history for the heatmap and rates, and what the
+//! The dashboard's state: the latest model, fixed-size history for the buckets, rates and time series, and what the
 //! user selected. Updated off the draw path (once per refresh); drawing only reads it.
 
 use std::collections::{HashMap, VecDeque};
@@ -9,7 +9,7 @@ use futex_trace::report::word_name;
 use futex_trace::session::SPEEDS;
 use futex_trace::stacks::StackTable;
 
-/// Seconds of bucket history the heatmap keeps.
+/// Seconds of per-bucket history kept (futex-core's buckets: their rates and the hottest one).
 pub const HISTORY: usize = 60;
 
 /// Seconds of the time series kept (the activity panel shows as many as fit, newest right).
@@ -302,7 +302,7 @@ impl App {
         }
     }
 
-    /// Takes a new model at `uptime_s`. Once a second (or more), rates and a heatmap row are computed
+    /// Takes a new model at `uptime_s`. Once a second (or more), rates, a bucket-history row and a time-series point are computed
     /// from the difference with the previous second; the lock rows are rebuilt every time.
     pub fn update(&mut self, model: Model, uptime_s: f64) {
         // Paused freezes the display; in a replay it pauses playback instead (and `n` steps).
@@ -619,7 +619,7 @@ impl App {
         v
     }
 
-    /// The hottest bucket over the heatmap's window, and its contention per second.
+    /// The hottest bucket over the bucket history's window, and its contention per second.
     pub fn hottest_bucket(&self) -> Option<(usize, f64)> {
         let n = self.heat.len().max(1) as f64;
         let width = self.heat.iter().map(Vec::len).max().unwrap_or(0);
