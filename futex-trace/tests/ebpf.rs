@@ -454,7 +454,16 @@ fn ctrl_c_sigterm_and_sighup_end_a_recording_and_keep_it() {
     for sig in ["INT", "TERM", "HUP"] {
         let trace = tmp(&format!("signal-{sig}.ftr"));
         let (mut rec, mut err) = recording(&trace, &["--contend", "3"]);
-        std::thread::sleep(Duration::from_millis(700));
+        // Signalled once it has recorded a second (its first status line), not after a fixed sleep:
+        // a loaded machine had recorded only 99 events 0.7 s in.
+        let mut line = String::new();
+        while !line.starts_with("tracing ") {
+            line.clear();
+            assert!(
+                std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+                "the recording ended before its first status line"
+            );
+        }
         let kill = Command::new("kill")
             .args([&format!("-{sig}"), &rec.id().to_string()])
             .status()
