@@ -137,16 +137,97 @@ static __always_inline u64 cfg(u32 idx)
     return v ? *v : 0;
 }
 
-// Stacks are captured only where they are used, because walking a user stack is the most expensive
+// Stacks are captured only where they are used, because taking a user stack is the most expensive
 // thing done here: a sampled wait (at its return), and a sampled waker (in sched_waking, still in the
 // waker's context). A wake with nobody waiting costs no stack.
 #define STACK_NOT_YET -1000
+
+// CFG_UNWIND: stack copies for userspace to unwind from CFI (.eh_frame), as `perf --call-graph dwarf`
+// does: code built without frame pointers (most distribution binaries, glibc, Rust's release profile)
+// cannot be walked here. A separate ring, so that the copies (kilobytes each) never crowd out events;
+// userspace reads it after the events ring, so a stack is there before the events naming it are used.
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 32 << 20);
+} ustacks SEC(".maps");
+
+// The record being built, and this CPU's count of copies (ids). Tracepoint and uprobe programs never
+// nest on a CPU (the kernel skips a program that fires while another runs there: `recursion_misses`),
+// so one per CPU is never shared.
+struct ustack_scratch {
+    struct ft_ustack rec;
+    u32 seq;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, u32);
+    __type(value, struct ustack_scratch);
+} ustack_scratch SEC(".maps");
+
+struct ft_ustack ft_ustack_btf __attribute__((unused));
+
+// The user registers of the current task (x86-64 names), read through its BTF pointer.
+struct pt_regs {
+    unsigned long bp;
+    unsigned long ip;
+    unsigned long sp;
+} __attribute__((preserve_access_index));
+
+#define PAGE 4096
+
+// Copies the current thread's user registers and the top of its stack to the `ustacks` ring; returns
+// the copy's id, or -1 (counted).
+static __always_inline s32 copy_stack(void)
+{
+    u32 zero = 0;
+    struct ustack_scratch *s = bpf_map_lookup_elem(&ustack_scratch, &zero);
+    if (!s)
+        return -1;
+    struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    if (!r)
+        return -1;
+    u64 sp = r->sp;
+    u64 id = bpf_get_current_pid_tgid();
+    s->rec.head.ip = r->ip;
+    s->rec.head.sp = sp;
+    s->rec.head.bp = r->bp;
+    s->rec.head.pid = id >> 32;
+    s->rec.head.tid = (u32)id;
+    u32 seq = s->seq++;
+    s->rec.head.id = (s32)(((bpf_get_smp_processor_id() << FT_USTACK_SEQ_BITS) |
+                            (seq & ((1 << FT_USTACK_SEQ_BITS) - 1))) & 0x7fffffff);
+    // The rest of the stack pointer's page, then whole pages: a page that is not mapped ends the copy
+    // there (the top of the thread's stack), never losing what was below it.
+    u32 first = PAGE - (sp & (PAGE - 1));
+    u32 len = 0;
+    if (bpf_probe_read_user(s->rec.data, first, (void *)sp) == 0) {
+        len = first;
+        u64 pages = cfg(CFG_STACK_PAGES);
+#pragma unroll
+        for (int i = 0; i < FT_USTACK_PAGES; i++) {
+            if (i >= pages || len > FT_USTACK_BYTES - PAGE)
+                break;
+            if (bpf_probe_read_user(s->rec.data + len, PAGE, (void *)(sp + len)))
+                break;
+            len += PAGE;
+        }
+    }
+    s->rec.head.len = len;
+    u64 size = sizeof(s->rec.head) + len;
+    if (size > sizeof(s->rec))
+        size = sizeof(s->rec);
+    if (bpf_ringbuf_output(&ustacks, &s->rec, size, BPF_RB_NO_WAKEUP))
+        return -1;
+    return s->rec.head.id;
+}
 
 static __always_inline s32 capture_stack(void *ctx)
 {
     if (cfg(CFG_NO_STACKS))
         return -1;
-    s32 id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+    s32 id = cfg(CFG_UNWIND) ? copy_stack() : bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
     if (id < 0)
         count(C_STACK_ERRORS);
     return id;

@@ -43,7 +43,8 @@
 // Indices into the `counters` map (per-CPU u64).
 // rust: u32
 #define C_LOST_EVENTS 0   // ring buffer full: event not sent
-#define C_STACK_ERRORS 1  // bpf_get_stackid failed (map full or collision): stack not stored
+#define C_STACK_ERRORS 1  // a stack was not stored: bpf_get_stackid failed (map full or collision), or
+                          // (CFG_UNWIND) the user registers were unreadable or the `ustacks` ring full
 #define C_INFLIGHT_FULL 2 // no room for a thread's in-flight state: that syscall is not traced
 #define C_MISSED_EXITS 3  // a thread entered a futex call while its previous one was still in flight:
                           // that one's return was never seen (that call is not counted; not expected)
@@ -60,11 +61,25 @@
                            // 1 / this (by count, as Go's mutex profile); 0 or 1: every one
 #define CFG_ONE_PID 4      // non-zero: the only process traced (no forks followed); the `targets` map is
                            // then not consulted (an array read instead of a hash lookup per call)
+#define CFG_UNWIND 5       // 0: the kernel walks user stacks by frame pointers (bpf_get_stackid, `stacks`
+                           // map); 1: the top of the user stack is copied with the registers
+                           // (`struct ft_ustack` on the `ustacks` ring) and unwound in userspace from CFI
+#define CFG_STACK_PAGES 6  // CFG_UNWIND: whole pages copied above the page the stack pointer is in
+                           // (at most FT_USTACK_PAGES)
 #define CFG_NCONFIG 8
 
 // The largest CFG_STACK_RATE (the sampling draws 32 random bits): about 4.3 s.
 // rust: u64
 #define FT_MAX_STACK_RATE 4294967295
+
+// The most whole pages of user stack one `ft_ustack` carries above the stack pointer's own page, and
+// the size of its data: that partial page and these pages.
+// rust: usize
+#define FT_USTACK_PAGES 5
+#define FT_USTACK_BYTES 24576
+// Bits of `ft_ustack.id` that number the stacks of one CPU (the CPU is in the bits above).
+// rust: u32
+#define FT_USTACK_SEQ_BITS 20
 
 // `ft_agg_key.hash_shift` of a call that went to the kernel's global futex hash: a shared futex (no
 // FUTEX_PRIVATE_FLAG), or a process without a private hash (single-threaded, or set to 0 slots).
@@ -139,6 +154,25 @@ struct ft_event {
     ft_u8 outcome;      // FT_SAMPLE: how the wait ended (FT_OUT_*)
     ft_u32 waker_every; // FT_SAMPLE with a waker stack: it was taken with probability 1 / waker_every
     ft_u64 stack_rate;  // FT_SAMPLE with a stack: CFG_STACK_RATE when it was taken (0: every wait)
+};
+
+// A copy of the top of a user stack (CFG_UNWIND), on the `ustacks` ring: the registers an unwinder starts
+// from and the bytes from the stack pointer up, as many as were readable (a copy stops at the first
+// page that is not mapped). The record is `head` and `head.len` bytes of `data`; events name it by
+// `head.id` in their stack ids.
+struct ft_ustack_head {
+    ft_u64 ip;  // user registers at the capture (the syscall's return address, or the probe site)
+    ft_u64 sp;
+    ft_u64 bp;
+    ft_u32 pid; // tgid
+    ft_u32 tid;
+    ft_s32 id;  // (cpu << FT_USTACK_SEQ_BITS) | that CPU's count, never negative
+    ft_u32 len; // bytes of data
+};
+
+struct ft_ustack {
+    struct ft_ustack_head head;
+    ft_u8 data[FT_USTACK_BYTES];
 };
 
 // A value of the `inflight` map (tid → the thread's futex call): one entry per traced thread from its

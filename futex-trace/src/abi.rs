@@ -173,6 +173,29 @@ mirror! {
     }
 }
 
+mirror! {
+    /// The head of a `ustacks` record (`struct ft_ustack_head`): registers and what the copy holds.
+    pub struct RawUstackHead = C "ft_ustack_head", size 40 {
+        pub ip @ 0: u64,
+        pub sp @ 8: u64,
+        pub bp @ 16: u64,
+        pub pid @ 24: u32,
+        pub tid @ 28: u32,
+        /// The id events name the copy by.
+        pub id @ 32: i32,
+        /// Bytes of stack that follow the head.
+        pub len @ 36: u32,
+    }
+}
+
+mirror! {
+    /// A whole `ustacks` record (`struct ft_ustack`); records on the ring end after `head.len` bytes.
+    pub struct RawUstack = C "ft_ustack", size 24616 {
+        pub head @ 0: RawUstackHead,
+        pub data @ 40: [u8; FT_USTACK_BYTES],
+    }
+}
+
 /// Marks mirrors as map keys and values aya may copy to and from the kernel.
 macro_rules! pod {
     ($($t:ty),*) => {$(

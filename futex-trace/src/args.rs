@@ -20,6 +20,41 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// How user stacks are taken (`--unwind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnwindArg {
+    /// Copy the top of each sampled stack and unwind it from CFI (.eh_frame): whole stacks through
+    /// glibc and code built without frame pointers.
+    Dwarf,
+    /// The kernel walks frame pointers: cheaper per stack, but cut at the first function without one.
+    Fp,
+}
+
+impl UnwindArg {
+    /// The tracer's setting, with `--stack-bytes`.
+    pub fn with_bytes(self, bytes: usize) -> crate::ebpf::Unwind {
+        match self {
+            UnwindArg::Dwarf => crate::ebpf::Unwind::Dwarf { bytes },
+            UnwindArg::Fp => crate::ebpf::Unwind::FramePointers,
+        }
+    }
+}
+
+/// Bytes of stack copied per stack (`--stack-bytes`): 4096 up to what one copy holds.
+pub fn stack_bytes(s: &str) -> Result<usize, String> {
+    let max = crate::abi::FT_USTACK_BYTES;
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes: try 16384"))?;
+    if !(4096..=max).contains(&n) {
+        return Err(format!(
+            "{n} bytes is outside 4096..={max}: one copy holds at most {max} bytes of stack"
+        ));
+    }
+    Ok(n)
+}
+
 /// A stack rate (`--stack-rate`): "0" (every wait), or a duration up to about 4 s.
 pub fn stack_rate(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
@@ -163,6 +198,14 @@ mod tests {
         assert!(size("12").unwrap_err().contains("at least 4k"));
         assert!(size("lots").unwrap_err().contains("not a size"));
         assert!(size("-5M").is_err());
+    }
+
+    #[test]
+    fn stack_bytes_are_between_a_page_and_a_copy() {
+        assert_eq!(stack_bytes("16384"), Ok(16384));
+        assert!(stack_bytes("100").unwrap_err().contains("outside"));
+        assert!(stack_bytes("1000000").unwrap_err().contains("at most"));
+        assert!(stack_bytes("lots").is_err());
     }
 
     #[test]

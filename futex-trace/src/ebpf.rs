@@ -18,11 +18,13 @@ use aya::Ebpf;
 
 use crate::abi::{
     RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, CFG_FOLLOW_FORKS,
-    CFG_NO_STACKS, CFG_ONE_PID, CFG_STACK_RATE, CFG_WAKER_EVERY, C_AGG_FULL, C_INFLIGHT_FULL,
+    CFG_NO_STACKS, CFG_ONE_PID, CFG_STACK_PAGES, CFG_STACK_RATE, CFG_UNWIND, CFG_WAKER_EVERY,
+    C_AGG_FULL, C_INFLIGHT_FULL, FT_USTACK_PAGES,
     C_LOST_EVENTS, C_MISSED_EXITS, C_STACK_ERRORS, LAT_KINDS,
 };
 use crate::event::{Event, EventKind};
 use crate::kernel;
+use crate::unwind::{StackUnwinder, UnwoundStacks};
 
 /// The object built from `ebpf/futex.bpf.c` (by build.rs, or the committed copy).
 #[repr(C, align(8))]
@@ -211,7 +213,8 @@ fn fork_program(tracefs: &str) -> &'static str {
 pub struct Counters {
     /// Events not sent: the ring buffer was full.
     pub lost_events: u64,
-    /// Stacks not stored: the stack map was full, or a hash collision.
+    /// Stacks not stored: the stack map was full or a hash collision (`--unwind fp`), or the stack
+    /// copies' ring was full (`--unwind dwarf`).
     pub stack_errors: u64,
     /// Syscalls not traced: no room for the thread's in-flight state.
     pub inflight_full: u64,
@@ -319,6 +322,8 @@ pub struct KernelTracer {
     bpf: Ebpf,
     targets: BpfHashMap<MapData, u32, u8>,
     stacks: StackMap,
+    /// `--unwind dwarf`: the ring of stack copies, and their unwinder.
+    ustacks: Option<(RingBuf<MapData>, StackUnwinder)>,
     counters: PerCpuArray<MapData, u64>,
     aggs: BpfHashMap<MapData, RawAggKey, RawAgg>,
     inflight: BpfHashMap<MapData, u32, RawInflight>,
@@ -349,6 +354,29 @@ pub struct TraceTarget {
     pub waker_every: u32,
     /// Trace futex-core's own probes (USDT) in this binary instead of the kernel's futex syscalls.
     pub usdt: Option<std::path::PathBuf>,
+    /// How user stacks are taken.
+    pub unwind: Unwind,
+}
+
+/// How user stacks are taken (`--unwind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unwind {
+    /// The top of the stack is copied (up to this many bytes) with the registers, and unwound here
+    /// from each module's CFI (`.eh_frame`): right for code without frame pointers.
+    Dwarf { bytes: usize },
+    /// The kernel walks frame pointers: cheapest, but stops at the first function built without them.
+    FramePointers,
+}
+
+/// The default bytes of stack copied per stack (`--stack-bytes`).
+pub const DEFAULT_STACK_BYTES: usize = 16384;
+
+impl Default for Unwind {
+    fn default() -> Self {
+        Unwind::Dwarf {
+            bytes: DEFAULT_STACK_BYTES,
+        }
+    }
 }
 
 /// The syscall and scheduler programs that a USDT trace does not need.
@@ -378,11 +406,30 @@ impl KernelTracer {
             (CFG_NO_STACKS, u64::from(target.no_stacks)),
             (CFG_STACK_RATE, rate),
             (CFG_WAKER_EVERY, u64::from(target.waker_every)),
+            (CFG_UNWIND, u64::from(matches!(target.unwind, Unwind::Dwarf { .. }))),
+            (
+                CFG_STACK_PAGES,
+                match target.unwind {
+                    // The stack pointer's own page is always copied, then whole pages.
+                    Unwind::Dwarf { bytes } => (bytes.div_ceil(4096).saturating_sub(1))
+                        .min(FT_USTACK_PAGES) as u64,
+                    Unwind::FramePointers => 0,
+                },
+            ),
         ] {
             set_config(&mut bpf, i, v)?;
         }
         let targets: BpfHashMap<MapData, u32, u8> = take(&mut bpf, "targets")?;
-        let stacks = StackMap(Arc::new(take(&mut bpf, "stacks")?));
+        let (stacks, ustacks) = match target.unwind {
+            Unwind::FramePointers => (StackMap::Kernel(Arc::new(take(&mut bpf, "stacks")?)), None),
+            Unwind::Dwarf { .. } => {
+                let u = StackUnwinder::default();
+                (
+                    StackMap::Unwound(u.stacks.clone()),
+                    Some((take(&mut bpf, "ustacks")?, u)),
+                )
+            }
+        };
         let counters: PerCpuArray<MapData, u64> = take(&mut bpf, "counters")?;
         let ring: RingBuf<MapData> = take(&mut bpf, "events")?;
         let aggs = take(&mut bpf, "aggs")?;
@@ -429,6 +476,7 @@ impl KernelTracer {
             bpf,
             targets,
             stacks,
+            ustacks,
             counters,
             aggs,
             inflight,
@@ -513,17 +561,28 @@ impl KernelTracer {
     }
 }
 
-/// The kernel's map of user stacks, shareable between threads (lookups only).
+/// The user stacks of a trace by id, shareable between threads (lookups only).
 #[derive(Clone)]
-pub struct StackMap(Arc<StackTraceMap<MapData>>);
+pub enum StackMap {
+    /// The kernel's stack map (frame pointers).
+    Kernel(Arc<StackTraceMap<MapData>>),
+    /// Stacks unwound here from copies, interned.
+    Unwound(UnwoundStacks),
+}
 
 impl StackMap {
-    /// The user stack `id` (innermost frame first), if the map holds it.
-    pub fn get(&self, id: u32) -> Option<Vec<u64>> {
-        self.0
-            .get(&id, 0)
-            .ok()
-            .map(|s| s.frames().iter().map(|f| f.ip).collect())
+    /// The user stack `id` (innermost frame first), if known, and whether it was cut short (the
+    /// kernel's walk is checked against the mappings later; see `StackTable::cut_at_unmapped`).
+    pub fn get(&self, id: u32) -> Option<(Vec<u64>, bool)> {
+        match self {
+            StackMap::Kernel(m) => m
+                .get(&id, 0)
+                .ok()
+                .map(|s| (s.frames().iter().map(|f| f.ip).collect(), false)),
+            StackMap::Unwound(m) => crate::lock(m)
+                .get(&id)
+                .map(|(_, s)| (s.ips.clone(), s.truncated)),
+        }
     }
 }
 
@@ -701,14 +760,33 @@ impl KernelTracer {
 
     fn drain(&mut self, out: &mut Vec<Event>) {
         self.backlog = true;
+        let mut raw = Vec::new();
         for _ in 0..MAX_BATCH {
             let Some(item) = self.ring.next() else {
                 self.backlog = false;
                 break;
             };
-            if let Some(e) = RawEvent::from_bytes(&item).and_then(|r| kernel::decode(&r)) {
+            raw.extend(RawEvent::from_bytes(&item));
+        }
+        // The stack copies after the events: a copy is on its ring before any event naming it is on
+        // the events ring, so every copy the events just read name is there now.
+        if let Some((ring, unwinder)) = &mut self.ustacks {
+            while let Some(item) = ring.next() {
+                unwinder.add_copy(&item);
+            }
+            for r in &mut raw {
+                for id in [&mut r.stack_id, &mut r.waker_stack_id] {
+                    *id = unwinder.translate(*id).map_or(-1, |i| i as i32);
+                }
+            }
+        }
+        for r in raw {
+            if let Some(e) = kernel::decode(&r) {
                 if e.kind == EventKind::Exit {
                     self.last.ended.insert(e.pid);
+                    if let Some((_, u)) = &mut self.ustacks {
+                        u.forget(e.pid);
+                    }
                 }
                 out.push(e);
             }

@@ -39,6 +39,7 @@ pub mod sink;
 pub mod source;
 pub mod stacks;
 pub mod tracefile;
+pub mod unwind;
 pub mod usdt;
 
 /// Locks a mutex shared with a thread that may have panicked holding it: the data (a model, a stack

@@ -259,6 +259,18 @@ struct Target {
     #[arg(long, value_name = "N", default_value_t = futex_trace::ebpf::DEFAULT_WAKER_EVERY,
           conflicts_with = "demo", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     waker_every: u32,
+    /// eBPF: how user stacks are taken. `dwarf` copies the top of each sampled stack (--stack-bytes)
+    /// with the registers and unwinds it here from each library's CFI (.eh_frame), as `perf record
+    /// --call-graph dwarf` does: whole stacks through glibc and through programs built without frame
+    /// pointers (most distribution packages, Rust's release profile). `fp` lets the kernel walk frame
+    /// pointers: cheaper per stack, but a stack stops at the first function built without them.
+    #[arg(long, value_enum, default_value = "dwarf", conflicts_with = "demo")]
+    unwind: futex_trace::args::UnwindArg,
+    /// eBPF, --unwind dwarf: bytes of stack copied per stack, from the stack pointer up (4096 to
+    /// 24576). A stack deeper than this is cut there (reported as truncated).
+    #[arg(long, value_name = "BYTES", default_value_t = futex_trace::ebpf::DEFAULT_STACK_BYTES,
+          conflicts_with = "demo", value_parser = futex_trace::args::stack_bytes)]
+    stack_bytes: usize,
     /// eBPF: trace futex-core's own probes (USDT) in a program that links futex-core, instead of its
     /// kernel futexes: the buckets are then futex-core's real sleep queues.
     #[arg(long, conflicts_with = "demo")]
@@ -411,6 +423,7 @@ fn start_source(input: &Input, target: &Target) -> Result<Box<dyn Source>, Strin
                 stack_rate: target.stack_rate,
                 waker_every: target.waker_every,
                 usdt: target.usdt,
+                unwind: target.unwind.with_bytes(target.stack_bytes),
             },
         )?),
         Input::File(path) => Box::new(RecordingSource::open(path, Pace::AsFastAsRead)?),

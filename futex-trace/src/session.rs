@@ -825,8 +825,8 @@ impl Resolver {
                         if table.stacks.contains_key(&key) {
                             continue;
                         }
-                        if let Some(ips) = map.get(key.1) {
-                            table.stacks.insert(key, ips);
+                        if let Some((ips, truncated)) = map.get(key.1) {
+                            table.add_stack(key, ips, truncated);
                             new = true;
                         }
                     }

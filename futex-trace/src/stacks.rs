@@ -4,7 +4,7 @@
 //! Maps are read from `/proc/PID/maps` while a process runs, so that its stacks can be symbolized after it
 //! has exited: each frame becomes (file, file offset), which blazesym resolves from the file on disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
@@ -72,6 +72,10 @@ pub struct StackTable {
     pub symbols: BTreeMap<(u32, u64), Vec<String>>,
     /// (pid, futex word address) → the symbol it lies in (a static lock: `app::GLOBAL_LOCK`).
     pub addr_symbols: BTreeMap<(u32, u64), String>,
+    /// Stacks cut short: at a frame outside every executable mapping (a frame-pointer walk into a
+    /// function without one), or at the end of the copy unwound, before the thread's first frame.
+    #[serde(default)]
+    pub truncated: BTreeSet<(u32, u32)>,
 }
 
 impl StackTable {
@@ -79,6 +83,7 @@ impl StackTable {
     /// symbols and names, and each process's name and mappings not seen yet.
     pub fn merge(&mut self, other: StackTable) {
         self.stacks.extend(other.stacks);
+        self.truncated.extend(other.truncated);
         self.symbols.extend(other.symbols);
         self.addr_symbols.extend(other.addr_symbols);
         for (pid, info) in other.processes {
@@ -100,6 +105,10 @@ impl StackTable {
             stacks: (self.stacks.iter())
                 .filter(|(k, _)| !written.stacks.contains_key(k))
                 .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            truncated: (self.truncated.iter())
+                .filter(|k| !written.truncated.contains(k))
+                .copied()
                 .collect(),
             symbols: (self.symbols.iter())
                 .filter(|(k, _)| !written.symbols.contains_key(k))
@@ -131,9 +140,48 @@ impl StackTable {
         }
     }
 
+    /// Adds stack `key` (instruction pointers, innermost first), cut at its first frame outside every
+    /// executable mapping of its process: such a frame is a walk gone astray (a frame pointer that is
+    /// not one), never drawn; the stack is then marked truncated, as it is when `truncated` is given.
+    pub fn add_stack(&mut self, key: StackKey, mut ips: Vec<u64>, truncated: bool) {
+        let (pid, _) = key;
+        let known = self.processes.get(&pid).is_some_and(|p| !p.maps.is_empty());
+        let cut = if known {
+            ips.iter().position(|&ip| self.locate(pid, ip).is_none())
+        } else {
+            None
+        };
+        if let Some(i) = cut {
+            ips.truncate(i);
+        }
+        if truncated || cut.is_some() {
+            self.truncated.insert(key);
+        }
+        self.stacks.insert(key, ips);
+    }
+
+    /// The share (0..=1) of the given stacks, weighted, that were cut short.
+    pub fn truncated_share<'a>(&self, weighted: impl Iterator<Item = (&'a StackKey, u64)>) -> f64 {
+        let (mut cut, mut all) = (0u64, 0u64);
+        for (key, w) in weighted {
+            if self.stacks.contains_key(key) {
+                all += w;
+                if self.truncated.contains(key) {
+                    cut += w;
+                }
+            }
+        }
+        if all == 0 {
+            0.0
+        } else {
+            cut as f64 / all as f64
+        }
+    }
+
     /// Nothing in it.
     pub fn is_empty(&self) -> bool {
-        self.stacks.is_empty()
+        self.truncated.is_empty()
+            && self.stacks.is_empty()
             && self.symbols.is_empty()
             && self.addr_symbols.is_empty()
             && self.processes.is_empty()

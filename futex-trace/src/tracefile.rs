@@ -53,6 +53,9 @@ struct StacksChunk {
     symbols: Vec<(u32, u64, Vec<String>)>,
     #[serde(default)]
     addr_symbols: Vec<(u32, u64, String)>,
+    /// Stacks cut short (added in version 4 without a version change: older readers ignore it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    truncated: Vec<(u32, u32)>,
 }
 
 impl From<&StackTable> for StacksChunk {
@@ -74,6 +77,7 @@ impl From<&StackTable> for StacksChunk {
                 .iter()
                 .map(|(k, v)| (k.0, k.1, v.clone()))
                 .collect(),
+            truncated: t.truncated.iter().copied().collect(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl From<StacksChunk> for StackTable {
                 .into_iter()
                 .map(|(p, a, v)| ((p, a), v))
                 .collect(),
+            truncated: c.truncated.into_iter().collect(),
         }
     }
 }

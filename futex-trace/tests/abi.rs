@@ -6,7 +6,7 @@ use btf_rs::{Btf, Type};
 
 use futex_trace::abi::{
     self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, RawUsdtArg,
-    RawUsdtSpec,
+    RawUsdtSpec, RawUstack, RawUstackHead,
 };
 
 fn object_btf() -> Btf {
@@ -141,6 +141,16 @@ fn the_rust_mirror_has_the_layout_of_the_objects_btf() {
             RawHist::C_NAME,
             RawHist::FIELDS,
             std::mem::size_of::<RawHist>(),
+        ),
+        (
+            RawUstackHead::C_NAME,
+            RawUstackHead::FIELDS,
+            std::mem::size_of::<RawUstackHead>(),
+        ),
+        (
+            RawUstack::C_NAME,
+            RawUstack::FIELDS,
+            std::mem::size_of::<RawUstack>(),
         ),
     ] {
         wrong.extend(check(&btf, name, fields, size));

@@ -59,6 +59,11 @@ struct Cli {
     /// eBPF: capture no stacks (cheapest; no stack column or stack flamegraphs).
     #[arg(long)]
     no_stacks: bool,
+    /// eBPF: how user stacks are taken: `dwarf` copies each sampled stack's top and unwinds it from CFI
+    /// (whole stacks through glibc and code without frame pointers); `fp` walks frame pointers in the
+    /// kernel (cheaper, cut at the first function without one).
+    #[arg(long, value_enum, default_value = "dwarf")]
+    unwind: futex_trace::args::UnwindArg,
     /// eBPF: trace futex-core's own probes (USDT) of a program that links futex-core: its real buckets.
     #[arg(long)]
     usdt: bool,
@@ -129,6 +134,7 @@ fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
                 end_command: (!cli.leave_running).then_some(END_GRACE),
                 no_stacks: cli.no_stacks,
                 usdt: cli.usdt,
+                unwind: cli.unwind.with_bytes(futex_trace::ebpf::DEFAULT_STACK_BYTES),
                 ..KernelOptions::default()
             },
         )?),

@@ -82,6 +82,8 @@ pub struct KernelOptions {
     /// Trace futex-core's own probes (USDT) in the traced program instead of its kernel futexes: the
     /// buckets are then futex-core's real sleep queues.
     pub usdt: bool,
+    /// How user stacks are taken.
+    pub unwind: crate::ebpf::Unwind,
 }
 
 impl Default for KernelOptions {
@@ -93,6 +95,7 @@ impl Default for KernelOptions {
             stack_rate: crate::ebpf::DEFAULT_STACK_RATE,
             waker_every: crate::ebpf::DEFAULT_WAKER_EVERY,
             usdt: false,
+            unwind: crate::ebpf::Unwind::default(),
         }
     }
 }
@@ -174,6 +177,7 @@ impl KernelSource {
             stack_rate: opts.stack_rate,
             waker_every: opts.waker_every,
             usdt: usdt_binary,
+            unwind: opts.unwind,
         })?;
         if !tracer.futex2 {
             notes.push(

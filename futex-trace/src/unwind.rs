@@ -1,0 +1,402 @@
+//! User stacks unwound in userspace from CFI (`.eh_frame`), for code without frame pointers.
+//!
+//! With `--unwind dwarf` (the default) the eBPF side does not walk user stacks: at each sampled wait or
+//! waker it copies the thread's user registers and the top of its stack (`struct ft_ustack`, on the
+//! `ustacks` ring; see `copy_stack` in futex.bpf.c). Here each copy is unwound with framehop (samply's
+//! unwinder) from the `.eh_frame`/`.eh_frame_hdr` of every executable mapping of the process, with frame
+//! pointers where a module has no CFI for an address. That is what `perf record --call-graph dwarf`
+//! does, and it walks through glibc and Rust release builds, which keep no frame pointers.
+//!
+//! Equal stacks of a process are interned to one id, so that the model aggregates by stack as it does
+//! with the kernel's stack map; events name the copies by the copy's id, translated here.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
+
+use crate::abi::{RawUstackHead, FT_USTACK_BYTES};
+use crate::stacks::{parse_maps, Mapping};
+
+/// Most frames kept of one stack (as the kernel's stack map: 127).
+pub const MAX_FRAMES: usize = 127;
+
+/// How often a process's maps may be read again for an address they do not cover.
+const REREAD_EVERY: Duration = Duration::from_millis(500);
+
+/// Section data shared by every process that maps a file.
+type Data = Arc<[u8]>;
+
+/// What unwinding needs of one ELF file: its unwind sections and where its loaded segments lie.
+#[derive(Clone)]
+struct FileUnwindInfo {
+    sections: ExplicitModuleSectionInfo<Data>,
+    /// Executable PT_LOAD segments: (file offset, file size, virtual address).
+    loads: Vec<(u64, u64, u64)>,
+}
+
+/// The unwinder of one traced process.
+struct Process {
+    unwinder: UnwinderX86_64<Data>,
+    maps: Vec<Mapping>,
+    /// Start addresses of the mappings added to `unwinder`.
+    added: Vec<u64>,
+    last_read: Option<Instant>,
+}
+
+/// A stack of one process, unwound: instruction pointers (innermost first) and whether it was cut
+/// short (a frame outside every executable mapping, or the end of the copy, before the thread's
+/// first frame).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unwound {
+    pub ips: Vec<u64>,
+    pub truncated: bool,
+}
+
+/// The interned stacks by id, shared with the session's stack resolver.
+pub type UnwoundStacks = Arc<Mutex<HashMap<u32, (u32, Unwound)>>>;
+
+/// Unwinds stack copies and interns the stacks.
+pub struct StackUnwinder {
+    processes: HashMap<u32, Process>,
+    files: HashMap<String, Option<FileUnwindInfo>>,
+    cache: CacheX86_64,
+    /// (pid, stack) → interned id.
+    interned: HashMap<(u32, Vec<u64>), u32>,
+    /// Interned id → (pid, stack), for the resolver.
+    pub stacks: UnwoundStacks,
+    /// Copy id → interned id, for the copies of the last two generations (a waker's copy is named by
+    /// the waits it released, which return shortly after).
+    copies: [HashMap<i32, u32>; 2],
+    generation_start: Instant,
+    /// Stacks unwound, and how many of them were cut short.
+    pub unwound: u64,
+    pub truncated: u64,
+}
+
+/// How long a copy's id is remembered: at least this, at most twice it.
+const COPY_GENERATION: Duration = Duration::from_secs(5);
+
+impl Default for StackUnwinder {
+    fn default() -> Self {
+        StackUnwinder {
+            processes: HashMap::new(),
+            files: HashMap::new(),
+            cache: CacheX86_64::new(),
+            interned: HashMap::new(),
+            stacks: UnwoundStacks::default(),
+            copies: [HashMap::new(), HashMap::new()],
+            generation_start: Instant::now(),
+            unwound: 0,
+            truncated: 0,
+        }
+    }
+}
+
+impl StackUnwinder {
+    /// Unwinds one `ustacks` record (its head, then its data) and remembers its id.
+    pub fn add_copy(&mut self, record: &[u8]) {
+        let Some((head, data)) = RawUstackHead::from_bytes(record) else {
+            return;
+        };
+        let stack = self.unwind(head.pid, head.ip, head.sp, head.bp, data);
+        let id = self.intern(head.pid, stack);
+        if self.generation_start.elapsed() >= COPY_GENERATION {
+            self.copies.swap(0, 1);
+            self.copies[0].clear();
+            self.generation_start = Instant::now();
+        }
+        self.copies[0].insert(head.id, id);
+    }
+
+    /// The interned id of the stack copied as `copy` (`None`: the copy was lost or never taken).
+    pub fn translate(&self, copy: i32) -> Option<u32> {
+        if copy < 0 {
+            return None;
+        }
+        self.copies[0]
+            .get(&copy)
+            .or_else(|| self.copies[1].get(&copy))
+            .copied()
+    }
+
+    /// A process ended: its unwinder goes (its stacks stay).
+    pub fn forget(&mut self, pid: u32) {
+        self.processes.remove(&pid);
+    }
+
+    fn intern(&mut self, pid: u32, stack: Unwound) -> u32 {
+        self.unwound += 1;
+        self.truncated += u64::from(stack.truncated);
+        let next = self.interned.len() as u32;
+        let id = *self
+            .interned
+            .entry((pid, stack.ips.clone()))
+            .or_insert(next);
+        if id == next {
+            crate::lock(&self.stacks).insert(id, (pid, stack));
+        }
+        id
+    }
+
+    /// Unwinds the stack of a thread of `pid` from its registers and the copy of its stack at `sp`.
+    pub fn unwind(&mut self, pid: u32, ip: u64, sp: u64, bp: u64, data: &[u8]) -> Unwound {
+        let mut out = Unwound::default();
+        if self.process(pid, ip).is_none() {
+            out.truncated = true;
+            return out;
+        }
+        let proc = &self.processes[&pid];
+        let mut read_stack = |addr: u64| -> Result<u64, ()> {
+            let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
+            let b = data.get(off..off + 8).ok_or(())?;
+            Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
+        };
+        let mut frames = proc.unwinder.iter_frames(
+            ip,
+            UnwindRegsX86_64::new(ip, sp, bp),
+            &mut self.cache,
+            &mut read_stack,
+        );
+        loop {
+            match frames.next() {
+                Ok(Some(f)) => {
+                    let addr = match f {
+                        FrameAddress::InstructionPointer(a) => a,
+                        FrameAddress::ReturnAddress(a) => a.get(),
+                    };
+                    if !in_code(&proc.maps, addr) {
+                        out.truncated = true;
+                        break;
+                    }
+                    out.ips.push(addr);
+                    if out.ips.len() == MAX_FRAMES {
+                        out.truncated = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    out.truncated = true;
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The unwinder of `pid`, with a module for every executable mapping; read again (at most every
+    /// [`REREAD_EVERY`]) when `ip` lies outside the mappings known (a library loaded since).
+    fn process(&mut self, pid: u32, ip: u64) -> Option<&mut Process> {
+        let p = self.processes.entry(pid).or_insert_with(|| Process {
+            unwinder: UnwinderX86_64::new(),
+            maps: Vec::new(),
+            added: Vec::new(),
+            last_read: None,
+        });
+        let stale = !in_code(&p.maps, ip) && p.last_read.is_none_or(|t| t.elapsed() >= REREAD_EVERY);
+        if stale {
+            p.last_read = Some(Instant::now());
+            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+                for m in parse_maps(&text) {
+                    if !p.maps.contains(&m) {
+                        p.maps.push(m);
+                    }
+                }
+            }
+            for m in p.maps.iter().filter(|m| m.exec) {
+                if p.added.contains(&m.start) {
+                    continue;
+                }
+                p.added.push(m.start);
+                let info = self
+                    .files
+                    .entry(m.path.clone())
+                    .or_insert_with(|| file_unwind_info(&m.path));
+                if let Some(module) = info.as_ref().and_then(|i| module(i, m)) {
+                    p.unwinder.add_module(module);
+                }
+            }
+        }
+        (!p.maps.is_empty()).then_some(p)
+    }
+}
+
+/// Whether `addr` lies in an executable file mapping.
+fn in_code(maps: &[Mapping], addr: u64) -> bool {
+    maps.iter()
+        .any(|m| m.exec && m.start <= addr && addr < m.end)
+}
+
+/// A framehop module for the executable mapping `m` of a file.
+fn module(info: &FileUnwindInfo, m: &Mapping) -> Option<Module<Data>> {
+    // The executable segment the mapping holds gives the file's load bias (avma = bias + svma). The
+    // kernel maps from the segment's offset rounded down to a page: a linker such as lld puts the code
+    // segment at a file offset and an address that differ, so the segment must be found by its own
+    // offset, not by where the mapping starts (that may lie in the segment before).
+    let &(off, _, vaddr) = info
+        .loads
+        .iter()
+        .find(|(off, size, _)| off & !0xfff <= m.offset && m.offset < off + size)?;
+    // m.start holds file offset m.offset; the segment's first byte (offset `off`) is at
+    // m.start + off - m.offset, and holds svma `vaddr`.
+    let base_avma = (m.start + off).checked_sub(m.offset)?.checked_sub(vaddr)?;
+    Some(Module::new(
+        m.path.clone(),
+        m.start..m.end,
+        base_avma,
+        info.sections.clone(),
+    ))
+}
+
+/// Reads the unwind sections and loaded segments of the ELF file at `path` (`None`: unreadable).
+fn file_unwind_info(path: &str) -> Option<FileUnwindInfo> {
+    use object::{Object, ObjectSection, ObjectSegment};
+    let cache = object::ReadCache::new(std::fs::File::open(path).ok()?);
+    let file = object::File::parse(&cache).ok()?;
+    let section = |name: &str| -> (Option<Range<u64>>, Option<Data>) {
+        match file.section_by_name(name) {
+            Some(s) => (
+                Some(s.address()..s.address() + s.size()),
+                s.data().ok().filter(|d| !d.is_empty()).map(Data::from),
+            ),
+            None => (None, None),
+        }
+    };
+    let (text_svma, text) = section(".text");
+    let (eh_frame_svma, eh_frame) = section(".eh_frame");
+    let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr");
+    let (got_svma, _) = section(".got");
+    let (_, debug_frame) = section(".debug_frame");
+    let loads = file
+        .segments()
+        .filter(|s| matches!(s.flags(), object::SegmentFlags::Elf { p_flags } if p_flags & object::elf::PF_X != 0))
+        .map(|s| {
+            let (off, size) = s.file_range();
+            (off, size, s.address())
+        })
+        .collect();
+    Some(FileUnwindInfo {
+        sections: ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma,
+            text,
+            got_svma,
+            eh_frame_svma,
+            eh_frame,
+            eh_frame_hdr_svma,
+            eh_frame_hdr,
+            debug_frame,
+            ..Default::default()
+        },
+        loads,
+    })
+}
+
+impl RawUstackHead {
+    /// A `ustacks` record: its head and the stack bytes it carries.
+    pub fn from_bytes(b: &[u8]) -> Option<(RawUstackHead, &[u8])> {
+        let n = std::mem::size_of::<RawUstackHead>();
+        if b.len() < n {
+            return None;
+        }
+        // SAFETY: `RawUstackHead` is `repr(C)` plain old data (integers only, every bit pattern valid),
+        // and `b` holds at least its size; `read_unaligned` copes with any alignment.
+        let head = unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<RawUstackHead>()) };
+        let len = (head.len as usize).min(FT_USTACK_BYTES).min(b.len() - n);
+        Some((head, &b[n..n + len]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unwinds this very thread: its registers and a copy of its stack, as the eBPF side would take
+    /// them at a syscall, must give back this test's function and its callers.
+    #[inline(never)]
+    fn capture_here(buf: &mut Vec<u8>) -> (u64, u64, u64) {
+        let (ip, sp, bp): (u64, u64, u64);
+        // SAFETY: reads the instruction pointer, stack pointer and frame pointer into registers;
+        // touches no memory and leaves the stack as it was.
+        unsafe {
+            std::arch::asm!(
+                "lea {ip}, [rip]",
+                "mov {sp}, rsp",
+                "mov {bp}, rbp",
+                ip = out(reg) ip,
+                sp = out(reg) sp,
+                bp = out(reg) bp,
+            );
+        }
+        // The copy is taken after: the bytes at and above `sp` are this frame's and its callers'.
+        let len = 64 * 1024;
+        buf.resize(len, 0);
+        // SAFETY: [sp, sp + len) is this thread's stack above the current frame (the main test
+        // thread's stack is 2 MiB, the frames above this one are far smaller than 64 KiB, and
+        // the copy stays below the top: checked against the thread's stack bounds).
+        let top = stack_top();
+        let n = (len as u64).min(top - sp) as usize;
+        unsafe { std::ptr::copy_nonoverlapping(sp as *const u8, buf.as_mut_ptr(), n) };
+        buf.truncate(n);
+        (ip, sp, bp)
+    }
+
+    fn stack_top() -> u64 {
+        // SAFETY: pthread_getattr_np fills `attr` for the calling thread; it is destroyed after use.
+        unsafe {
+            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+            let mut addr = std::ptr::null_mut();
+            let mut size = 0;
+            libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+            libc::pthread_attr_destroy(&mut attr);
+            addr as u64 + size as u64
+        }
+    }
+
+    #[inline(never)]
+    fn marker_unwind_caller(buf: &mut Vec<u8>) -> (u64, u64, u64) {
+        let r = capture_here(buf);
+        std::hint::black_box(r)
+    }
+
+    #[test]
+    fn unwinds_this_thread_through_its_callers() {
+        let mut buf = Vec::new();
+        let (ip, sp, bp) = marker_unwind_caller(&mut buf);
+        let pid = std::process::id();
+        let mut u = StackUnwinder::default();
+        let stack = u.unwind(pid, ip, sp, bp, &buf);
+        let mut t = crate::stacks::StackTable::default();
+        t.refresh_process(pid);
+        t.stacks.insert((pid, 0), stack.ips.clone());
+        t.symbolize();
+        let names = t.frame_names((pid, 0)).join(";");
+        assert!(names.contains("capture_here"), "{names}");
+        assert!(names.contains("marker_unwind_caller"), "{names}");
+        assert!(
+            names.contains("unwinds_this_thread_through_its_callers"),
+            "{names}"
+        );
+        // The test harness runs tests on threads it spawned: the unwind reaches glibc's thread entry.
+        assert!(names.contains("start_thread"), "{names}");
+        assert!(!stack.truncated, "{names}");
+        // A copy cut short stops the stack where the bytes end, and says so.
+        let short = u.unwind(pid, ip, sp, bp, &buf[..64]);
+        assert!(short.truncated && short.ips.len() < stack.ips.len());
+    }
+
+    #[test]
+    fn a_frame_outside_every_mapping_ends_the_stack() {
+        let pid = std::process::id();
+        let mut u = StackUnwinder::default();
+        // An instruction pointer in no mapping: nothing to unwind, truncated.
+        let s = u.unwind(pid, 0x10, 0, 0, &[]);
+        assert!(s.truncated && s.ips.is_empty());
+    }
+}
+
