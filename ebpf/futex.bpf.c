@@ -207,6 +207,9 @@ static __always_inline s32 copy_stack(void)
         u64 pages = cfg(CFG_STACK_PAGES);
 #pragma unroll
         for (int i = 0; i < FT_USTACK_PAGES; i++) {
+            // Hidden from clang, which would otherwise prove the bound below and drop it, leaving the
+            // verifier (which tracks the sum less precisely) to refuse the read.
+            asm volatile("" : "+r"(len));
             if (i >= pages || len > FT_USTACK_BYTES - PAGE)
                 break;
             if (bpf_probe_read_user(s->rec.data + len, PAGE, (void *)(sp + len)))

@@ -20,6 +20,15 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A regular expression (`--idle-frame`).
+pub fn regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| {
+        let first = e.to_string();
+        let last = first.lines().last().unwrap_or("").trim().to_string();
+        format!("'{s}' is not a regular expression ({last})")
+    })
+}
+
 /// How user stacks are taken (`--unwind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum UnwindArg {

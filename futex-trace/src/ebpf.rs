@@ -19,8 +19,8 @@ use aya::Ebpf;
 use crate::abi::{
     RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, CFG_FOLLOW_FORKS,
     CFG_NO_STACKS, CFG_ONE_PID, CFG_STACK_PAGES, CFG_STACK_RATE, CFG_UNWIND, CFG_WAKER_EVERY,
-    C_AGG_FULL, C_INFLIGHT_FULL, FT_USTACK_PAGES,
-    C_LOST_EVENTS, C_MISSED_EXITS, C_STACK_ERRORS, LAT_KINDS,
+    C_AGG_FULL, C_INFLIGHT_FULL, C_LOST_EVENTS, C_MISSED_EXITS, C_STACK_ERRORS, FT_USTACK_PAGES,
+    LAT_KINDS,
 };
 use crate::event::{Event, EventKind};
 use crate::kernel;
@@ -406,13 +406,17 @@ impl KernelTracer {
             (CFG_NO_STACKS, u64::from(target.no_stacks)),
             (CFG_STACK_RATE, rate),
             (CFG_WAKER_EVERY, u64::from(target.waker_every)),
-            (CFG_UNWIND, u64::from(matches!(target.unwind, Unwind::Dwarf { .. }))),
+            (
+                CFG_UNWIND,
+                u64::from(matches!(target.unwind, Unwind::Dwarf { .. })),
+            ),
             (
                 CFG_STACK_PAGES,
                 match target.unwind {
                     // The stack pointer's own page is always copied, then whole pages.
-                    Unwind::Dwarf { bytes } => (bytes.div_ceil(4096).saturating_sub(1))
-                        .min(FT_USTACK_PAGES) as u64,
+                    Unwind::Dwarf { bytes } => {
+                        (bytes.div_ceil(4096).saturating_sub(1)).min(FT_USTACK_PAGES) as u64
+                    }
                     Unwind::FramePointers => 0,
                 },
             ),

@@ -4,8 +4,11 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::khash::KernelHash;
 
-/// What kind of wait or waker: lock contention (`mutex`), condition or idle waits (`condvar`), direct futex
-/// calls (`raw`), or a kernel futex of another process whose purpose is unknown (`kernel`).
+/// What kind of wait or waker: lock contention (`mutex`, `rw_lock`), condition or idle waits (`condvar`),
+/// direct futex calls (`raw`), a kernel futex of another process whose purpose is unknown (`kernel`).
+/// Kernel futexes are classified by their stacks (see [`crate::classify`]): `join` (waiting for a thread
+/// to end), `semaphore` (a semaphore or barrier), `idle` (a `--idle-frame` rule matched), besides the
+/// others. Events carry only the first four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitKind {
@@ -13,12 +16,34 @@ pub enum WaitKind {
     Mutex,
     Condvar,
     Kernel,
+    RwLock,
+    Join,
+    Semaphore,
+    Idle,
 }
 
 impl WaitKind {
-    /// Waits of this kind are idle (waiting for work or a signal), not contention for a lock.
+    /// Waits of this kind are idle (waiting for work, a signal or another thread's end), not contention
+    /// for a lock.
     pub fn is_idle(self) -> bool {
-        matches!(self, WaitKind::Condvar)
+        matches!(
+            self,
+            WaitKind::Condvar | WaitKind::Join | WaitKind::Semaphore | WaitKind::Idle
+        )
+    }
+
+    /// Its name in reports (as in JSON).
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitKind::Raw => "raw",
+            WaitKind::Mutex => "mutex",
+            WaitKind::Condvar => "condvar",
+            WaitKind::Kernel => "kernel",
+            WaitKind::RwLock => "rw_lock",
+            WaitKind::Join => "join",
+            WaitKind::Semaphore => "semaphore",
+            WaitKind::Idle => "idle",
+        }
     }
 }
 

@@ -24,6 +24,7 @@
 
 pub mod abi;
 pub mod args;
+pub mod classify;
 pub mod demo;
 pub mod ebpf;
 pub mod event;

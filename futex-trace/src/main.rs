@@ -271,6 +271,12 @@ struct Target {
     #[arg(long, value_name = "BYTES", default_value_t = futex_trace::ebpf::DEFAULT_STACK_BYTES,
           conflicts_with = "demo", value_parser = futex_trace::args::stack_bytes)]
     stack_bytes: usize,
+    /// A wait whose stack has a frame matching REGEX is idle (waiting for work), not contention: for
+    /// a program's own wait functions. Built in: condvar, join and semaphore/barrier waits (glibc's,
+    /// Rust std's, parking_lot's, futex-core's) are idle; mutex and rwlock waits are contention. E.g.
+    /// --idle-frame '^worker_pool::park$'.
+    #[arg(long, value_name = "REGEX", value_parser = futex_trace::args::regex)]
+    idle_frame: Option<regex::Regex>,
     /// eBPF: trace futex-core's own probes (USDT) in a program that links futex-core, instead of its
     /// kernel futexes: the buckets are then futex-core's real sleep queues.
     #[arg(long, conflicts_with = "demo")]
@@ -450,6 +456,7 @@ fn run(
     let opts = SessionOptions {
         duration,
         control: control.clone(),
+        idle_frame: target.idle_frame.clone(),
         ..SessionOptions::default()
     };
     let f = Session::start(source, opts, sinks)?.wait()?;
@@ -736,6 +743,7 @@ fn main() -> ExitCode {
                 duration: None,
                 control: control.clone(),
                 max_words: Some(usize::try_from(*max_words).unwrap_or(usize::MAX)),
+                idle_frame: target.idle_frame.clone(),
             };
             let session = Session::start(source, opts, vec![]).map_err(String::from)?;
             let opts = futex_trace::serve::ServeOptions {

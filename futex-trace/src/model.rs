@@ -71,6 +71,16 @@ impl Log2Hist {
 impl Log2Hist {
     /// The values added since `earlier` (an earlier copy of this histogram): per-slot and count
     /// differences; the sum's difference; the maximum is this one's (a maximum has no difference).
+    pub fn merge(&mut self, other: &Log2Hist) {
+        for (b, o) in self.buckets.iter_mut().zip(&other.buckets) {
+            *b += o;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// What was recorded after `earlier` (an older copy of this histogram).
     pub fn since(&self, earlier: &Log2Hist) -> Log2Hist {
         let mut d = Log2Hist {
             count: self.count.saturating_sub(earlier.count),

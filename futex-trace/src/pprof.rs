@@ -379,7 +379,7 @@ pub fn build(
 ) -> Profile {
     let mut b = Builder::new(stacks, side, span);
     let name = |pid: u32, addr: u64| crate::report::word_name(pid, addr, labels, stacks);
-    let kind = |a: &crate::model::AddrStats| format!("{:?}", a.kind()).to_lowercase();
+    let kind = |a: &crate::model::AddrStats| a.kind_in(stacks).name().to_string();
     let mut keys: Vec<_> = model.addresses.keys().copied().collect();
     keys.sort_unstable();
     let Some(t) = stacks else {

@@ -82,6 +82,13 @@ struct AddressRow<'a> {
     /// The stack that waited longest here, outermost frame first (eBPF sources; the observer has none).
     top_stack: Option<Vec<String>>,
     top_stack_wait_ns: Option<u64>,
+    /// In `top_stack`: how many frames lead to the program's own frame that waited (the first one
+    /// outside the threading library, counted from the outermost), e.g. `take_lock`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_stack_caller: Option<usize>,
+    /// That frame's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waited_in: Option<String>,
     /// Kernel sources: which kernel futex hash the word's calls went to last: `private` (the process's
     /// own table) or `global` (a shared futex, or a process without a private hash); null when unknown.
     kernel_table: Option<&'static str>,
@@ -211,6 +218,7 @@ fn build<'a>(
     stacks: Option<&'a StackTable>,
     what_if_slots: Option<u32>,
 ) -> Report<'a> {
+    let wait_split = m.wait_split(stacks);
     let mut addresses: Vec<AddressRow> = m
         .addresses
         .iter()
@@ -229,8 +237,8 @@ fn build<'a>(
             label: labels.get(&a).map(String::as_str).or_else(|| {
                 stacks.and_then(|t| t.addr_symbols.get(&(s.pid, a)).map(String::as_str))
             }),
-            kind: s.kind(),
-            idle: s.kind().is_idle(),
+            kind: s.kind_in(stacks),
+            idle: s.kind_in(stacks).is_idle(),
             waits: s.waits,
             waits_blocked: s.waits_blocked,
             wait_ns_total: s.wait_ns_total,
@@ -245,6 +253,14 @@ fn build<'a>(
                 .zip(s.top_stack())
                 .map(|(t, (id, _))| t.frame_names((s.pid, id))),
             top_stack_wait_ns: s.top_stack().map(|(_, ns)| ns),
+            top_stack_caller: stacks
+                .zip(s.top_stack())
+                .and_then(|(t, (id, _))| t.program_frame((s.pid, id)))
+                .map(|i| i + 1),
+            waited_in: stacks.zip(s.top_stack()).and_then(|(t, (id, _))| {
+                let i = t.program_frame((s.pid, id))?;
+                t.frame_names((s.pid, id)).get(i).cloned()
+            }),
         })
         .collect();
     addresses.sort_by(|a, b| {
@@ -299,8 +315,8 @@ fn build<'a>(
         addresses,
         buckets,
         requeue_edges,
-        wait_contention: (&m.wait_contention).into(),
-        wait_idle: (&m.wait_idle).into(),
+        wait_contention: (&wait_split.0).into(),
+        wait_idle: (&wait_split.1).into(),
         wake_to_return: (&m.wake_to_return).into(),
         sched_delay: (&m.sched_delay).into(),
         series: m
@@ -385,7 +401,7 @@ pub fn text(
     for (title, idle) in [
         ("Top locks (contention: time waited)", false),
         (
-            "Idle waits (condvar: waiting for work, not contention)",
+            "Idle waits (condvar, join, semaphore: waiting for work or a thread, not contention)",
             true,
         ),
     ] {
@@ -400,7 +416,7 @@ pub fn text(
                 o,
                 "  {:<18} {:<8} {:>8} {:>8} {:>11} {:>10} {:>10}  {}",
                 a.address,
-                format!("{:?}", a.kind).to_lowercase(),
+                a.kind.name(),
                 a.waits,
                 a.waits_blocked,
                 ns(a.wait_ns_total),
@@ -409,9 +425,11 @@ pub fn text(
                 a.label.unwrap_or("")
             );
             if let Some(stack) = &a.top_stack {
-                // The innermost frames say most: show up to four, innermost last.
-                let tail = &stack[stack.len().saturating_sub(4)..];
-                let _ = writeln!(o, "      stack: {}", tail.join(" ← ").replace(" ← ", " → "));
+                // Where the program waited: from its first frame outside the threading library
+                // (glibc, Rust std's and parking_lot's locks), three callers up, innermost last.
+                let at = a.top_stack_caller.unwrap_or(stack.len());
+                let tail = &stack[at.saturating_sub(4)..at];
+                let _ = writeln!(o, "      stack: {}", tail.join(" → "));
             }
         }
     }

@@ -564,7 +564,7 @@ impl prometheus_client::collector::Collector for Snapshot {
         let mut locks: Vec<_> = m
             .addresses
             .iter()
-            .filter(|(_, a)| a.waits > 0 && !a.kind().is_idle())
+            .filter(|(_, a)| a.waits > 0 && !a.kind_in(self.stacks.as_ref()).is_idle())
             .collect();
         locks.sort_by(|a, b| b.1.wait_ns_total.cmp(&a.1.wait_ns_total).then(a.0.cmp(b.0)));
         let mut slept = Vec::new();
@@ -646,17 +646,18 @@ impl prometheus_client::collector::Collector for Snapshot {
             "Futex words seen in a private kernel futex hash.",
             &[(vec![], private)],
         )?;
+        let (busy, idle) = m.wait_split(self.stacks.as_ref());
         histogram(
             &mut e,
             "futex_wait",
             "Time waited by waits that slept on locks (idle waits apart).",
-            &m.wait_contention,
+            &busy,
         )?;
         histogram(
             &mut e,
             "futex_idle_wait",
-            "Time waited by idle waits (condition variables).",
-            &m.wait_idle,
+            "Time waited by idle waits (condition variables, joins, semaphores).",
+            &idle,
         )?;
         histogram(
             &mut e,

@@ -341,6 +341,8 @@ pub struct SessionOptions {
     pub control: Arc<Control>,
     /// The model keeps at most this many futex words (see [`Model::max_words`]); `None`: all.
     pub max_words: Option<usize>,
+    /// `--idle-frame`: a wait whose stack has a frame matching this is idle (see [`crate::classify`]).
+    pub idle_frame: Option<regex::Regex>,
 }
 
 /// What the fold thread shares with readers.
@@ -391,7 +393,13 @@ impl Session {
             stacks: Mutex::new(match &stack_source {
                 StackSource::None => None,
                 StackSource::Kernel(_) => Some(StackTable::default()),
-                StackSource::Recorded(t) => Some(t.clone()),
+                StackSource::Recorded(t) => {
+                    let mut t = t.clone();
+                    if opts.idle_frame.is_some() {
+                        t.reclassify(opts.idle_frame.as_ref());
+                    }
+                    Some(t)
+                }
             }),
             status: Mutex::default(),
             notes: Mutex::default(),
@@ -406,7 +414,11 @@ impl Session {
             labels: labels.clone(),
             sinks,
             resolver: match stack_source {
-                StackSource::Kernel(map) => Some(Resolver::spawn(map, shared.clone())),
+                StackSource::Kernel(map) => Some(Resolver::spawn(
+                    map,
+                    shared.clone(),
+                    opts.idle_frame.clone(),
+                )),
                 _ => None,
             },
             seen: Seen::default(),
@@ -786,7 +798,7 @@ struct Resolver {
 }
 
 impl Resolver {
-    fn spawn(map: StackMap, shared: Arc<Shared>) -> Resolver {
+    fn spawn(map: StackMap, shared: Arc<Shared>, idle: Option<regex::Regex>) -> Resolver {
         let (tx, rx) = mpsc::channel::<ResolverMsg>();
         let handle = std::thread::Builder::new()
             .name("futex-stacks".into())
@@ -835,6 +847,7 @@ impl Resolver {
                         // before the symbols are ready still has them), then their names.
                         *lock(&shared.stacks) = Some(table.clone());
                         table.symbolize_with(&symbolizer);
+                        table.classify(idle.as_ref());
                     }
                     if !pending_addrs.is_empty() {
                         table.symbolize_addresses(&std::mem::take(&mut pending_addrs), &symbolizer);

@@ -76,12 +76,16 @@ pub struct StackTable {
     /// function without one), or at the end of the copy unwound, before the thread's first frame.
     #[serde(default)]
     pub truncated: BTreeSet<(u32, u32)>,
+    /// The wait class of each symbolized stack ([`StackTable::classify`]); derived, never stored.
+    #[serde(skip)]
+    pub kinds: BTreeMap<(u32, u32), crate::event::WaitKind>,
 }
 
 impl StackTable {
     /// Adds `other` to this table (a recording's STACKS chunks each add what was new): its stacks,
     /// symbols and names, and each process's name and mappings not seen yet.
     pub fn merge(&mut self, other: StackTable) {
+        self.kinds.extend(other.kinds);
         self.stacks.extend(other.stacks);
         self.truncated.extend(other.truncated);
         self.symbols.extend(other.symbols);
@@ -110,6 +114,7 @@ impl StackTable {
                 .filter(|k| !written.truncated.contains(k))
                 .copied()
                 .collect(),
+            kinds: BTreeMap::new(),
             symbols: (self.symbols.iter())
                 .filter(|(k, _)| !written.symbols.contains_key(k))
                 .map(|(k, v)| (*k, v.clone()))
@@ -256,7 +261,7 @@ impl StackTable {
                 symbolizer.symbolize_single(&src, Input::VirtOffset(virt))
             {
                 let name = if s.offset == 0 {
-                    s.name.to_string()
+                    demangle(&s.name)
                 } else {
                     format!("{}+{:#x}", s.name, s.offset)
                 };
@@ -299,8 +304,8 @@ impl StackTable {
             };
             for ((key, _), sym) in frames.iter().zip(syms) {
                 if let Symbolized::Sym(s) = sym {
-                    let mut names = vec![s.name.to_string()];
-                    names.extend(s.inlined.iter().map(|f| f.name.to_string()));
+                    let mut names = vec![demangle(&s.name)];
+                    names.extend(s.inlined.iter().map(|f| demangle(&f.name)));
                     self.symbols.insert(*key, names);
                 }
             }
@@ -310,24 +315,39 @@ impl StackTable {
     /// The frames of a stack, outermost first, as names: symbols where known, else `file+0xoffset`,
     /// else the raw address. Inlined functions appear as frames of their own.
     pub fn frame_names(&self, key: StackKey) -> Vec<String> {
+        self.frames(key).into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// As [`StackTable::frame_names`], each with the file its code is in (`None`: not in a file).
+    pub fn frames(&self, key: StackKey) -> Vec<(String, Option<&str>)> {
         let (pid, _) = key;
         let Some(ips) = self.stacks.get(&key) else {
-            return vec!["[stack not captured]".into()];
+            return vec![("[stack not captured]".into(), None)];
         };
         let mut out = Vec::with_capacity(ips.len());
         for &ip in ips.iter().rev() {
-            match self.symbols.get(&(pid, ip)) {
-                Some(names) => out.extend(names.iter().cloned()),
-                None => match self.locate(pid, ip) {
-                    Some((path, off)) => {
-                        let file = path.rsplit('/').next().unwrap_or(path);
-                        out.push(format!("{file}+{off:#x}"));
-                    }
-                    None => out.push(format!("[unknown] {ip:#x}")),
-                },
+            let at = self.locate(pid, ip);
+            match (self.symbols.get(&(pid, ip)), at) {
+                (Some(names), _) => out.extend(names.iter().map(|n| (n.clone(), at.map(|a| a.0)))),
+                (None, Some((path, off))) => {
+                    let file = path.rsplit('/').next().unwrap_or(path);
+                    out.push((format!("{file}+{off:#x}"), Some(path)));
+                }
+                (None, None) => out.push((format!("[unknown] {ip:#x}"), None)),
             }
         }
         out
+    }
+
+    /// Where in a stack (an index into [`StackTable::frame_names`]) the program itself waited: its
+    /// innermost frame outside the threading library. The library is decided by the file a frame's
+    /// code is in (glibc's libc and libpthread, the dynamic loader, libstdc++, libgcc); code linked into
+    /// the program (Rust's std, parking_lot, futex-core) by the crate its name is in.
+    pub fn program_frame(&self, key: StackKey) -> Option<usize> {
+        let frames = self.frames(key);
+        frames
+            .iter()
+            .rposition(|(name, file)| !threading_library(name, *file))
     }
 
     /// The share (0..=1) of the given stacks, weighted, that have at most two frames: the sign of a
@@ -353,9 +373,48 @@ impl StackTable {
     }
 }
 
-/// A symbolizer that demangles Rust and C++ names.
+/// Whether a frame belongs to the threading library rather than the program: by the file its code is
+/// in, or for code linked into the program, by its crate.
+fn threading_library(name: &str, file: Option<&str>) -> bool {
+    const FILES: &[&str] = &["libc.so", "libpthread", "ld-linux", "libstdc++", "libgcc_s"];
+    const CRATES: &[&str] = &[
+        "std::",
+        "core::",
+        "alloc::",
+        "parking_lot",
+        "lock_api::",
+        "futex_core::",
+    ];
+    let base = file.map(|f| f.rsplit('/').next().unwrap_or(f));
+    if base.is_some_and(|b| FILES.iter().any(|f| b.starts_with(f))) {
+        return true;
+    }
+    let name = name.trim_start_matches('<');
+    CRATES.iter().any(|c| name.starts_with(c))
+}
+
+/// A symbolizer. It demangles nothing itself: its demangler reads any name as a C++ type (a C function
+/// `w` came out as `wchar_t`), so names are demangled by [`demangle`], which looks at their scheme.
 pub fn new_symbolizer() -> Symbolizer {
-    Symbolizer::builder().enable_demangling(true).build()
+    Symbolizer::builder().enable_demangling(false).build()
+}
+
+/// A symbol's name demangled by its scheme: Rust (`_R`, or `_ZN…17h<hash>E`) without the hash, C++
+/// (`_Z`), else as it is (C names are not mangled).
+pub fn demangle(name: &str) -> String {
+    if name.starts_with("_R") || name.starts_with("_Z") {
+        if let Ok(d) = rustc_demangle::try_demangle(name) {
+            return format!("{d:#}");
+        }
+    }
+    if name.starts_with("_Z") {
+        if let Ok(sym) = cpp_demangle::Symbol::new(name) {
+            if let Ok(d) = sym.demangle() {
+                return d;
+            }
+        }
+    }
+    name.to_string()
 }
 
 /// What to tell a user whose stacks are mostly cut short.
@@ -459,6 +518,58 @@ mod tests {
             t.frame_names((1, 5)),
             vec!["[unknown] 0x1234".to_string(), "app+0x10010".to_string()]
         );
+    }
+
+    #[test]
+    fn only_mangled_names_are_demangled_by_their_scheme() {
+        assert_eq!(demangle("w"), "w");
+        assert_eq!(demangle("t"), "t");
+        assert_eq!(demangle("take_lock"), "take_lock");
+        assert_eq!(demangle("_ZN3foo3bar17h0123456789abcdefE"), "foo::bar");
+        assert_eq!(demangle("_RNvCs1234_3foo3bar"), "foo::bar");
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("_Z1wv"), "w()");
+    }
+
+    #[test]
+    fn the_program_frame_is_the_first_outside_the_threading_library() {
+        let mut t = StackTable::default();
+        let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+        let map = |start, path: &str| Mapping {
+            start,
+            end: start + 0x1000,
+            offset: 0,
+            path: path.into(),
+            exec: true,
+        };
+        t.processes.insert(
+            1,
+            ProcessInfo {
+                comm: "app".into(),
+                maps: vec![map(0x1000, "/usr/bin/app"), map(0x9000, libc)],
+            },
+        );
+        // Innermost first: libc's lock wait, libc's pthread_mutex_lock, then the program.
+        t.stacks
+            .insert((1, 1), vec![0x9010, 0x9020, 0x1010, 0x1020]);
+        for (ip, n) in [
+            (0x9010, "__lll_lock_wait"),
+            (0x9020, "pthread_mutex_lock"),
+            (0x1010, "take_lock"),
+            (0x1020, "main"),
+        ] {
+            t.symbols.insert((1, ip), vec![n.into()]);
+        }
+        let names = t.frame_names((1, 1));
+        assert_eq!(names[t.program_frame((1, 1)).unwrap()], "take_lock");
+        // Rust's std linked into the program is the library by its crate.
+        t.symbols.insert(
+            (1, 0x1010),
+            vec!["std::sys::sync::mutex::futex::Mutex::lock_contended".into()],
+        );
+        assert_eq!(names.len(), 4);
+        let names = t.frame_names((1, 1));
+        assert_eq!(names[t.program_frame((1, 1)).unwrap()], "main");
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl From<StacksChunk> for StackTable {
                 .map(|(p, a, v)| ((p, a), v))
                 .collect(),
             truncated: c.truncated.into_iter().collect(),
+            kinds: Default::default(),
         }
     }
 }
@@ -551,6 +552,7 @@ pub fn read(r: impl Read, mut on_event: impl FnMut(&Event)) -> Result<Trace, Rea
         }
     }
     let warning = reader.warning(end.as_ref());
+    stacks.classify(None);
     Ok(Trace {
         meta: reader.meta,
         stacks,

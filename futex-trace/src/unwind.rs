@@ -179,7 +179,7 @@ impl StackUnwinder {
                     }
                 }
                 Ok(None) => break,
-                Err(e) => {
+                Err(_) => {
                     out.truncated = true;
                     break;
                 }
@@ -197,7 +197,8 @@ impl StackUnwinder {
             added: Vec::new(),
             last_read: None,
         });
-        let stale = !in_code(&p.maps, ip) && p.last_read.is_none_or(|t| t.elapsed() >= REREAD_EVERY);
+        let stale =
+            !in_code(&p.maps, ip) && p.last_read.is_none_or(|t| t.elapsed() >= REREAD_EVERY);
         if stale {
             p.last_read = Some(Instant::now());
             if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
@@ -335,11 +336,11 @@ mod tests {
         // The copy is taken after: the bytes at and above `sp` are this frame's and its callers'.
         let len = 64 * 1024;
         buf.resize(len, 0);
-        // SAFETY: [sp, sp + len) is this thread's stack above the current frame (the main test
-        // thread's stack is 2 MiB, the frames above this one are far smaller than 64 KiB, and
-        // the copy stays below the top: checked against the thread's stack bounds).
         let top = stack_top();
         let n = (len as u64).min(top - sp) as usize;
+        // SAFETY: [sp, sp + n) lies in this thread's stack mapping, between the live stack pointer
+        // and the top of the thread's stack block (pthread_getattr_np), so it is mapped and readable;
+        // `buf` holds `len` >= n bytes and does not overlap the stack (it is on the heap).
         unsafe { std::ptr::copy_nonoverlapping(sp as *const u8, buf.as_mut_ptr(), n) };
         buf.truncate(n);
         (ip, sp, bp)
@@ -399,4 +400,3 @@ mod tests {
         assert!(s.truncated && s.ips.is_empty());
     }
 }
-

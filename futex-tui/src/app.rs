@@ -144,24 +144,6 @@ pub struct LockRow {
     pub top_stack: Option<String>,
 }
 
-/// The frame of a stack worth a column: the innermost one that is not a syscall or futex wrapper.
-pub fn telling_frame(frames: &[String]) -> Option<String> {
-    frames
-        .iter()
-        .rev()
-        .find(|f| {
-            let l = f.to_lowercase();
-            !(l.contains("syscall")
-                || l.contains("futex")
-                || l.starts_with("__lll_")
-                || l.starts_with("[unknown]")
-                || l.contains("parker")
-                || l.contains("thread_parking"))
-        })
-        .or(frames.last())
-        .cloned()
-}
-
 /// Which buckets the buckets panel shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BucketView {
@@ -336,7 +318,7 @@ impl App {
                 .model
                 .addresses
                 .values()
-                .filter(|a| a.kind().is_idle())
+                .filter(|a| a.kind_in(self.stacks.as_ref()).is_idle())
                 .map(|a| a.waits)
                 .sum();
             self.idle_per_sec = idle.saturating_sub(self.prev_idle) as f64 / dt;
@@ -380,7 +362,7 @@ impl App {
             .model
             .addresses
             .iter()
-            .filter(|(_, s)| !s.kind().is_idle())
+            .filter(|(_, s)| !s.kind_in(self.stacks.as_ref()).is_idle())
             .map(|(&(pid, addr), s)| LockRow {
                 pid,
                 addr,
@@ -389,7 +371,7 @@ impl App {
                         .as_ref()
                         .and_then(|t| t.addr_symbols.get(&(s.pid, addr)).cloned())
                 }),
-                kind: s.kind(),
+                kind: s.kind_in(self.stacks.as_ref()),
                 waits: s.waits,
                 waits_per_sec: rates
                     .and_then(|r| r.get(&(pid, addr)))
@@ -407,7 +389,13 @@ impl App {
                     .stacks
                     .as_ref()
                     .zip(s.top_stack())
-                    .and_then(|(t, (id, _))| telling_frame(&t.frame_names((s.pid, id)))),
+                    .and_then(|(t, (id, _))| {
+                        // The program's own frame that waited (not glibc's or std's lock code).
+                        let names = t.frame_names((s.pid, id));
+                        t.program_frame((s.pid, id))
+                            .and_then(|i| names.get(i).cloned())
+                            .or_else(|| names.last().cloned())
+                    }),
             })
             .collect();
         // Ties broken by address, so the order does not depend on hash-map iteration.
@@ -460,7 +448,7 @@ impl App {
                 .insert(*k, (a.waits_blocked, a.wait_ns_total))
                 .unwrap_or_default();
             blocked_rates.insert(*k, a.waits_blocked.saturating_sub(slept0) as f64 / dt);
-            if a.kind().is_idle() || !tracked.contains(k) {
+            if a.kind_in(self.stacks.as_ref()).is_idle() || !tracked.contains(k) {
                 continue;
             }
             let prev = self.prev_lock_hist.entry(*k).or_default();

@@ -134,7 +134,9 @@ fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
                 end_command: (!cli.leave_running).then_some(END_GRACE),
                 no_stacks: cli.no_stacks,
                 usdt: cli.usdt,
-                unwind: cli.unwind.with_bytes(futex_trace::ebpf::DEFAULT_STACK_BYTES),
+                unwind: cli
+                    .unwind
+                    .with_bytes(futex_trace::ebpf::DEFAULT_STACK_BYTES),
                 ..KernelOptions::default()
             },
         )?),

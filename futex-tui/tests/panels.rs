@@ -205,6 +205,28 @@ fn lock_orders_stacks() -> futex_trace::stacks::StackTable {
     ] {
         t.symbols.insert((42, ip), vec![name.to_string()]);
     }
+    // `syscall` is glibc's (the threading library: not the frame shown), the rest the program's.
+    let map = |start: u64, path: &str| futex_trace::stacks::Mapping {
+        start,
+        end: start + 0x10,
+        offset: 0,
+        path: path.into(),
+        exec: true,
+    };
+    let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+    t.processes.insert(
+        42,
+        futex_trace::stacks::ProcessInfo {
+            comm: "app".into(),
+            maps: vec![
+                map(0x10, libc),
+                map(0x20, "/usr/bin/app"),
+                map(0x30, "/usr/bin/app"),
+                map(0x40, libc),
+                map(0x50, "/usr/bin/app"),
+            ],
+        },
+    );
     t
 }
 

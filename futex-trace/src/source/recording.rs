@@ -75,6 +75,7 @@ impl RecordingSource {
         if end.is_none() {
             stacks.symbolize();
         }
+        stacks.classify(None);
         Ok(RecordingSource {
             path: path.to_path_buf(),
             reader: open_reader(path)?,

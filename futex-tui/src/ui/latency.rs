@@ -44,14 +44,15 @@ pub(super) fn hist_bars(h: &Log2Hist) -> String {
 
 pub fn draw_latency(f: &mut Frame, area: Rect, app: &App) {
     let m = &app.model;
+    let (busy, idle) = m.wait_split(app.stacks.as_ref());
     let mut lines = vec![
         Line::from(format!(
             "{:<10}{:>7}{:>7}{:>7}{:>7}",
             "", "p50", "p90", "p99", "max"
         ))
         .bold(),
-        latency_line(app, "wait locks", &m.wait_contention),
-        latency_line(app, "wait idle", &m.wait_idle),
+        latency_line(app, "wait locks", &busy),
+        latency_line(app, "wait idle", &idle),
         latency_line(app, "wake→ret", &m.wake_to_return),
         Line::from(if area.width >= 45 {
             format!("wake→ret 256ns|{}|1s", hist_bars(&m.wake_to_return))

@@ -44,7 +44,7 @@ pub fn draw_locks(f: &mut Frame, area: Rect, app: &App) {
             r.label.clone().unwrap_or_else(|| format!("{:#x}", r.addr)),
         )];
         if !narrow {
-            cells.push(Cell::from(format!("{:?}", r.kind).to_lowercase()));
+            cells.push(Cell::from(r.kind.name().to_string()));
         }
         cells.push(Cell::from(si(r.waits_per_sec)));
         cells.push(Cell::from(ns(r.wait_ns_total)));
