@@ -46,10 +46,33 @@ const CLASSES: &[(&str, WaitKind)] = &[
 
 /// The class a frame's function name says, if any.
 pub fn frame_class(name: &str) -> Option<WaitKind> {
+    let name = plain_path(name);
     CLASSES
         .iter()
         .find(|(frag, _)| name.contains(frag))
         .map(|(_, k)| *k)
+}
+
+/// A demangled Rust or C++ name without generic arguments and qualified-path brackets:
+/// `<std::sys::sync::mutex::futex::Mutex>::lock_contended` and `std::sync::Mutex<T>::lock` become
+/// `std::sys::sync::mutex::futex::Mutex::lock_contended` and `std::sync::Mutex::lock`.
+fn plain_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    // For each open '<': whether it opened generic arguments (dropped with their content).
+    let mut open: Vec<bool> = Vec::new();
+    let mut prev = ' ';
+    for c in name.chars() {
+        match c {
+            '<' => open.push(prev.is_alphanumeric() || prev == '_' || open.last() == Some(&true)),
+            '>' => {
+                open.pop();
+            }
+            _ if open.last() == Some(&true) => {}
+            _ => out.push(c),
+        }
+        prev = c;
+    }
+    out
 }
 
 /// The class of a stack (frames outermost first, as [`StackTable::frame_names`] gives them): an
@@ -187,6 +210,26 @@ mod tests {
         );
         assert!(WaitKind::Join.is_idle() && WaitKind::Semaphore.is_idle());
         assert!(!WaitKind::Mutex.is_idle() && !WaitKind::RwLock.is_idle());
+    }
+
+    #[test]
+    fn generic_arguments_and_qualified_paths_do_not_hide_a_class() {
+        assert_eq!(
+            plain_path("<std::sys::sync::mutex::futex::Mutex>::lock_contended"),
+            "std::sys::sync::mutex::futex::Mutex::lock_contended"
+        );
+        assert_eq!(
+            plain_path("std::sync::poison::mutex::Mutex<T>::lock"),
+            "std::sync::poison::mutex::Mutex::lock"
+        );
+        assert_eq!(
+            plain_path("<lock_api::mutex::Mutex<parking_lot::raw_mutex::RawMutex, u32>>::lock"),
+            "lock_api::mutex::Mutex::lock"
+        );
+        assert_eq!(
+            frame_class("<std::sys::sync::condvar::futex::Condvar>::wait_optional_timeout"),
+            Some(WaitKind::Condvar)
+        );
     }
 
     #[test]

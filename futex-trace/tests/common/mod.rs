@@ -47,29 +47,49 @@ pub(crate) fn privileged(test: &str) -> bool {
 )]
 pub(crate) fn workload() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/<test binary> → target/<profile>/futex-workload
-            let exe = std::env::current_exe().expect("the test binary's path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|d| d.parent())
-                .expect("target/<profile>");
-            let target_dir = profile_dir.parent().expect("target/");
-            let release = profile_dir.file_name().is_some_and(|n| n == "release");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = std::process::Command::new(cargo);
-            build
-                .args(["build", "--quiet", "-p", "futex-workload", "--target-dir"])
-                .arg(target_dir);
-            if release {
-                build.arg("--release");
-            }
-            let status = build.status().expect("run cargo to build futex-workload");
-            assert!(status.success(), "building futex-workload failed");
-            profile_dir.join("futex-workload")
-        })
-        .clone()
+    BUILT.get_or_init(|| build_workload(false)).clone()
+}
+
+/// The `futex-workload` binary built with the release profile (no forced frame pointers, as a default
+/// `cargo build --release` makes programs), into this test's target directory.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module runs the workload"
+)]
+pub(crate) fn release_workload() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_workload(true)).clone()
+}
+
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module runs the workload"
+)]
+fn build_workload(force_release: bool) -> std::path::PathBuf {
+    // target/<profile>/deps/<test binary> → target/<profile>/futex-workload
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let target_dir = profile_dir.parent().expect("target/");
+    let release = force_release || profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--quiet", "-p", "futex-workload", "--target-dir"])
+        .arg(target_dir);
+    if release {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo to build futex-workload");
+    assert!(status.success(), "building futex-workload failed");
+    let dir = if release {
+        target_dir.join("release")
+    } else {
+        profile_dir.to_path_buf()
+    };
+    dir.join("futex-workload")
 }
 
 /// Takes a futex-trace child's stderr and reads it until futex-trace says it is tracing (its first line,

@@ -1,0 +1,298 @@
+//! Stacks of programs as distributions build them, for real (root only; a skip is a failure under
+//! CI=true): a C program on glibc's locks built with and without frame pointers, and a Rust release
+//! build, unwound from CFI (`--unwind dwarf`, the default), compared with `perf record --call-graph
+//! dwarf` on the same program; their waits classified (mutex, condvar, join).
+
+mod common;
+use common::{privileged, succeeded};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_futex-trace"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("futex-trace-unwind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// futex-workload/c/contend.c built with gcc -O2 and `flags`.
+fn contend(name: &str, flags: &str) -> PathBuf {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../futex-workload/c/contend.c");
+    let out = tmp(name);
+    let st = Command::new("gcc")
+        .args(["-O2", flags, "-pthread", "-o"])
+        .arg(&out)
+        .arg(src)
+        .status()
+        .expect("gcc (Debian's gcc package) builds the C workload");
+    assert!(st.success(), "gcc failed on {src}");
+    out
+}
+
+/// Records `cmd` (default options but `extra`); returns the recording.
+fn record(name: &str, extra: &[&str], cmd: &[&str]) -> PathBuf {
+    let trace = tmp(&format!("{name}.ftr"));
+    let out = bin()
+        .args(["record", "-o"])
+        .arg(&trace)
+        .args(extra)
+        .arg("--command-output")
+        .arg(tmp(&format!("{name}.out")))
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    trace
+}
+
+/// The waiting stacks of a recording: folded stack (outermost first, without the process frame) →
+/// nanoseconds.
+fn folded(trace: &Path) -> HashMap<Vec<String>, u64> {
+    let out = bin()
+        .args(["flamegraph", "--folded", "-o", "-"])
+        .arg(trace)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let mut stacks = HashMap::new();
+    for l in String::from_utf8(out.stdout).unwrap().lines() {
+        let (stack, ns) = l.rsplit_once(' ').unwrap();
+        let frames: Vec<String> = stack.split(';').skip(1).map(String::from).collect();
+        *stacks.entry(frames).or_default() += ns.parse::<u64>().unwrap();
+    }
+    stacks
+}
+
+fn report_json(trace: &Path) -> Value {
+    let out = bin()
+        .args(["report", "--json"])
+        .arg(trace)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The share of the time waited in stacks through `through` that also have every one of `want`.
+fn share_with(stacks: &HashMap<Vec<String>, u64>, through: &str, want: &[&str]) -> f64 {
+    let (mut all, mut with) = (0u64, 0u64);
+    for (frames, ns) in stacks {
+        if !frames.iter().any(|f| f.contains(through)) {
+            continue;
+        }
+        all += ns;
+        if want.iter().all(|w| frames.iter().any(|f| f.contains(w))) {
+            with += ns;
+        }
+    }
+    assert!(all > 0, "no stack goes through {through}: {stacks:#?}");
+    with as f64 / all as f64
+}
+
+fn word<'a>(r: &'a Value, kind: &str) -> &'a Value {
+    r["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} word in {:#}", r["addresses"]))
+}
+
+#[test]
+fn c_stacks_go_through_glibc_with_and_without_frame_pointers_and_condvar_and_join_waits_are_idle() {
+    if !privileged(
+        "c_stacks_go_through_glibc_with_and_without_frame_pointers_and_condvar_and_join_waits_are_idle",
+    ) {
+        return;
+    }
+    for (name, flags) in [
+        ("contend-fp", "-fno-omit-frame-pointer"),
+        ("contend-nofp", "-fomit-frame-pointer"),
+    ] {
+        let exe = contend(name, flags);
+        let trace = record(name, &[], &[exe.to_str().unwrap(), "1.5"]);
+        let stacks = folded(&trace);
+        let lock = ["pthread_mutex_lock", "take_lock", "do_work", "start_thread"];
+        let share = share_with(&stacks, "lll_lock_wait", &lock);
+        assert!(
+            share >= 0.95,
+            "{name}: {:.1}% of the mutex's waiting time has {lock:?}: {stacks:#?}",
+            share * 100.0
+        );
+        assert!(
+            share_with(
+                &stacks,
+                "pthread_cond_wait",
+                &["wait_for_the_end", "start_thread"]
+            ) >= 0.95
+        );
+        assert!(share_with(&stacks, "clockjoin", &["main", "__libc_start_main"]) >= 0.95);
+        // No frame outside the program's mappings is drawn.
+        assert!(
+            !stacks.keys().flatten().any(|f| f.starts_with("[unknown]")),
+            "{name}: {stacks:#?}"
+        );
+
+        let r = report_json(&trace);
+        let lock_word = word(&r, "mutex");
+        assert_eq!(lock_word["label"], "lock", "{name}: {lock_word:#}");
+        assert_eq!(lock_word["idle"], false);
+        assert_eq!(lock_word["waited_in"], "take_lock", "{name}: {lock_word:#}");
+        for kind in ["condvar", "join"] {
+            let w = word(&r, kind);
+            assert_eq!(w["idle"], true, "{name}: {w:#}");
+        }
+        assert_eq!(word(&r, "condvar")["waited_in"], "wait_for_the_end");
+        assert!(
+            r["wait_idle"]["count"].as_u64().unwrap() >= 2,
+            "{name}: {r:#}"
+        );
+
+        // The text report's "Top locks (contention)" holds the mutex and neither idle wait.
+        let text = bin().arg("report").arg(&trace).output().unwrap();
+        succeeded(&text);
+        let text = String::from_utf8(text.stdout).unwrap();
+        let top = text
+            .split("Top locks")
+            .nth(1)
+            .and_then(|t| t.split("Idle waits").next())
+            .unwrap();
+        assert!(
+            top.contains(" mutex ") && top.contains("take_lock"),
+            "{text}"
+        );
+        assert!(
+            !top.contains("condvar") && !top.contains(" join "),
+            "{text}"
+        );
+    }
+}
+
+/// `perf script` callchains of a `perf record --call-graph dwarf` on futex syscall entries: each
+/// sample's frames, innermost first.
+fn perf_chains(cmd: &[&str]) -> Vec<Vec<String>> {
+    let data = tmp("perf.data");
+    let st = Command::new("perf")
+        .args([
+            "record",
+            "-q",
+            "-e",
+            "syscalls:sys_enter_futex",
+            "--call-graph",
+            "dwarf",
+            "-o",
+        ])
+        .arg(&data)
+        .arg("--")
+        .args(cmd)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("perf (Debian's linux-perf package)");
+    assert!(st.success(), "perf record failed");
+    let out = Command::new("perf")
+        .args(["script", "-F", "ip,sym", "-i"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .split("\n\n")
+        .map(|sample| {
+            sample
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+                .collect()
+        })
+        .filter(|c: &Vec<String>| !c.is_empty())
+        .collect()
+}
+
+#[test]
+fn stacks_are_the_ones_perf_unwinds_from_dwarf() {
+    if !privileged("stacks_are_the_ones_perf_unwinds_from_dwarf") {
+        return;
+    }
+    let exe = contend("contend-perf", "-fomit-frame-pointer");
+    let exe = exe.to_str().unwrap();
+    // The program's and glibc's frames each tool names the same way (glibc's internal aliases aside).
+    let names = [
+        "clone3",
+        "start_thread",
+        "worker",
+        "do_work",
+        "take_lock",
+        "wait_for_the_end",
+        "main",
+    ];
+    let keep = |frames: &mut dyn Iterator<Item = &String>| -> Vec<String> {
+        frames
+            .filter(|f| names.contains(&f.as_str()))
+            .cloned()
+            .collect()
+    };
+    let perf: std::collections::BTreeSet<Vec<String>> = perf_chains(&[exe, "1"])
+        .iter()
+        .map(|c| keep(&mut c.iter()))
+        .filter(|c| c.contains(&"take_lock".to_string()))
+        .collect();
+    let trace = record("contend-perf", &[], &[exe, "1"]);
+    let ours: std::collections::BTreeSet<Vec<String>> = folded(&trace)
+        .keys()
+        .map(|f| keep(&mut f.iter().rev()))
+        .filter(|c| c.contains(&"take_lock".to_string()))
+        .collect();
+    let expected = vec!["take_lock", "do_work", "worker", "start_thread", "clone3"];
+    assert!(
+        perf.contains(&expected.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        "perf: {perf:?}"
+    );
+    assert_eq!(ours, perf, "ours (innermost first) vs perf's");
+}
+
+#[test]
+fn a_rust_release_build_unwinds_through_std_and_its_mutex_is_contention() {
+    if !privileged("a_rust_release_build_unwinds_through_std_and_its_mutex_is_contention") {
+        return;
+    }
+    let exe = common::release_workload();
+    let exe = exe.to_str().unwrap();
+    let trace = record(
+        "rust-release",
+        &[],
+        &[exe, "--contend", "1", "--threads", "4"],
+    );
+    let stacks = folded(&trace);
+    let share = share_with(
+        &stacks,
+        "lock_contended",
+        &["futex_wait", "futex_workload::contend", "start_thread"],
+    );
+    assert!(share >= 0.95, "{:.1}%: {stacks:#?}", share * 100.0);
+    // With frame pointers only, the kernel's walk skips the functions that call glibc's syscall().
+    let fp = folded(&record(
+        "rust-release-fp",
+        &["--unwind", "fp"],
+        &[exe, "--contend", "1", "--threads", "4"],
+    ));
+    assert!(
+        !fp.keys().flatten().any(|f| f.contains("lock_contended")),
+        "frame pointers found lock_contended: the comparison no longer shows what --unwind dwarf adds"
+    );
+    let r = report_json(&trace);
+    let m = word(&r, "mutex");
+    assert_eq!(m["idle"], false);
+    assert!(
+        m["waited_in"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("futex_workload::")),
+        "{m:#}"
+    );
+}
