@@ -249,7 +249,7 @@ fn stacks_are_the_ones_perf_unwinds_from_dwarf() {
         .map(|f| keep(&mut f.iter().rev()))
         .filter(|c| c.contains(&"take_lock".to_string()))
         .collect();
-    let expected = vec!["take_lock", "do_work", "worker", "start_thread", "clone3"];
+    let expected = ["take_lock", "do_work", "worker", "start_thread", "clone3"];
     assert!(
         perf.contains(&expected.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
         "perf: {perf:?}"
