@@ -60,6 +60,9 @@ pub struct RecordingSink {
     max_size: Option<u64>,
 }
 
+/// Events written between two checks of `--max-size` (about 80 kB).
+const MAX_SIZE_SLICE: usize = 1024;
+
 impl RecordingSink {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         RecordingSink {
@@ -111,18 +114,27 @@ impl Sink for RecordingSink {
     }
 
     fn events(&mut self, batch: &[Event]) -> Result<(), SinkError> {
-        let Some(w) = self.writer.as_mut() else {
-            return Ok(());
+        // With a size limit, a large batch (a reader that fell behind) is written a slice at a time,
+        // so that the recording stops near the limit rather than a whole batch past it.
+        let slice = if self.max_size.is_some() {
+            MAX_SIZE_SLICE
+        } else {
+            batch.len().max(1)
         };
-        let (wrote, bytes) = (w.events(batch), w.bytes());
-        wrote.map_err(|e| self.failed(e))?;
-        match self.max_size {
-            Some(max) if bytes >= max => Err(SinkError::Full(format!(
-                "{} reached --max-size ({bytes} bytes): tracing stopped; the recording ends cleanly",
-                self.path.display(),
-            ))),
-            _ => Ok(()),
+        for part in batch.chunks(slice) {
+            let Some(w) = self.writer.as_mut() else {
+                return Ok(());
+            };
+            let (wrote, bytes) = (w.events(part), w.bytes());
+            wrote.map_err(|e| self.failed(e))?;
+            if self.max_size.is_some_and(|m| bytes >= m) {
+                return Err(SinkError::Full(format!(
+                    "{} reached --max-size ({bytes} bytes): tracing stopped; the recording ends cleanly",
+                    self.path.display(),
+                )));
+            }
         }
+        Ok(())
     }
 
     fn written(&self) -> Option<u64> {

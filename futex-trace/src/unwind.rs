@@ -267,7 +267,11 @@ fn file_unwind_info(path: &str) -> Option<FileUnwindInfo> {
             None => (None, None),
         }
     };
-    let (text_svma, text) = section(".text");
+    // Not `.text`'s bytes (megabytes): framehop reads code only to unwind a first frame caught in a
+    // prologue or epilogue, and a first frame here is a syscall's return or a probe site, never that.
+    let text_svma = file
+        .section_by_name(".text")
+        .map(|s| s.address()..s.address() + s.size());
     let (eh_frame_svma, eh_frame) = section(".eh_frame");
     let (eh_frame_hdr_svma, eh_frame_hdr) = section(".eh_frame_hdr");
     let (got_svma, _) = section(".got");
@@ -284,7 +288,6 @@ fn file_unwind_info(path: &str) -> Option<FileUnwindInfo> {
         sections: ExplicitModuleSectionInfo {
             base_svma: 0,
             text_svma,
-            text,
             got_svma,
             eh_frame_svma,
             eh_frame,
@@ -312,63 +315,64 @@ impl RawUstackHead {
     }
 }
 
+/// This thread's registers and a copy of its stack from the stack pointer up (at most 64 KiB), taken as
+/// the eBPF side takes them at a syscall: for tests and benchmarks of the unwinder.
+#[doc(hidden)]
+#[inline(never)]
+pub fn snapshot_this_thread() -> (u64, u64, u64, Vec<u8>) {
+    let (ip, sp, bp): (u64, u64, u64);
+    // SAFETY: reads the instruction pointer, stack pointer and frame pointer into registers; touches
+    // no memory and leaves the stack as it was.
+    unsafe {
+        std::arch::asm!(
+            "lea {ip}, [rip]",
+            "mov {sp}, rsp",
+            "mov {bp}, rbp",
+            ip = out(reg) ip,
+            sp = out(reg) sp,
+            bp = out(reg) bp,
+        );
+    }
+    // The copy is taken after: the bytes at and above `sp` are this frame's and its callers'.
+    let n = (64 * 1024u64).min(stack_top().saturating_sub(sp)) as usize;
+    let mut buf = vec![0u8; n];
+    // SAFETY: [sp, sp + n) lies in this thread's stack mapping, between the live stack pointer and the
+    // top of the thread's stack block (pthread_getattr_np), so it is mapped and readable; `buf` holds n
+    // bytes and does not overlap the stack (it is on the heap).
+    unsafe { std::ptr::copy_nonoverlapping(sp as *const u8, buf.as_mut_ptr(), n) };
+    (ip, sp, bp, buf)
+}
+
+/// The top of this thread's stack block.
+fn stack_top() -> u64 {
+    // SAFETY: pthread_getattr_np fills `attr` for the calling thread; it is destroyed after use, and
+    // the pointers given are to live locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return 0;
+        }
+        let mut addr = std::ptr::null_mut();
+        let mut size = 0;
+        libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        addr as u64 + size as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Unwinds this very thread: its registers and a copy of its stack, as the eBPF side would take
-    /// them at a syscall, must give back this test's function and its callers.
     #[inline(never)]
-    fn capture_here(buf: &mut Vec<u8>) -> (u64, u64, u64) {
-        let (ip, sp, bp): (u64, u64, u64);
-        // SAFETY: reads the instruction pointer, stack pointer and frame pointer into registers;
-        // touches no memory and leaves the stack as it was.
-        unsafe {
-            std::arch::asm!(
-                "lea {ip}, [rip]",
-                "mov {sp}, rsp",
-                "mov {bp}, rbp",
-                ip = out(reg) ip,
-                sp = out(reg) sp,
-                bp = out(reg) bp,
-            );
-        }
-        // The copy is taken after: the bytes at and above `sp` are this frame's and its callers'.
-        let len = 64 * 1024;
-        buf.resize(len, 0);
-        let top = stack_top();
-        let n = (len as u64).min(top - sp) as usize;
-        // SAFETY: [sp, sp + n) lies in this thread's stack mapping, between the live stack pointer
-        // and the top of the thread's stack block (pthread_getattr_np), so it is mapped and readable;
-        // `buf` holds `len` >= n bytes and does not overlap the stack (it is on the heap).
-        unsafe { std::ptr::copy_nonoverlapping(sp as *const u8, buf.as_mut_ptr(), n) };
-        buf.truncate(n);
-        (ip, sp, bp)
-    }
-
-    fn stack_top() -> u64 {
-        // SAFETY: pthread_getattr_np fills `attr` for the calling thread; it is destroyed after use.
-        unsafe {
-            let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-            assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
-            let mut addr = std::ptr::null_mut();
-            let mut size = 0;
-            libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
-            libc::pthread_attr_destroy(&mut attr);
-            addr as u64 + size as u64
-        }
-    }
-
-    #[inline(never)]
-    fn marker_unwind_caller(buf: &mut Vec<u8>) -> (u64, u64, u64) {
-        let r = capture_here(buf);
+    fn marker_unwind_caller() -> (u64, u64, u64, Vec<u8>) {
+        let r = snapshot_this_thread();
         std::hint::black_box(r)
     }
 
     #[test]
     fn unwinds_this_thread_through_its_callers() {
-        let mut buf = Vec::new();
-        let (ip, sp, bp) = marker_unwind_caller(&mut buf);
+        let (ip, sp, bp, buf) = marker_unwind_caller();
         let pid = std::process::id();
         let mut u = StackUnwinder::default();
         let stack = u.unwind(pid, ip, sp, bp, &buf);
@@ -377,7 +381,7 @@ mod tests {
         t.stacks.insert((pid, 0), stack.ips.clone());
         t.symbolize();
         let names = t.frame_names((pid, 0)).join(";");
-        assert!(names.contains("capture_here"), "{names}");
+        assert!(names.contains("snapshot_this_thread"), "{names}");
         assert!(names.contains("marker_unwind_caller"), "{names}");
         assert!(
             names.contains("unwinds_this_thread_through_its_callers"),
