@@ -180,6 +180,9 @@ struct Report<'a> {
     kernel_buckets_what_if: Option<WhatIf<'a>>,
     wait_contention: Latency,
     wait_idle: Latency,
+    /// Of the time waited in sampled stacks, the share (0..=1) in stacks cut short: at a frame outside
+    /// every mapping, or deeper than the stack copy (null: no stacks).
+    stacks_truncated_share: Option<f64>,
     wake_to_return: Latency,
     sched_delay: Latency,
     /// Per second since the first event (the last ten minutes): waits that slept, their time, wakes,
@@ -317,6 +320,8 @@ fn build<'a>(
         requeue_edges,
         wait_contention: (&wait_split.0).into(),
         wait_idle: (&wait_split.1).into(),
+        stacks_truncated_share: stacks
+            .map(|t| t.truncated_share(m.stacks.iter().map(|(k, s)| (k, s.wait_ns)))),
         wake_to_return: (&m.wake_to_return).into(),
         sched_delay: (&m.sched_delay).into(),
         series: m
@@ -397,6 +402,13 @@ pub fn text(
         );
     } else {
         let _ = writeln!(o, "lost events: 0");
+    }
+    if let Some(cut) = r.stacks_truncated_share.filter(|&c| c > 0.0) {
+        let _ = writeln!(
+            o,
+            "stacks cut short (truncated): {:.1}% of the sampled waiting time",
+            cut * 100.0
+        );
     }
     for (title, idle) in [
         ("Top locks (contention: time waited)", false),

@@ -770,9 +770,18 @@ pub fn trace_warnings(
         }
     }
     if let Some(stacks) = stacks {
-        let short = stacks.short_stack_share(model.stacks.iter().map(|(k, s)| (k, s.wait_ns)));
+        let weights = || model.stacks.iter().map(|(k, s)| (k, s.wait_ns));
+        let short = stacks.short_stack_share(weights());
+        let cut = stacks.truncated_share(weights());
         if short > 0.5 {
             w.push(SHORT_STACKS_HELP.to_string());
+        } else if cut > 0.1 {
+            w.push(format!(
+                "{:.0}% of the sampled waiting time is in stacks cut short (truncated): a frame-pointer \
+                 walk (--unwind fp) that met code without frame pointers (the default, --unwind dwarf, \
+                 unwinds it), or a stack deeper than --stack-bytes (raise it, up to 24576)",
+                cut * 100.0
+            ));
         }
     }
     w

@@ -418,9 +418,10 @@ pub fn demangle(name: &str) -> String {
 }
 
 /// What to tell a user whose stacks are mostly cut short.
-pub const SHORT_STACKS_HELP: &str = "most stacks have at most two frames: the traced program (or the libc \
-it calls into) was built without frame pointers, so the kernel cannot walk its stacks. Rebuild Rust code \
-with RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer); see futex-trace's README.";
+pub const SHORT_STACKS_HELP: &str = "most stacks have at most two frames: they were walked by frame \
+pointers (--unwind fp) through code built without them (glibc, distribution packages, Rust release \
+builds). Trace with --unwind dwarf (the default), which unwinds from the binaries' CFI; see futex-trace's \
+README.";
 
 /// The ELF file at `path`, read lazily (only the parts asked for leave the disk).
 fn with_elf<T>(

@@ -135,6 +135,23 @@ fn c_stacks_go_through_glibc_with_and_without_frame_pointers_and_condvar_and_joi
             ) >= 0.95
         );
         assert!(share_with(&stacks, "clockjoin", &["main", "__libc_start_main"]) >= 0.95);
+        assert!(
+            share_with(
+                &stacks,
+                "rwlock_wrlock",
+                &["write_lock", "rw_worker", "start_thread"]
+            ) >= 0.95,
+            "{name}: {stacks:#?}"
+        );
+        assert!(share_with(&stacks, "sem_wait", &["wait_on_semaphore", "start_thread"]) >= 0.95);
+        // The function that called glibc's syscall() for a raw futex wait is there too.
+        assert!(
+            share_with(
+                &stacks,
+                "wait_raw",
+                &["syscall", "raw_waiter", "start_thread"]
+            ) >= 0.95
+        );
         // No frame outside the program's mappings is drawn.
         assert!(
             !stacks.keys().flatten().any(|f| f.starts_with("[unknown]")),
@@ -151,6 +168,36 @@ fn c_stacks_go_through_glibc_with_and_without_frame_pointers_and_condvar_and_joi
             assert_eq!(w["idle"], true, "{name}: {w:#}");
         }
         assert_eq!(word(&r, "condvar")["waited_in"], "wait_for_the_end");
+        assert_eq!(word(&r, "semaphore")["idle"], true);
+        assert_eq!(word(&r, "semaphore")["waited_in"], "wait_on_semaphore");
+        // glibc waits on the rwlock's writer futex, 12 bytes in.
+        let rw = word(&r, "rw_lock");
+        assert_eq!(
+            (rw["idle"].clone(), rw["label"].clone()),
+            (false.into(), "rwlock+0xc".into())
+        );
+        // A raw futex word is contention unless a rule says otherwise.
+        let raw = |r: &Value| {
+            r["addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["label"] == "raw_word")
+                .cloned()
+                .unwrap_or_else(|| panic!("no raw_word in {:#}", r["addresses"]))
+        };
+        assert_eq!(raw(&r)["idle"], false);
+        let ruled = bin()
+            .args(["report", "--json", "--idle-frame", "^wait_raw$"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        succeeded(&ruled);
+        let ruled: Value = serde_json::from_slice(&ruled.stdout).unwrap();
+        assert_eq!(
+            (raw(&ruled)["idle"].clone(), raw(&ruled)["kind"].clone()),
+            (true.into(), "idle".into())
+        );
         assert!(
             r["wait_idle"]["count"].as_u64().unwrap() >= 2,
             "{name}: {r:#}"

@@ -50,8 +50,9 @@ pub(crate) fn workload() -> std::path::PathBuf {
     BUILT.get_or_init(|| build_workload(false)).clone()
 }
 
-/// The `futex-workload` binary built with the release profile (no forced frame pointers, as a default
-/// `cargo build --release` makes programs), into this test's target directory.
+/// The `futex-workload` binary as a default `cargo build --release` makes programs: the release profile,
+/// without the workspace's forced frame pointers (`.cargo/config.toml`; RUSTFLAGS set, even empty,
+/// replaces it), in a target directory of its own (`target/default-release`).
 #[allow(
     dead_code,
     reason = "not every test file that includes this module runs the workload"
@@ -74,6 +75,12 @@ fn build_workload(force_release: bool) -> std::path::PathBuf {
         .expect("target/<profile>");
     let target_dir = profile_dir.parent().expect("target/");
     let release = force_release || profile_dir.file_name().is_some_and(|n| n == "release");
+    let default_release = target_dir.join("default-release");
+    let target_dir = if force_release {
+        default_release.as_path()
+    } else {
+        target_dir
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = std::process::Command::new(cargo);
     build
@@ -81,6 +88,9 @@ fn build_workload(force_release: bool) -> std::path::PathBuf {
         .arg(target_dir);
     if release {
         build.arg("--release");
+    }
+    if force_release {
+        build.env("RUSTFLAGS", "");
     }
     let status = build.status().expect("run cargo to build futex-workload");
     assert!(status.success(), "building futex-workload failed");
