@@ -142,55 +142,34 @@ impl StackUnwinder {
         id
     }
 
-    /// Unwinds the stack of a thread of `pid` from its registers and the copy of its stack at `sp`.
+    /// Unwinds the stack of a thread of `pid` from its registers and the copy of its stack at `sp`. A
+    /// frame in a mapping not known yet (a library loaded since: dlopen) has the maps read again, once.
     pub fn unwind(&mut self, pid: u32, ip: u64, sp: u64, bp: u64, data: &[u8]) -> Unwound {
-        let mut out = Unwound::default();
-        if self.process(pid, ip).is_none() {
-            out.truncated = true;
-            return out;
-        }
-        let proc = &self.processes[&pid];
-        let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
-            let b = data.get(off..off + 8).ok_or(())?;
-            Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
+        let mut at = ip;
+        let mut cut = Unwound {
+            ips: Vec::new(),
+            truncated: true,
         };
-        let mut frames = proc.unwinder.iter_frames(
-            ip,
-            UnwindRegsX86_64::new(ip, sp, bp),
-            &mut self.cache,
-            &mut read_stack,
-        );
-        loop {
-            match frames.next() {
-                Ok(Some(f)) => {
-                    let addr = match f {
-                        FrameAddress::InstructionPointer(a) => a,
-                        FrameAddress::ReturnAddress(a) => a.get(),
-                    };
-                    if !in_code(&proc.maps, addr) {
-                        out.truncated = true;
-                        break;
-                    }
-                    out.ips.push(addr);
-                    if out.ips.len() == MAX_FRAMES {
-                        out.truncated = true;
-                        break;
-                    }
+        for _ in 0..2 {
+            if !self.refresh(pid, at) {
+                break;
+            }
+            let (stack, outside) = walk(&self.processes[&pid], &mut self.cache, ip, sp, bp, data);
+            match outside {
+                Some(addr) => {
+                    at = addr;
+                    cut = stack;
                 }
-                Ok(None) => break,
-                Err(_) => {
-                    out.truncated = true;
-                    break;
-                }
+                None => return stack,
             }
         }
-        out
+        cut
     }
 
-    /// The unwinder of `pid`, with a module for every executable mapping; read again (at most every
-    /// [`REREAD_EVERY`]) when `ip` lies outside the mappings known (a library loaded since).
-    fn process(&mut self, pid: u32, ip: u64) -> Option<&mut Process> {
+    /// Makes the unwinder of `pid`, with a module for every executable mapping; its maps are read
+    /// again (at most every [`REREAD_EVERY`]) when `ip` lies outside the mappings known (a library
+    /// loaded since). Whether the process has any mapping.
+    fn refresh(&mut self, pid: u32, ip: u64) -> bool {
         let p = self.processes.entry(pid).or_insert_with(|| Process {
             unwinder: UnwinderX86_64::new(),
             maps: Vec::new(),
@@ -222,8 +201,54 @@ impl StackUnwinder {
                 }
             }
         }
-        (!p.maps.is_empty()).then_some(p)
+        !p.maps.is_empty()
     }
+}
+
+/// Unwinds with `proc`'s modules; also returns the first frame outside its executable mappings, where
+/// the stack was cut.
+fn walk(
+    proc: &Process,
+    cache: &mut CacheX86_64,
+    ip: u64,
+    sp: u64,
+    bp: u64,
+    data: &[u8],
+) -> (Unwound, Option<u64>) {
+    let mut out = Unwound::default();
+    let mut read_stack = |addr: u64| -> Result<u64, ()> {
+        let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
+        let b = data.get(off..off + 8).ok_or(())?;
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
+    };
+    let mut frames =
+        proc.unwinder
+            .iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), cache, &mut read_stack);
+    loop {
+        match frames.next() {
+            Ok(Some(f)) => {
+                let addr = match f {
+                    FrameAddress::InstructionPointer(a) => a,
+                    FrameAddress::ReturnAddress(a) => a.get(),
+                };
+                if !in_code(&proc.maps, addr) {
+                    out.truncated = true;
+                    return (out, Some(addr));
+                }
+                out.ips.push(addr);
+                if out.ips.len() == MAX_FRAMES {
+                    out.truncated = true;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                out.truncated = true;
+                break;
+            }
+        }
+    }
+    (out, None)
 }
 
 /// Whether `addr` lies in an executable file mapping.
@@ -393,6 +418,68 @@ mod tests {
         // A copy cut short stops the stack where the bytes end, and says so.
         let short = u.unwind(pid, ip, sp, bp, &buf[..64]);
         assert!(short.truncated && short.ips.len() < stack.ips.len());
+    }
+
+    /// The frames of a library loaded after the unwinder first read the process's maps (dlopen) are
+    /// unwound through: the maps are read again.
+    #[test]
+    fn a_library_loaded_later_is_unwound_through() {
+        let dir = std::env::temp_dir().join(format!("futex-trace-dlopen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (src, lib) = (dir.join("cb.c"), dir.join("libfutexcb.so"));
+        // The call is not the function's last act (no tail call), and no frame pointer is kept.
+        std::fs::write(
+            &src,
+            "volatile int calls;\n\
+             void marker_call_back(void (*f)(void *), void *a) { f(a); calls++; }\n",
+        )
+        .unwrap();
+        let built = std::process::Command::new("gcc")
+            .args(["-O2", "-fomit-frame-pointer", "-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .status();
+        if !built.is_ok_and(|s| s.success()) {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "gcc is needed in CI");
+            eprintln!("SKIPPED a_library_loaded_later_is_unwound_through: no gcc to build the library");
+            return;
+        }
+        let pid = std::process::id();
+        let mut u = StackUnwinder::default();
+        let (ip, sp, bp, data) = snapshot_this_thread();
+        assert!(!u.unwind(pid, ip, sp, bp, &data).ips.is_empty());
+
+        type Snap = (u64, u64, u64, Vec<u8>);
+        extern "C" fn callback(out: *mut std::ffi::c_void) {
+            // SAFETY: `out` is the `Option<Snap>` the test passed, alive for the call.
+            unsafe { *(out as *mut Option<Snap>) = Some(snapshot_this_thread()) };
+        }
+        let path = std::ffi::CString::new(lib.to_str().unwrap()).unwrap();
+        // SAFETY: dlopen of a library built just now with one function, looked up by name and called
+        // with a callback of the signature it expects and a pointer that outlives the call.
+        let snap = unsafe {
+            let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+            assert!(!h.is_null(), "dlopen {}", lib.display());
+            let f = libc::dlsym(h, c"marker_call_back".as_ptr());
+            assert!(!f.is_null());
+            let f: extern "C" fn(extern "C" fn(*mut std::ffi::c_void), *mut std::ffi::c_void) =
+                std::mem::transmute(f);
+            let mut snap: Option<Snap> = None;
+            f(callback, (&raw mut snap).cast());
+            snap.unwrap()
+        };
+        // The maps may be read again only REREAD_EVERY after the first read.
+        std::thread::sleep(REREAD_EVERY);
+        let (ip, sp, bp, data) = snap;
+        let stack = u.unwind(pid, ip, sp, bp, &data);
+        let mut t = crate::stacks::StackTable::default();
+        t.refresh_process(pid);
+        t.stacks.insert((pid, 0), stack.ips.clone());
+        t.symbolize();
+        let names = t.frame_names((pid, 0)).join(";");
+        assert!(names.contains("marker_call_back"), "{names}");
+        assert!(names.contains("a_library_loaded_later_is_unwound_through"), "{names}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
