@@ -221,9 +221,12 @@ fn walk(
         let b = data.get(off..off + 8).ok_or(())?;
         Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
     };
-    let mut frames =
-        proc.unwinder
-            .iter_frames(ip, UnwindRegsX86_64::new(ip, sp, bp), cache, &mut read_stack);
+    let mut frames = proc.unwinder.iter_frames(
+        ip,
+        UnwindRegsX86_64::new(ip, sp, bp),
+        cache,
+        &mut read_stack,
+    );
     loop {
         match frames.next() {
             Ok(Some(f)) => {
@@ -440,8 +443,13 @@ mod tests {
             .arg(&src)
             .status();
         if !built.is_ok_and(|s| s.success()) {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "gcc is needed in CI");
-            eprintln!("SKIPPED a_library_loaded_later_is_unwound_through: no gcc to build the library");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "gcc is needed in CI"
+            );
+            eprintln!(
+                "SKIPPED a_library_loaded_later_is_unwound_through: no gcc to build the library"
+            );
             return;
         }
         let pid = std::process::id();
@@ -478,7 +486,10 @@ mod tests {
         t.symbolize();
         let names = t.frame_names((pid, 0)).join(";");
         assert!(names.contains("marker_call_back"), "{names}");
-        assert!(names.contains("a_library_loaded_later_is_unwound_through"), "{names}");
+        assert!(
+            names.contains("a_library_loaded_later_is_unwound_through"),
+            "{names}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

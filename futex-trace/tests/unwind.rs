@@ -343,3 +343,56 @@ fn a_rust_release_build_unwinds_through_std_and_its_mutex_is_contention() {
         "{m:#}"
     );
 }
+
+#[test]
+fn stripped_binaries_use_their_debug_file_or_show_module_offsets() {
+    if !privileged("stripped_binaries_use_their_debug_file_or_show_module_offsets") {
+        return;
+    }
+    let exe = contend("contend-stripped", "-g");
+    let debug = exe.with_extension("debug");
+    let bare = tmp("contend-bare");
+    let run = |cmd: &str, args: &[&std::ffi::OsStr]| {
+        let st = Command::new(cmd).args(args).status().unwrap();
+        assert!(st.success(), "{cmd} {args:?}");
+    };
+    let keep_debug = format!("--add-gnu-debuglink={}", debug.display());
+    run(
+        "objcopy",
+        &[
+            "--only-keep-debug".as_ref(),
+            exe.as_os_str(),
+            debug.as_os_str(),
+        ],
+    );
+    run("strip", &["--strip-all".as_ref(), exe.as_os_str()]);
+    std::fs::copy(&exe, &bare).unwrap();
+    run("objcopy", &[keep_debug.as_ref(), exe.as_os_str()]);
+    // Its debug file, found through .gnu_debuglink: the functions have their names.
+    let stacks = folded(&record("stripped", &[], &[exe.to_str().unwrap(), "1"]));
+    let lock = ["pthread_mutex_lock", "take_lock", "do_work", "start_thread"];
+    assert!(
+        share_with(&stacks, "lll_lock_wait", &lock) >= 0.95,
+        "{stacks:#?}"
+    );
+    // No debug file: the program's frames are module+offset, still between glibc's.
+    let stacks = folded(&record("bare", &[], &[bare.to_str().unwrap(), "1"]));
+    let lock = ["pthread_mutex_lock", "contend-bare+0x", "start_thread"];
+    assert!(
+        share_with(&stacks, "lll_lock_wait", &lock) >= 0.95,
+        "{stacks:#?}"
+    );
+    let deep = stacks
+        .keys()
+        .filter(|f| f.iter().any(|n| n.contains("lll_lock_wait")))
+        .all(|f| {
+            f.iter()
+                .filter(|n| n.starts_with("contend-bare+0x"))
+                .count()
+                >= 3
+        });
+    assert!(
+        deep,
+        "worker, do_work and take_lock as offsets: {stacks:#?}"
+    );
+}
