@@ -64,6 +64,10 @@ struct Cli {
     /// kernel (cheaper, cut at the first function without one).
     #[arg(long, value_enum, default_value = "dwarf")]
     unwind: futex_trace::args::UnwindArg,
+    /// A wait whose stack has a frame matching REGEX is idle (waiting for work), not contention: it
+    /// leaves the locks table. Built in: condvar, join and semaphore waits are idle.
+    #[arg(long, value_name = "REGEX", value_parser = futex_trace::args::regex)]
+    idle_frame: Option<regex::Regex>,
     /// eBPF: trace futex-core's own probes (USDT) of a program that links futex-core: its real buckets.
     #[arg(long)]
     usdt: bool,
@@ -336,6 +340,7 @@ fn main() -> ExitCode {
         let opts = SessionOptions {
             duration: None,
             control: control.clone(),
+            idle_frame: cli.idle_frame.clone(),
             ..SessionOptions::default()
         };
         Session::start(s, opts, vec![]).map_err(String::from)
