@@ -75,6 +75,9 @@ pub struct Event {
     pub table: u32,
     /// What happened.
     pub kind: EventKind,
+    /// The observer's id of the waiting thread's stack ([`crate::frames::Stack`], delivered by
+    /// [`crate::Subscription::drain_stacks_into`]) for a wait that slept; 0: none.
+    pub stack: u32,
 }
 
 /// The five events; each matches the probe of the same name in `PROBES.md`.

@@ -33,6 +33,7 @@
 
 mod event;
 mod facade;
+pub mod frames;
 mod lock;
 pub mod observer;
 mod parker;

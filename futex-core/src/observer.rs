@@ -4,19 +4,28 @@
 //! the event is dropped and counted, and the subscriber sees the count. When nobody subscribes, the cost
 //! on a slow path is one load of a pointer.
 
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::event::{current_tid, Event, EventKind};
+use crate::event::{current_tid, Event, EventKind, WaitOutcome};
+use crate::frames::{Stack, MAX_FRAMES};
 use crate::Table;
 
 /// Ring of events of one subscription.
 pub(crate) struct Ring {
     events: ArrayQueue<Event>,
     dropped: AtomicU64,
+    /// The stacks of waits that slept; events name them by id.
+    stacks: ArrayQueue<Stack>,
+    stacks_dropped: AtomicU64,
+    /// The last stack id given (ids start at 1; 0 means none).
+    next_stack: AtomicU32,
 }
+
+/// Stacks buffered per subscription: a tenth of a second of a busy program's sleeping waits.
+const STACK_CAPACITY: usize = 8192;
 
 /// A table's observer slot.
 ///
@@ -53,15 +62,53 @@ impl ObserverSlot {
         // SAFETY: every ring published in `active` is owned by `rings`, which only grows while the table
         // (and so `self`) lives.
         let ring = unsafe { &*ring };
+        // Where a wait that slept waited: the waiting thread's stack (after the sleep, off the hot
+        // path of waits that returned at once).
+        let slept =
+            matches!(kind, EventKind::WaitEnd { outcome, .. } if outcome != WaitOutcome::Mismatch);
+        let stack = if slept { ring.capture_stack() } else { 0 };
         let ev = Event {
             ts_ns,
             tid: current_tid(),
             table,
             kind,
+            stack,
         };
         if ring.events.push(ev).is_err() {
             ring.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl Ring {
+    /// Takes the calling thread's stack into the stack ring; its id, or 0 if the ring was full.
+    #[inline(never)]
+    fn capture_stack(&self) -> u32 {
+        let mut frames = [0; MAX_FRAMES];
+        // The first return address is into this function: the observer's own frame, not the program's.
+        let len = crate::frames::walk(&mut frames).saturating_sub(1);
+        frames.copy_within(1.., 0);
+        let id = match self
+            .next_stack
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+        {
+            0 => self
+                .next_stack
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1),
+            id => id,
+        };
+        let s = Stack {
+            id,
+            len: len as u8,
+            frames,
+        };
+        if self.stacks.push(s).is_err() {
+            self.stacks_dropped.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
+        id
     }
 }
 
@@ -117,13 +164,18 @@ impl Table {
                 let r = Arc::new(Ring {
                     events: ArrayQueue::new(capacity),
                     dropped: AtomicU64::new(0),
+                    stacks: ArrayQueue::new(STACK_CAPACITY),
+                    stacks_dropped: AtomicU64::new(0),
+                    next_stack: AtomicU32::new(0),
                 });
                 rings.push(r.clone());
                 r
             }
         };
         while ring.events.pop().is_some() {}
+        while ring.stacks.pop().is_some() {}
         ring.dropped.store(0, Ordering::Relaxed);
+        ring.stacks_dropped.store(0, Ordering::Relaxed);
         self.observer
             .active
             .store(Arc::as_ptr(&ring) as *mut Ring, Ordering::Release);
@@ -144,6 +196,22 @@ impl Subscription<'_> {
             out.push(e);
         }
         out.len() - before
+    }
+
+    /// Moves every buffered stack into `out`; returns how many. A stack is buffered before the event
+    /// that names it: drain the events first, then the stacks, and every stack those events name is
+    /// there.
+    pub fn drain_stacks_into(&self, out: &mut Vec<Stack>) -> usize {
+        let before = out.len();
+        while let Some(s) = self.ring.stacks.pop() {
+            out.push(s);
+        }
+        out.len() - before
+    }
+
+    /// Stacks not kept because their buffer was full (their events have no stack).
+    pub fn stacks_dropped(&self) -> u64 {
+        self.ring.stacks_dropped.load(Ordering::Relaxed)
     }
 
     /// Events dropped because the buffer was full, since the subscription began.

@@ -128,3 +128,46 @@ fn overflow_is_counted_not_blocking() {
     assert_eq!(sub.dropped(), 0);
     assert_eq!(t.subscribe(0).err(), Some(SubscribeError::ZeroCapacity));
 }
+
+#[inline(never)]
+fn marker_waiting_function(t: &Table, w: &AtomicU32) {
+    // Times out (nobody wakes it): a wait that slept.
+    let _ = std::hint::black_box(t.wait(w, 0, Some(Duration::from_millis(2))));
+}
+
+#[test]
+fn a_wait_that_slept_names_its_stack_and_a_mismatch_has_none() {
+    let t = Table::new(4);
+    let sub = t.subscribe(64).unwrap();
+    let w = AtomicU32::new(0);
+    marker_waiting_function(&t, &w);
+    let _ = t.wait(&w, 1, None); // mismatch: returns at once
+    let mut evs = Vec::new();
+    sub.drain_into(&mut evs);
+    let mut stacks = Vec::new();
+    sub.drain_stacks_into(&mut stacks);
+    let ends: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::WaitEnd { outcome, .. } => Some((outcome, e.stack)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends.len(), 2, "{evs:?}");
+    let (slept, mismatch) = (ends[0], ends[1]);
+    assert_eq!(slept.0, WaitOutcome::TimedOut);
+    assert_eq!(mismatch, (WaitOutcome::Mismatch, 0));
+    assert_eq!(stacks.len(), 1);
+    assert_eq!(stacks[0].id, slept.1);
+    assert_ne!(slept.1, 0);
+    // The walk reaches this test through the waiting function: a return address lies just after
+    // the call in each (this workspace builds with frame pointers).
+    let frames = stacks[0].frames();
+    let near =
+        |start: usize, within: usize| frames.iter().any(|&r| r > start && r - start < within);
+    let waiting = marker_waiting_function as *const () as usize;
+    let test = a_wait_that_slept_names_its_stack_and_a_mismatch_has_none as *const () as usize;
+    assert!(near(waiting, 256), "{frames:x?} vs {waiting:#x}");
+    assert!(near(test, 4096), "{frames:x?} vs {test:#x}");
+    assert_eq!(sub.stacks_dropped(), 0);
+}

@@ -429,7 +429,7 @@ impl KernelTracer {
             Unwind::Dwarf { .. } => {
                 let u = StackUnwinder::default();
                 (
-                    StackMap::Unwound(u.stacks.clone()),
+                    StackMap::Unwound(u.interner.stacks.clone()),
                     Some((take(&mut bpf, "ustacks")?, u)),
                 )
             }

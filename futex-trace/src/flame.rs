@@ -66,7 +66,8 @@ pub fn folded(model: &Model, stacks: &StackTable, side: Side) -> Vec<String> {
     lines
 }
 
-/// Folded lines by lock, for sources without stacks (futex-core's observer): `process;kind;lock ns`.
+/// Folded lines by lock, for traces without stacks (`--no-stacks`, old demo recordings):
+/// `process;kind;lock ns`.
 pub fn folded_by_lock(
     model: &Model,
     labels: &std::collections::HashMap<u64, String>,
@@ -92,7 +93,7 @@ pub fn folded_by_lock(
 }
 
 /// The folded lines of a flamegraph and the title that says what it measures: by stack when `stacks`
-/// is given, else by lock (futex-core's observer records no stacks).
+/// is given, else by lock (a recording made without stacks).
 pub fn graph(
     model: &Model,
     stacks: Option<&StackTable>,

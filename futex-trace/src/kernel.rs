@@ -240,6 +240,7 @@ fn usdt_event(r: &RawEvent) -> Option<Event> {
         tid: r.tid,
         table,
         kind,
+        stack: 0,
     };
     let stack = (r.stack_id >= 0).then_some(r.stack_id as u32);
     Some(Event::from_core(r.pid, &core).with_stack(stack))

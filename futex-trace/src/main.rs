@@ -111,7 +111,7 @@ enum Command {
         futex-trace flamegraph trace.ftr --wakers -o wakers.svg\n  \
         sudo futex-trace flamegraph -p 1234 -d 10s -o waits.svg\n  \
         futex-trace flamegraph trace.ftr --folded -o waits.folded\n  \
-        futex-trace flamegraph --demo -d 5s -o demo.svg           # by lock: the observer has no stacks\n\n\
+        futex-trace flamegraph --demo -d 5s -o demo.svg           # no root: the waiting threads' stacks\n\n\
         Width is nanoseconds waited (for --wakers: waited by the threads each stack woke)."
     )]
     Flamegraph {
@@ -557,12 +557,14 @@ fn record(
 
 /// Which stacks `--wakers` asks for; the wakers' need a source that records stacks.
 fn side(f: &Finished, wakers: bool) -> Result<Side, String> {
+    // futex-core's observer takes the waiting thread's stack; a waker's is taken by eBPF only.
+    let observer = f.meta.source.contains("observer");
     match (wakers, &f.stacks) {
         (false, _) => Ok(Side::Waiters),
-        (true, Some(_)) => Ok(Side::Wakers),
-        (true, None) => Err(
-            "--wakers needs stacks, which the demo's observer does not record: \
-                             trace a process through eBPF (-p PID, -- COMMAND, --usdt)"
+        (true, Some(_)) if !observer => Ok(Side::Wakers),
+        (true, _) => Err(
+            "--wakers needs wakers' stacks, which the demo's observer does not record (it records \
+             the waiting threads' stacks): trace a process through eBPF (-p PID, -- COMMAND, --usdt)"
                 .into(),
         ),
     }
@@ -641,7 +643,6 @@ fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result
     if f.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && f.model.stacks.is_empty() {
         eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
     }
-    // The observer records no stacks: its flamegraph is by lock (process → kind → lock).
     let side = side(f, wakers)?;
     let (lines, what) = flame::graph(&f.model, f.stacks.as_ref(), &f.labels, side);
     let file: Box<dyn Write> = if output == Path::new("-") {

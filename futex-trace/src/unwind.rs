@@ -59,15 +59,36 @@ pub struct Unwound {
 /// The interned stacks by id, shared with the session's stack resolver.
 pub type UnwoundStacks = Arc<Mutex<HashMap<u32, (u32, Unwound)>>>;
 
+/// Equal stacks of a process under one id, shared with the session's stack resolver.
+#[derive(Default)]
+pub struct StackInterner {
+    /// (pid, stack) → interned id.
+    interned: HashMap<(u32, Vec<u64>), u32>,
+    /// Interned id → (pid, stack), for the resolver.
+    pub stacks: UnwoundStacks,
+}
+
+impl StackInterner {
+    /// The id of `stack` of `pid`, new if it was not seen before.
+    pub fn intern(&mut self, pid: u32, stack: Unwound) -> u32 {
+        let next = self.interned.len() as u32;
+        let id = *self
+            .interned
+            .entry((pid, stack.ips.clone()))
+            .or_insert(next);
+        if id == next {
+            crate::lock(&self.stacks).insert(id, (pid, stack));
+        }
+        id
+    }
+}
+
 /// Unwinds stack copies and interns the stacks.
 pub struct StackUnwinder {
     processes: HashMap<u32, Process>,
     files: HashMap<String, Option<FileUnwindInfo>>,
     cache: CacheX86_64,
-    /// (pid, stack) → interned id.
-    interned: HashMap<(u32, Vec<u64>), u32>,
-    /// Interned id → (pid, stack), for the resolver.
-    pub stacks: UnwoundStacks,
+    pub interner: StackInterner,
     /// Copy id → interned id, for the copies of the last two generations (a waker's copy is named by
     /// the waits it released, which return shortly after).
     copies: [HashMap<i32, u32>; 2],
@@ -86,8 +107,7 @@ impl Default for StackUnwinder {
             processes: HashMap::new(),
             files: HashMap::new(),
             cache: CacheX86_64::new(),
-            interned: HashMap::new(),
-            stacks: UnwoundStacks::default(),
+            interner: StackInterner::default(),
             copies: [HashMap::new(), HashMap::new()],
             generation_start: Instant::now(),
             unwound: 0,
@@ -131,15 +151,7 @@ impl StackUnwinder {
     fn intern(&mut self, pid: u32, stack: Unwound) -> u32 {
         self.unwound += 1;
         self.truncated += u64::from(stack.truncated);
-        let next = self.interned.len() as u32;
-        let id = *self
-            .interned
-            .entry((pid, stack.ips.clone()))
-            .or_insert(next);
-        if id == next {
-            crate::lock(&self.stacks).insert(id, (pid, stack));
-        }
-        id
+        self.interner.intern(pid, stack)
     }
 
     /// Unwinds the stack of a thread of `pid` from its registers and the copy of its stack at `sp`. A

@@ -201,7 +201,7 @@ fn ctrl_c_ends_the_run_and_still_reports() {
 }
 
 #[test]
-fn demo_flamegraph_is_by_lock() {
+fn demo_flamegraph_is_by_the_waiting_threads_stacks() {
     let svg = std::env::temp_dir().join(format!("futex-trace-demo-{}.svg", std::process::id()));
     let out = bin()
         .args(["flamegraph", "--demo", "-d", "500ms", "-o"])
@@ -210,20 +210,44 @@ fn demo_flamegraph_is_by_lock() {
         .unwrap();
     succeeded(&out);
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("<svg") && text.contains("by lock"));
+    assert!(text.contains("<svg") && text.contains("Where threads wait on futexes"));
     assert!(
-        text.contains("demo: heat lock #0 ("),
-        "the hottest lock is a frame"
+        !text.contains("by lock"),
+        "a stack flamegraph, not one by lock"
+    );
+    // The observer's frame-pointer walk: the demo's threads in futex-core's Mutex and Condvar, from
+    // the thread's entry (no root: this test runs as whoever runs the tests).
+    let out = bin()
+        .args(["flamegraph", "--demo", "-d", "500ms", "--folded", "-o", "-"])
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let folded = String::from_utf8(out.stdout).unwrap();
+    let (mut all, mut whole) = (0u64, 0u64);
+    for l in folded.lines() {
+        let (stack, ns) = l.rsplit_once(' ').unwrap();
+        let ns: u64 = ns.parse().unwrap();
+        all += ns;
+        if stack.contains("futex_trace::demo::")
+            && stack.contains("futex_core::sync::")
+            && stack.contains("thread_start")
+        {
+            whole += ns;
+        }
+    }
+    assert!(
+        all > 0 && whole as f64 >= 0.95 * all as f64,
+        "{whole} of {all} ns in whole demo stacks:\n{folded}"
     );
     let _ = std::fs::remove_file(&svg);
-    // --wakers needs stacks: one line that says so.
+    // --wakers needs wakers' stacks: one line that says so.
     let out = bin()
         .args(["flamegraph", "--demo", "--wakers", "-d", "100ms", "-o"])
         .arg(&svg)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--wakers needs stacks"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--wakers needs wakers' stacks"));
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::ebpf::TraceError;
 use crate::event::{Event, EventKind};
 use crate::model::BucketOrigin;
 use crate::session::{Control, Health, SourceEnd, TraceMeta};
-use crate::source::{Poll, Source};
+use crate::source::{Poll, Source, StackSource};
+use crate::unwind::{StackInterner, Unwound};
 
 /// futex-core's observer on the process-wide default table of this process.
 pub struct ObserverSource {
@@ -18,6 +19,10 @@ pub struct ObserverSource {
     pid: u32,
     dropped_reported: u64,
     buf: Vec<futex_core::Event>,
+    stacks: Vec<futex_core::frames::Stack>,
+    /// The observer's stack ids (per subscription) → interned ids.
+    stack_ids: HashMap<u32, u32>,
+    interner: StackInterner,
     meta: TraceMeta,
 }
 
@@ -41,6 +46,9 @@ impl ObserverSource {
             pid,
             dropped_reported: 0,
             buf: Vec::with_capacity(capacity.min(1 << 16)),
+            stacks: Vec::new(),
+            stack_ids: HashMap::new(),
+            interner: StackInterner::default(),
             meta,
         })
     }
@@ -51,7 +59,26 @@ impl ObserverSource {
         let before = out.len();
         self.buf.clear();
         self.sub.drain_into(&mut self.buf);
-        out.extend(self.buf.iter().map(|e| Event::from_core(self.pid, e)));
+        // The stacks after the events: each is buffered before the event naming it.
+        self.stacks.clear();
+        self.sub.drain_stacks_into(&mut self.stacks);
+        // A stack drained now may belong to an event of the next drain (pushed between the two
+        // drains here); one drain later it is gone (its event was dropped with a full buffer).
+        let earlier = std::mem::take(&mut self.stack_ids);
+        for s in &self.stacks {
+            let frames = s.frames();
+            let stack = Unwound {
+                ips: frames.iter().map(|&a| a as u64).collect(),
+                truncated: frames.len() == futex_core::frames::MAX_FRAMES,
+            };
+            let id = self.interner.intern(self.pid, stack);
+            self.stack_ids.insert(s.id, id);
+        }
+        for e in &self.buf {
+            let stack =
+                (self.stack_ids.remove(&e.stack)).or_else(|| earlier.get(&e.stack).copied());
+            out.push(Event::from_core(self.pid, e).with_stack(stack));
+        }
         let dropped = self.sub.dropped();
         if dropped > self.dropped_reported {
             out.push(Event {
@@ -76,6 +103,11 @@ impl ObserverSource {
 impl Source for ObserverSource {
     fn meta(&self) -> TraceMeta {
         self.meta.clone()
+    }
+
+    /// The waiting threads' stacks (frame-pointer walks in futex-core), interned here.
+    fn stacks(&self) -> StackSource {
+        StackSource::Kernel(crate::ebpf::StackMap::Unwound(self.interner.stacks.clone()))
     }
 
     fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> Result<Poll, TraceError> {
@@ -131,6 +163,10 @@ impl Source for DemoSource {
 
     fn labels(&self) -> HashMap<u64, String> {
         self.labels.clone()
+    }
+
+    fn stacks(&self) -> StackSource {
+        self.observer.stacks()
     }
 
     fn poll(&mut self, c: &Control, out: &mut Vec<Event>, w: Duration) -> Result<Poll, TraceError> {
