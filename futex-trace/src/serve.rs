@@ -57,6 +57,9 @@ pub struct PushOptions {
 /// Tries per profile, each after a doubled wait (1 s, 2 s, 4 s; never past the next interval).
 const PUSH_TRIES: u32 = 4;
 
+/// How long a profile waits for the stacks seen so far to be symbolized.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The longest window a profile request may ask for.
 pub const MAX_SECONDS: u64 = 3600;
 
@@ -75,6 +78,27 @@ impl Served {
     fn snapshot(&self) -> Option<(Model, Option<StackTable>)> {
         let s = crate::lock(&self.session);
         s.as_ref().map(|s| (s.snapshot(), s.stacks()))
+    }
+
+    /// Waits (up to [`SETTLE`]) until the stacks seen so far have names, so that a profile built
+    /// next has them; the session lock is not held meanwhile. Blocks: for the push thread.
+    fn settle(&self) {
+        let settler = crate::lock(&self.session)
+            .as_ref()
+            .and_then(Session::settler);
+        if let Some(wait) = settler {
+            wait(SETTLE);
+        }
+    }
+
+    /// [`Served::settle`] for a request handler: on tokio's blocking pool, not its one thread.
+    async fn settled(&self) {
+        let settler = crate::lock(&self.session)
+            .as_ref()
+            .and_then(Session::settler);
+        if let Some(wait) = settler {
+            let _ = tokio::task::spawn_blocking(move || wait(SETTLE)).await;
+        }
     }
 
     /// The model alone, for the start of a window (its stack table is taken at the end).
@@ -199,6 +223,7 @@ fn push_loop(
             }
             std::thread::sleep(Duration::from_millis(100).min(p.every));
         }
+        s.settle();
         let Some((after, stacks)) = s.snapshot() else {
             return;
         };
@@ -300,10 +325,12 @@ fn seconds(q: &HashMap<String, String>) -> Result<Option<u64>, String> {
 /// The model to profile: since the start, or what `seconds` more gather (waited for).
 async fn window(s: &Served, secs: Option<u64>) -> Option<(Model, Option<StackTable>)> {
     let Some(n) = secs else {
+        s.settled().await;
         return s.snapshot();
     };
     let before = s.model()?;
     tokio::time::sleep(Duration::from_secs(n)).await;
+    s.settled().await;
     let (after, stacks) = s.snapshot()?;
     Some((after.stacks_since(&before), stacks))
 }

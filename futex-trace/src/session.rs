@@ -354,6 +354,8 @@ struct Shared {
     notes: Mutex<Vec<String>>,
     /// Set when the fold thread has ended: how.
     ended: Mutex<Option<Result<StopReason, String>>>,
+    /// The stack resolver's inbox while it runs (see [`Session::settle_stacks`]).
+    resolver: Mutex<Option<mpsc::Sender<ResolverMsg>>>,
 }
 
 /// A running session.
@@ -404,6 +406,7 @@ impl Session {
             status: Mutex::default(),
             notes: Mutex::default(),
             ended: Mutex::default(),
+            resolver: Mutex::default(),
         });
         let fold = Fold {
             shared: shared.clone(),
@@ -453,6 +456,27 @@ impl Session {
     /// The stacks resolved and symbolized so far (`None`: the source has none).
     pub fn stacks(&self) -> Option<StackTable> {
         lock(&self.shared.stacks).clone()
+    }
+
+    /// Waits (up to `timeout`) until every stack seen so far is resolved and symbolized: a profile
+    /// built right after has names, not addresses (the first symbolization of a large binary takes
+    /// seconds). Returns at once for a source without stacks or a session that ended.
+    pub fn settle_stacks(&self, timeout: Duration) {
+        if let Some(wait) = self.settler() {
+            wait(timeout);
+        }
+    }
+
+    /// [`Session::settle_stacks`] as a function to call later, without the session at hand (a server
+    /// need not hold its session's lock while it waits).
+    pub fn settler(&self) -> Option<impl FnOnce(Duration) + Send + 'static> {
+        let tx = lock(&self.shared.resolver).clone()?;
+        Some(move |timeout: Duration| {
+            let (done, answered) = mpsc::channel();
+            if tx.send(ResolverMsg::Flush(done)).is_ok() {
+                let _ = answered.recv_timeout(timeout);
+            }
+        })
     }
 
     /// The status of the last second.
@@ -796,6 +820,8 @@ enum ResolverMsg {
     Addrs(Vec<(u32, u64)>),
     /// Resolve everything pending now, then answer.
     Flush(mpsc::Sender<()>),
+    /// End (after a flush).
+    Stop,
 }
 
 /// Reads process maps, fetches stack frames from the kernel's map and symbolizes them, off the fold
@@ -809,6 +835,7 @@ struct Resolver {
 impl Resolver {
     fn spawn(map: StackMap, shared: Arc<Shared>, idle: Option<regex::Regex>) -> Resolver {
         let (tx, rx) = mpsc::channel::<ResolverMsg>();
+        *lock(&shared.resolver) = Some(tx.clone());
         let handle = std::thread::Builder::new()
             .name("futex-stacks".into())
             .spawn(move || {
@@ -817,7 +844,11 @@ impl Resolver {
                 let mut pending: BTreeSet<(u32, u32)> = BTreeSet::new();
                 let mut pending_addrs: Vec<(u32, u64)> = Vec::new();
                 let mut pids: BTreeSet<u32> = BTreeSet::new();
-                let mut last = Instant::now();
+                // The first stacks are resolved as soon as they come (a profile of the first seconds
+                // has names); then once a second.
+                let mut last = Instant::now()
+                    .checked_sub(Duration::from_secs(1))
+                    .unwrap_or_else(Instant::now);
                 loop {
                     let mut flush = None;
                     match rx.recv_timeout(Duration::from_millis(250)) {
@@ -828,6 +859,7 @@ impl Resolver {
                         Ok(ResolverMsg::Ids(ids)) => pending.extend(ids),
                         Ok(ResolverMsg::Addrs(a)) => pending_addrs.extend(a),
                         Ok(ResolverMsg::Flush(done)) => flush = Some(done),
+                        Ok(ResolverMsg::Stop) => return,
                         Err(mpsc::RecvTimeoutError::Timeout) => {}
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
@@ -918,6 +950,7 @@ impl Resolver {
         let (done_tx, done_rx) = mpsc::channel();
         let _ = self.tx.send(ResolverMsg::Flush(done_tx));
         let _ = done_rx.recv();
+        let _ = self.tx.send(ResolverMsg::Stop);
         drop(self.tx);
         let _ = self.handle.join();
     }

@@ -188,8 +188,11 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
         "http://{}/debug/pprof/block?seconds=2",
         served.addr
     ));
+    // By the waiting threads' stacks (the observer's): the demo's functions and futex-core's Mutex.
     assert!(
-        text.contains("Type: delay") && text.contains("demo: heat lock 0"),
+        text.contains("Type: delay")
+            && text.contains("futex_trace::demo::")
+            && text.contains("futex_core::sync::mutex::Mutex"),
         "{text}"
     );
     // A bad window is refused with a reason.
@@ -206,8 +209,8 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
     };
     roxmltree::Document::parse_with_options(&svg, opt).expect("the SVG is well-formed XML");
     assert!(
-        svg.contains("demo: heat lock #0"),
-        "the hot lock is in the flamegraph"
+        svg.contains("futex_trace::demo::"),
+        "the demo's frames are in the flamegraph"
     );
     // `pprof --demo` to a file reads the same way.
     let file = std::env::temp_dir().join(format!("futex-trace-demo-{}.pb.gz", std::process::id()));
@@ -218,7 +221,20 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
         .unwrap();
     succeeded(&out);
     let text = go_pprof_top(file.to_str().unwrap());
-    assert!(text.contains("demo: heat lock 0"), "{text}");
+    assert!(text.contains("futex_trace::demo::"), "{text}");
+    // Each sample is labelled with its lock: pprof's tag view lists the hot one.
+    let out = Command::new("go")
+        .args(["tool", "pprof", "-tags"])
+        .arg(&file)
+        .env("PPROF_TMPDIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let tags = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && tags.contains("demo: heat lock 0"),
+        "{tags}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One HTTP request as a receiver sees it: the request line, the headers (lowercase names) and body.
@@ -349,9 +365,21 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
     let s = |i: i64| p.string_table[i as usize].as_str();
     let types: Vec<&str> = p.sample_type.iter().map(|t| s(t.r#type)).collect();
     assert_eq!(types, ["contentions", "delay"]);
+    // By the waiting threads' stacks: the demo's functions, named (a push waits for the session to
+    // symbolize the stacks it has seen).
     assert!(
-        p.function.iter().any(|f| s(f.name) == "demo: heat lock 0"),
-        "the hot lock is in the pushed profile"
+        (p.function.iter()).any(|f| s(f.name).starts_with("futex_trace::demo::")),
+        "the demo's functions are in the pushed profile: {:?}",
+        p.function.iter().map(|f| s(f.name)).collect::<Vec<_>>()
+    );
+    let lock_labels: Vec<&str> = (p.sample.iter())
+        .flat_map(|x| &x.label)
+        .filter(|l| s(l.key) == "lock")
+        .map(|l| s(l.str))
+        .collect();
+    assert!(
+        lock_labels.contains(&"demo: heat lock 0"),
+        "the hot lock labels its samples: {lock_labels:?}"
     );
     // Pushes are counted on /metrics (one ok so far: the refused try was retried, not given up on).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -431,8 +459,8 @@ fn the_live_flamegraph_renders_in_headless_chromium_with_the_hot_lock() {
     let dom = chromium(&["--virtual-time-budget=5000", "--dump-dom"], "dom");
     let text = String::from_utf8_lossy(&dom.stdout);
     assert!(
-        text.contains("demo: heat lock #0"),
-        "the hot lock's frame is not in the rendered page: {}",
+        text.contains("futex_trace::demo::"),
+        "the demo's frames are not in the rendered page: {}",
         String::from_utf8_lossy(&dom.stderr)
     );
     // And a screenshot of it: a PNG with something drawn.
