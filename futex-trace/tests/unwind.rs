@@ -305,8 +305,10 @@ fn stacks_are_the_ones_perf_unwinds_from_dwarf() {
 }
 
 #[test]
-fn a_rust_release_build_unwinds_through_std_and_its_mutex_is_contention() {
-    if !privileged("a_rust_release_build_unwinds_through_std_and_its_mutex_is_contention") {
+fn a_rust_release_build_unwinds_through_std_and_parking_lot_and_their_mutexes_are_contention() {
+    if !privileged(
+        "a_rust_release_build_unwinds_through_std_and_parking_lot_and_their_mutexes_are_contention",
+    ) {
         return;
     }
     let exe = common::release_workload();
@@ -336,6 +338,32 @@ fn a_rust_release_build_unwinds_through_std_and_its_mutex_is_contention() {
     let r = report_json(&trace);
     let m = word(&r, "mutex");
     assert_eq!(m["idle"], false);
+    assert!(
+        m["waited_in"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("futex_workload::")),
+        "{m:#}"
+    );
+    // parking_lot's Mutex, as programs we did not write use it: through its parking to the caller.
+    let trace = record(
+        "parking-lot",
+        &[],
+        &[exe, "--parking-lot", "1", "--threads", "4"],
+    );
+    let stacks = folded(&trace);
+    let share = share_with(
+        &stacks,
+        "RawMutex::lock_slow",
+        &[
+            "parking_lot_core::parking_lot::park",
+            "futex_workload::",
+            "start_thread",
+        ],
+    );
+    assert!(share >= 0.95, "{:.1}%: {stacks:#?}", share * 100.0);
+    let r = report_json(&trace);
+    let m = word(&r, "mutex");
+    assert_eq!(m["idle"], false, "{m:#}");
     assert!(
         m["waited_in"]
             .as_str()

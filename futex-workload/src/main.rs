@@ -257,6 +257,17 @@ fn contend(secs: f64, threads: usize) {
     );
 }
 
+/// Contended parking_lot Mutex for `secs`: prints lock acquisitions per second.
+fn contend_parking_lot(secs: f64, threads: usize) {
+    let m = parking_lot::Mutex::new(0u64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ops = hammer(secs, threads, &stop, move || *m.lock() += 1);
+    println!(
+        "{}",
+        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
+    );
+}
+
 /// FUTEX_WAKE with nobody waiting, as fast as one thread can, for `secs`: the cheapest futex call, to
 /// load a tracer. Prints how many calls it made.
 fn spam(secs: f64) {
@@ -775,7 +786,7 @@ struct Cli {
     wait_stdin: bool,
     #[command(flatten)]
     mode: Mode,
-    /// Threads for --contend (default 2) and --core-mutex (default 4).
+    /// Threads for --contend and --parking-lot (default 2) and --core-mutex (default 4).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// --wake-storm: multiply-adds the producer does per item before queueing it.
@@ -798,6 +809,9 @@ struct Mode {
     /// A contended std::sync::Mutex for SECS; prints its throughput.
     #[arg(long, value_name = "SECS")]
     contend: Option<f64>,
+    /// A contended parking_lot::Mutex for SECS (see --threads, default 2); prints its throughput.
+    #[arg(long, value_name = "SECS")]
+    parking_lot: Option<f64>,
     /// Hand a turn between two threads through a futex for SECS; prints hand-offs per second.
     #[arg(long, value_name = "SECS")]
     pingpong: Option<f64>,
@@ -865,6 +879,8 @@ fn main() {
         core_mutex(secs, threads(4), cli.observe)
     } else if let Some(secs) = m.contend {
         contend(secs, threads(2))
+    } else if let Some(secs) = m.parking_lot {
+        contend_parking_lot(secs, threads(2))
     } else if let Some(secs) = m.eagain {
         eagain_storm(secs, threads(4))
     } else if let Some(secs) = m.wake_storm {
