@@ -13,7 +13,7 @@ pub fn write_flamegraph(app: &App, dir: &Path) -> std::io::Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let path = dir.join(format!("futex-tui-waits-{secs}.svg"));
-    // Without captured stacks (the demo, --no-stacks), by lock.
+    // Without captured stacks (--no-stacks, a recording without them), by lock.
     let stacks = app.stacks.as_ref().filter(|_| !app.model.stacks.is_empty());
     let (lines, what) = flame::graph(&app.model, stacks, &app.labels, Side::Waiters);
     let subtitle = format!(

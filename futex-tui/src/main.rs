@@ -191,6 +191,9 @@ fn act(action: Action, app: &mut App, session: &Session, out_dir: &std::path::Pa
     match action {
         Action::None | Action::Quit => {}
         Action::WriteFlamegraph => {
+            // The stacks as the model has them now, named (the table shown is refreshed each second).
+            session.settle_stacks(Duration::from_secs(2));
+            app.stacks = session.stacks();
             app.message = Some(match futex_tui::export::write_flamegraph(app, out_dir) {
                 Ok(p) => format!("flamegraph written: {}", p.display()),
                 Err(e) => format!("could not write the flamegraph: {e}"),

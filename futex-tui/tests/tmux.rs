@@ -232,11 +232,17 @@ fn demo_in_tmux_shows_contention_writes_a_flamegraph_and_quits_cleanly() {
         });
         assert!(fits, "after a resize to {w}x{h}:\n{screen}");
     }
-    // `f`: a flamegraph of what is shown; the demo has no stacks, so it is by lock.
+    // `f`: a flamegraph of what is shown, by the waiting threads' stacks (the observer's).
     let svg = d.flamegraph();
     assert!(
-        svg.contains("demo: heat lock #0 ("),
-        "the hot lock is in the flamegraph"
+        svg.contains("futex_trace::demo::") && svg.contains("futex_core::sync::"),
+        "the demo's stacks are in the flamegraph: {}",
+        svg.split("<title>")
+            .skip(1)
+            .take(12)
+            .map(|t| t.split("</title>").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     d.quit();
 }
