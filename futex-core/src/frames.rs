@@ -23,9 +23,8 @@ impl Stack {
     }
 }
 
-/// The top (highest address) of the calling thread's stack, read once per thread.
-#[cfg(target_arch = "x86_64")]
-fn stack_top() -> usize {
+/// The top (highest address) of the calling thread's stack block, read once per thread (0 if unknown).
+pub fn stack_top() -> usize {
     use std::cell::Cell;
     thread_local!(static TOP: Cell<usize> = const { Cell::new(0) });
     TOP.with(|t| {

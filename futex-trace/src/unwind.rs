@@ -374,30 +374,14 @@ pub fn snapshot_this_thread() -> (u64, u64, u64, Vec<u8>) {
         );
     }
     // The copy is taken after: the bytes at and above `sp` are this frame's and its callers'.
-    let n = (64 * 1024u64).min(stack_top().saturating_sub(sp)) as usize;
+    let top = futex_core::frames::stack_top() as u64;
+    let n = (64 * 1024u64).min(top.saturating_sub(sp)) as usize;
     let mut buf = vec![0u8; n];
     // SAFETY: [sp, sp + n) lies in this thread's stack mapping, between the live stack pointer and the
     // top of the thread's stack block (pthread_getattr_np), so it is mapped and readable; `buf` holds n
     // bytes and does not overlap the stack (it is on the heap).
     unsafe { std::ptr::copy_nonoverlapping(sp as *const u8, buf.as_mut_ptr(), n) };
     (ip, sp, bp, buf)
-}
-
-/// The top of this thread's stack block.
-fn stack_top() -> u64 {
-    // SAFETY: pthread_getattr_np fills `attr` for the calling thread; it is destroyed after use, and
-    // the pointers given are to live locals.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return 0;
-        }
-        let mut addr = std::ptr::null_mut();
-        let mut size = 0;
-        libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
-        libc::pthread_attr_destroy(&mut attr);
-        addr as u64 + size as u64
-    }
 }
 
 #[cfg(test)]
