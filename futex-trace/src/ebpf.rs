@@ -570,7 +570,7 @@ impl KernelTracer {
 pub enum StackMap {
     /// The kernel's stack map (frame pointers).
     Kernel(Arc<StackTraceMap<MapData>>),
-    /// Stacks unwound here from copies, interned.
+    /// Stacks interned here: unwound from copies (`--unwind dwarf`), or the observer's walks.
     Unwound(UnwoundStacks),
 }
 

@@ -394,7 +394,7 @@ impl Session {
             }),
             stacks: Mutex::new(match &stack_source {
                 StackSource::None => None,
-                StackSource::Kernel(_) => Some(StackTable::default()),
+                StackSource::Live(_) => Some(StackTable::default()),
                 StackSource::Recorded(t) => {
                     let mut t = t.clone();
                     if opts.idle_frame.is_some() {
@@ -417,7 +417,7 @@ impl Session {
             labels: labels.clone(),
             sinks,
             resolver: match stack_source {
-                StackSource::Kernel(map) => Some(Resolver::spawn(
+                StackSource::Live(map) => Some(Resolver::spawn(
                     map,
                     shared.clone(),
                     opts.idle_frame.clone(),

@@ -291,7 +291,7 @@ impl Source for KernelSource {
     }
 
     fn stacks(&self) -> StackSource {
-        StackSource::Kernel(self.tracer.stack_map())
+        StackSource::Live(self.tracer.stack_map())
     }
 
     fn poll(

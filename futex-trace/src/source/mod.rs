@@ -35,8 +35,9 @@ pub enum Poll {
 pub enum StackSource {
     /// Its events carry no stacks (the observer).
     None,
-    /// Stack ids of the kernel's stack map, resolved and symbolized while the session runs.
-    Kernel(StackMap),
+    /// Stack ids resolved and symbolized while the session runs: the kernel's stack map (`--unwind
+    /// fp`), stacks unwound from copies (`--unwind dwarf`), or the observer's frame-pointer walks.
+    Live(StackMap),
     /// A recording's table, complete.
     Recorded(StackTable),
 }

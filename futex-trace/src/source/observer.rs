@@ -107,7 +107,7 @@ impl Source for ObserverSource {
 
     /// The waiting threads' stacks (frame-pointer walks in futex-core), interned here.
     fn stacks(&self) -> StackSource {
-        StackSource::Kernel(crate::ebpf::StackMap::Unwound(self.interner.stacks.clone()))
+        StackSource::Live(crate::ebpf::StackMap::Unwound(self.interner.stacks.clone()))
     }
 
     fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> Result<Poll, TraceError> {
