@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::session::{Finished, Sink, SinkError, TraceMeta};
 use crate::stacks::StackTable;
 use crate::tracefile::TraceWriter;
@@ -58,6 +58,8 @@ pub struct RecordingSink {
     written: StackTable,
     /// Stop once the file holds this many bytes (`--max-size`).
     max_size: Option<u64>,
+    /// The limit was reached: only counts are written from then on (no sampled waits).
+    full: bool,
 }
 
 /// Events written between two checks of `--max-size` (about 80 kB).
@@ -70,6 +72,7 @@ impl RecordingSink {
             writer: None,
             written: StackTable::default(),
             max_size: None,
+            full: false,
         }
     }
 
@@ -114,6 +117,18 @@ impl Sink for RecordingSink {
     }
 
     fn events(&mut self, batch: &[Event]) -> Result<(), SinkError> {
+        // Past the limit only the sampled waits stop: the counts that come after (the kernel's
+        // aggregates read as tracing ends) are small and keep the recording's totals exact.
+        if self.full {
+            let counts: Vec<Event> = (batch.iter())
+                .filter(|e| !matches!(e.kind, EventKind::WaitSample { .. }))
+                .cloned()
+                .collect();
+            let Some(w) = self.writer.as_mut() else {
+                return Ok(());
+            };
+            return w.events(&counts).map_err(|e| self.failed(e));
+        }
         // With a size limit, a large batch (a reader that fell behind) is written a slice at a time,
         // so that the recording stops near the limit rather than a whole batch past it.
         let slice = if self.max_size.is_some() {
@@ -121,13 +136,15 @@ impl Sink for RecordingSink {
         } else {
             batch.len().max(1)
         };
-        for part in batch.chunks(slice) {
+        for (i, part) in batch.chunks(slice).enumerate() {
             let Some(w) = self.writer.as_mut() else {
                 return Ok(());
             };
             let (wrote, bytes) = (w.events(part), w.bytes());
             wrote.map_err(|e| self.failed(e))?;
             if self.max_size.is_some_and(|m| bytes >= m) {
+                self.full = true;
+                self.events(&batch[((i + 1) * slice).min(batch.len())..])?;
                 return Err(SinkError::Full(format!(
                     "{} reached --max-size ({bytes} bytes): tracing stopped; the recording ends cleanly",
                     self.path.display(),
