@@ -267,9 +267,8 @@ struct Target {
     #[arg(long, value_enum, default_value = "dwarf", conflicts_with = "demo")]
     unwind: futex_trace::args::UnwindArg,
     /// eBPF, --unwind dwarf: bytes of stack copied per stack, from the stack pointer up (4096 to
-    /// 24576; the copy is the rest of the stack pointer's page and then whole pages, so the rest of
-    /// its page plus BYTES rounded up to pages, less one). A stack deeper than the copy is cut there
-    /// (reported as truncated).
+    /// 24576, in pages: the rest of the stack pointer's page, then whole pages, at most BYTES rounded
+    /// up to a page in all). A stack deeper than the copy is cut there (reported as truncated).
     #[arg(long, value_name = "BYTES", default_value_t = futex_trace::ebpf::DEFAULT_STACK_BYTES,
           conflicts_with = "demo", value_parser = futex_trace::args::stack_bytes)]
     stack_bytes: usize,
