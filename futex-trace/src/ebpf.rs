@@ -735,6 +735,9 @@ where
 /// Most records one [`KernelTracer::poll`] takes from the ring.
 const MAX_BATCH: usize = 8192;
 
+/// Most batches [`KernelTracer::flush`] takes at the end: the 64 MiB ring holds about 550,000 records.
+const FLUSH_BATCHES: usize = 80;
+
 impl KernelTracer {
     /// Sleeps `wait` (not when the ring had more than a batch waiting: the eBPF side never wakes its
     /// reader, see `submit` in futex.bpf.c), decodes up to [`MAX_BATCH`] records into `out`, and, every
@@ -756,7 +759,12 @@ impl KernelTracer {
     /// Everything still pending: the whole ring, then the aggregates (for the end of a trace).
     pub fn flush(&mut self, out: &mut Vec<Event>) -> Result<(), TraceError> {
         self.drain(out);
-        while self.backlog {
+        // What was in the ring when tracing stopped, not what a process still running adds after:
+        // a bound, so that a producer as fast as this reader cannot keep the end from coming.
+        for _ in 0..FLUSH_BATCHES {
+            if !self.backlog {
+                break;
+            }
             self.drain(out);
         }
         self.read_aggregates(out)
@@ -775,7 +783,13 @@ impl KernelTracer {
         // The stack copies after the events: a copy is on its ring before any event naming it is on
         // the events ring, so every copy the events just read name is there now.
         if let Some((ring, unwinder)) = &mut self.ustacks {
-            while let Some(item) = ring.next() {
+            // Bounded, as the events are: a copy is made per stack an event names (its own, its
+            // waker's), so twice a batch covers the batch; a producer faster than the unwinder must not
+            // keep this loop (and the session) here forever. Copies the ring could not take are counted.
+            for _ in 0..2 * MAX_BATCH {
+                let Some(item) = ring.next() else {
+                    break;
+                };
                 unwinder.add_copy(&item);
             }
             for r in &mut raw {
