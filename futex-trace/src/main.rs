@@ -144,7 +144,7 @@ enum Command {
         profile (delay: time waited by the threads each stack woke); sample types contentions/count and\n\
         delay/nanoseconds, as Go's runtime writes them. Sampled stacks carry their weights. Labels: pid,\n\
         thread, lock (name or address), wait (its kind). Locations keep their address, file, file offset and\n\
-        build id, so a backend can symbolize them again. The demo (no stacks) gives one location per lock."
+        build id, so a backend can symbolize them again. A trace without stacks gives one location per lock."
     )]
     Pprof {
         /// A recording made by `futex-trace record`.

@@ -8,8 +8,8 @@
 //! its estimated contentions and delay, as Go's profiles do. Each sample is labelled with its process
 //! (`pid`), its lock (`lock`: a static's or a demo lock's name, else the address) and the wait's kind
 //! (`wait`). Locations carry their address and mapping (file, file offset, build id) so that a backend
-//! can symbolize them again; their functions are the names futex-trace resolved. Sources without stacks
-//! (futex-core's observer) give one location per lock.
+//! can symbolize them again; their functions are the names futex-trace resolved. Traces without stacks
+//! (`--no-stacks`, recordings made before the observer took stacks) give one location per lock.
 //!
 //! The messages below are `profile.proto` (github.com/google/pprof, proto/profile.proto) written out
 //! for prost's derive, so that building needs no `protoc`.
@@ -383,7 +383,7 @@ pub fn build(
     let mut keys: Vec<_> = model.addresses.keys().copied().collect();
     keys.sort_unstable();
     let Some(t) = stacks else {
-        // No stacks (futex-core's observer): one sample per lock, its waits and time waited.
+        // No stacks (a trace recorded without them): one sample per lock, its waits and time waited.
         for (pid, addr) in keys {
             let a = &model.addresses[&(pid, addr)];
             if side == Side::Waiters && a.wait_ns_total > 0 {

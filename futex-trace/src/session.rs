@@ -297,7 +297,7 @@ pub struct Finished {
     pub end: Option<TraceEnd>,
     pub reason: StopReason,
     pub model: Model,
-    /// The stacks and symbols (`None`: the source has no stacks, e.g. the observer).
+    /// The stacks and symbols (`None`: the source has no stacks).
     pub stacks: Option<StackTable>,
     /// Names of addresses the source knows (the demo's locks, a recording's labels).
     pub labels: HashMap<u64, String>,
