@@ -79,7 +79,7 @@ struct AddressRow<'a> {
     wakes_woke: u64,
     p50_wait_ns: u64,
     p99_wait_ns: u64,
-    /// The stack that waited longest here, outermost frame first (eBPF sources; the observer has none).
+    /// The stack that waited longest here, outermost frame first (eBPF sources and the observer).
     top_stack: Option<Vec<String>>,
     top_stack_wait_ns: Option<u64>,
     /// In `top_stack`: how many frames lead to the program's own frame that waited (the first one
@@ -225,45 +225,46 @@ fn build<'a>(
     let mut addresses: Vec<AddressRow> = m
         .addresses
         .iter()
-        .map(|(&(_, a), s)| AddressRow {
-            kernel_table: s.kernel.map(|h| match h {
-                KernelHash::Private { .. } => "private",
-                KernelHash::Global => "global",
-            }),
-            kernel_bucket: s.kernel.and_then(KernelHash::private).map(|(_, b)| b),
-            kernel_slots: s.kernel.and_then(KernelHash::private).map(|(n, _)| n),
-            what_if_kernel_bucket: what_if_slots
-                .filter(|_| s.kernel.and_then(KernelHash::private).is_some())
-                .map(|n| crate::khash::bucket(a, n)),
-            address: hex(a),
-            pid: s.pid,
-            label: labels.get(&a).map(String::as_str).or_else(|| {
-                stacks.and_then(|t| t.addr_symbols.get(&(s.pid, a)).map(String::as_str))
-            }),
-            kind: s.kind_in(stacks),
-            idle: s.kind_in(stacks).is_idle(),
-            waits: s.waits,
-            waits_blocked: s.waits_blocked,
-            wait_ns_total: s.wait_ns_total,
-            woken: s.woken,
-            timeouts: s.timeouts,
-            mismatches: s.mismatches,
-            wakes: s.wakes,
-            wakes_woke: s.wakes_woke,
-            p50_wait_ns: s.wait_ns.percentile(0.5),
-            p99_wait_ns: s.wait_ns.percentile(0.99),
-            top_stack: stacks
+        .map(|(&(_, a), s)| {
+            let kind = s.kind_in(stacks);
+            // The hottest stack's frames, and where the program itself waited in them.
+            let top = stacks
                 .zip(s.top_stack())
-                .map(|(t, (id, _))| t.frame_names((s.pid, id))),
-            top_stack_wait_ns: s.top_stack().map(|(_, ns)| ns),
-            top_stack_caller: stacks
-                .zip(s.top_stack())
-                .and_then(|(t, (id, _))| t.program_frame((s.pid, id)))
-                .map(|i| i + 1),
-            waited_in: stacks.zip(s.top_stack()).and_then(|(t, (id, _))| {
-                let i = t.program_frame((s.pid, id))?;
-                t.frame_names((s.pid, id)).get(i).cloned()
-            }),
+                .map(|(t, (id, _))| (t.frame_names((s.pid, id)), t.program_frame((s.pid, id))));
+            AddressRow {
+                kernel_table: s.kernel.map(|h| match h {
+                    KernelHash::Private { .. } => "private",
+                    KernelHash::Global => "global",
+                }),
+                kernel_bucket: s.kernel.and_then(KernelHash::private).map(|(_, b)| b),
+                kernel_slots: s.kernel.and_then(KernelHash::private).map(|(n, _)| n),
+                what_if_kernel_bucket: what_if_slots
+                    .filter(|_| s.kernel.and_then(KernelHash::private).is_some())
+                    .map(|n| crate::khash::bucket(a, n)),
+                address: hex(a),
+                pid: s.pid,
+                label: labels.get(&a).map(String::as_str).or_else(|| {
+                    stacks.and_then(|t| t.addr_symbols.get(&(s.pid, a)).map(String::as_str))
+                }),
+                kind,
+                idle: kind.is_idle(),
+                waits: s.waits,
+                waits_blocked: s.waits_blocked,
+                wait_ns_total: s.wait_ns_total,
+                woken: s.woken,
+                timeouts: s.timeouts,
+                mismatches: s.mismatches,
+                wakes: s.wakes,
+                wakes_woke: s.wakes_woke,
+                p50_wait_ns: s.wait_ns.percentile(0.5),
+                p99_wait_ns: s.wait_ns.percentile(0.99),
+                top_stack_caller: top.as_ref().and_then(|(_, at)| *at).map(|i| i + 1),
+                waited_in: top
+                    .as_ref()
+                    .and_then(|(names, at)| names.get((*at)?).cloned()),
+                top_stack: top.map(|(names, _)| names),
+                top_stack_wait_ns: s.top_stack().map(|(_, ns)| ns),
+            }
         })
         .collect();
     addresses.sort_by(|a, b| {

@@ -337,19 +337,31 @@ impl StackTable {
     /// The frames of a stack, outermost first, as names: symbols where known, else `file+0xoffset`,
     /// else the raw address. Inlined functions appear as frames of their own.
     pub fn frame_names(&self, key: StackKey) -> Vec<String> {
-        self.frames(key).into_iter().map(|(n, _)| n).collect()
+        self.frames_located(key, false)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// As [`StackTable::frame_names`], each with the file its code is in (`None`: not in a file).
     pub fn frames(&self, key: StackKey) -> Vec<(String, Option<&str>)> {
+        self.frames_located(key, true)
+    }
+
+    /// The frames of a stack; a symbolized frame's file is looked up only if `files` (the lookup is a
+    /// walk of the process's mappings, and names alone do not need it).
+    fn frames_located(&self, key: StackKey, files: bool) -> Vec<(String, Option<&str>)> {
         let (pid, _) = key;
         let Some(ips) = self.stacks.get(&key) else {
             return vec![("[stack not captured]".into(), None)];
         };
         let mut out = Vec::with_capacity(ips.len());
         for &ip in ips.iter().rev() {
-            let at = self.locate(pid, ip);
-            match (self.symbols.get(&(pid, ip)), at) {
+            let names = self.symbols.get(&(pid, ip));
+            let at = (files || names.is_none())
+                .then(|| self.locate(pid, ip))
+                .flatten();
+            match (names, at) {
                 (Some(names), _) => out.extend(names.iter().map(|n| (n.clone(), at.map(|a| a.0)))),
                 (None, Some((path, off))) => {
                     let file = path.rsplit('/').next().unwrap_or(path);

@@ -362,8 +362,9 @@ impl App {
             .model
             .addresses
             .iter()
-            .filter(|(_, s)| !s.kind_in(self.stacks.as_ref()).is_idle())
-            .map(|(&(pid, addr), s)| LockRow {
+            .map(|(k, s)| (k, s, s.kind_in(self.stacks.as_ref())))
+            .filter(|(_, _, kind)| !kind.is_idle())
+            .map(|(&(pid, addr), s, kind)| LockRow {
                 pid,
                 addr,
                 label: self.labels.get(&addr).cloned().or_else(|| {
@@ -371,7 +372,7 @@ impl App {
                         .as_ref()
                         .and_then(|t| t.addr_symbols.get(&(s.pid, addr)).cloned())
                 }),
-                kind: s.kind_in(self.stacks.as_ref()),
+                kind,
                 waits: s.waits,
                 waits_per_sec: rates
                     .and_then(|r| r.get(&(pid, addr)))
