@@ -93,9 +93,6 @@ pub struct StackUnwinder {
     /// the waits it released, which return shortly after).
     copies: [HashMap<i32, u32>; 2],
     generation_start: Instant,
-    /// Stacks unwound, and how many of them were cut short.
-    pub unwound: u64,
-    pub truncated: u64,
 }
 
 /// How long a copy's id is remembered: at least this, at most twice it.
@@ -110,8 +107,6 @@ impl Default for StackUnwinder {
             interner: StackInterner::default(),
             copies: [HashMap::new(), HashMap::new()],
             generation_start: Instant::now(),
-            unwound: 0,
-            truncated: 0,
         }
     }
 }
@@ -123,7 +118,7 @@ impl StackUnwinder {
             return;
         };
         let stack = self.unwind(head.pid, head.ip, head.sp, head.bp, data);
-        let id = self.intern(head.pid, stack);
+        let id = self.interner.intern(head.pid, stack);
         if self.generation_start.elapsed() >= COPY_GENERATION {
             self.copies.swap(0, 1);
             self.copies[0].clear();
@@ -146,12 +141,6 @@ impl StackUnwinder {
     /// A process ended: its unwinder goes (its stacks stay).
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
-    }
-
-    fn intern(&mut self, pid: u32, stack: Unwound) -> u32 {
-        self.unwound += 1;
-        self.truncated += u64::from(stack.truncated);
-        self.interner.intern(pid, stack)
     }
 
     /// Unwinds the stack of a thread of `pid` from its registers and the copy of its stack at `sp`. A
