@@ -95,12 +95,14 @@ pub fn default_table() -> &'static Table {
     DEFAULT.get_or_init(|| Table::with_id(DEFAULT_QUEUES, 0))
 }
 
+// One queue under loom: which queue a word hashes to depends on where it was allocated, which loom does
+// not keep the same between executions, and the order a requeue takes two queues' locks in must be.
 #[cfg(loom)]
 loom::lazy_static! {
-    static ref DEFAULT: Table = Table::with_id(DEFAULT_QUEUES, 0);
+    static ref DEFAULT: Table = Table::with_id(1, 0);
 }
 
-/// The process-wide table (per model execution under loom).
+/// The process-wide table (per model execution under loom, with one queue).
 #[cfg(loom)]
 pub fn default_table() -> &'static Table {
     &DEFAULT

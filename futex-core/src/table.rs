@@ -47,6 +47,12 @@ pub(crate) struct Waiter {
     requeued: UnsafeCell<u32>,
     /// `[F]` when the waker that released it started its wake (ns), read by the waiter after release.
     woken_ns: UnsafeCell<u64>,
+    /// `[F]` what the releaser tells the waiter (0 unless a [`Table::wake_one_with`] decided otherwise),
+    /// read by the waiter after release.
+    token: UnsafeCell<u32>,
+    /// `[F]` since when (ns) the waiter's thread has waited for what it waits on: given by the waiter,
+    /// reset by requeue (waiting for the new word starts then). A fair wake reads it.
+    since_ns: UnsafeCell<u64>,
     /// The seed's `ft_proc`: written to released `[F]`; read without the lock by the waiting thread.
     parker: Parker,
     /// `[I]`
@@ -54,13 +60,15 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    fn new(ident: usize, kind: WaitKind) -> Self {
+    fn new(ident: usize, kind: WaitKind, since_ns: u64) -> Self {
         Self {
             next: UnsafeCell::new(ptr::null()),
             prev: UnsafeCell::new(ptr::null()),
             ident: AtomicUsize::new(ident),
             requeued: UnsafeCell::new(0),
             woken_ns: UnsafeCell::new(0),
+            token: UnsafeCell::new(0),
+            since_ns: UnsafeCell::new(since_ns),
             parker: Parker::new(),
             kind,
         }
@@ -82,6 +90,10 @@ impl Drop for Waiter {
         self.requeued.with_mut(|p| unsafe { *p = u32::MAX });
         // SAFETY: as above.
         self.woken_ns.with_mut(|p| unsafe { *p = u64::MAX });
+        // SAFETY: as above.
+        self.token.with_mut(|p| unsafe { *p = u32::MAX });
+        // SAFETY: as above.
+        self.since_ns.with_mut(|p| unsafe { *p = u64::MAX });
     }
 }
 
@@ -217,6 +229,17 @@ impl Unparkers {
             u.unpark();
         }
     }
+}
+
+/// What [`Table::wake_one_with`]'s decision sees, under the queue lock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WakeOne {
+    /// A waiter on the word is being woken (the first in line).
+    pub(crate) woken: bool,
+    /// Another waiter on the word stays linked after it.
+    pub(crate) more: bool,
+    /// How long the woken waiter has waited, from the time its `wait_token` gave (ns; 0 if none woken).
+    pub(crate) waited_ns: u64,
 }
 
 /// The number of sleep queues of the process-wide default table (the seed's `FUTEX_SLPQUES_SIZE`).
@@ -400,9 +423,24 @@ impl Table {
         timeout: Option<Duration>,
         kind: WaitKind,
     ) -> Result<(), WaitError> {
+        self.wait_token(futex, expected, timeout, kind, None)
+            .map(|_| ())
+    }
+
+    /// [`Table::wait_as`], returning the token the waker left (0 unless a [`Table::wake_one_with`] chose
+    /// one). `since_ns` is when the caller began waiting for what it waits for, if before this call (a
+    /// mutex's slow path that parks again after a wakeup): the age a fair wake sees.
+    pub(crate) fn wait_token(
+        &self,
+        futex: &AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+        kind: WaitKind,
+        since_ns: Option<u64>,
+    ) -> Result<u32, WaitError> {
         let addr = futex as *const AtomicU32 as usize;
         let start = now_ns();
-        let waiter = Waiter::new(addr, kind);
+        let waiter = Waiter::new(addr, kind, since_ns.unwrap_or(start));
         let w: *const Waiter = &waiter;
         let qi = self.bucket_of_addr(addr);
         let q = &self.queues[qi];
@@ -443,7 +481,13 @@ impl Table {
         // unlinked by `unwait` under the lock.
         let end = now_ns();
         // SAFETY: the waiter is off every list; no other thread accesses it any more.
-        let (requeued, woken_ns) = unsafe { (get(&waiter.requeued), get(&waiter.woken_ns)) };
+        let (requeued, woken_ns, token) = unsafe {
+            (
+                get(&waiter.requeued),
+                get(&waiter.woken_ns),
+                get(&waiter.token),
+            )
+        };
         let final_addr = waiter.ident.load(Ordering::Relaxed);
         let wake_to_return = if outcome == WaitOutcome::Woken && woken_ns != 0 {
             end.saturating_sub(woken_ns)
@@ -464,7 +508,7 @@ impl Table {
             },
         );
         match outcome {
-            WaitOutcome::Woken => Ok(()),
+            WaitOutcome::Woken => Ok(token),
             WaitOutcome::TimedOut => Err(WaitError::TimedOut),
             WaitOutcome::Mismatch => Err(WaitError::Mismatch),
         }
@@ -580,6 +624,80 @@ impl Table {
         woken
     }
 
+    /// Wakes the first waiter on `futex` (if any), letting `decide` choose, under the queue lock, what it
+    /// is told: `decide` runs whether or not a waiter was found, sees a [`WakeOne`], and returns the
+    /// token the woken waiter's [`Table::wait_token`] returns. A lock built on the table changes its word
+    /// inside `decide`, so that the change and the queue it describes are one atomic step to every other
+    /// waiter and waker (parking_lot's `unpark_one` callback). Returns whether a waiter was woken.
+    pub(crate) fn wake_one_with(
+        &self,
+        futex: &AtomicU32,
+        kind: WaitKind,
+        decide: impl FnOnce(WakeOne) -> u32,
+    ) -> bool {
+        let addr = futex as *const AtomicU32 as usize;
+        let qi = self.bucket_of_addr(addr);
+        let q = &self.queues[qi];
+        let g = self.lock_queue(qi, addr, kind);
+        bump(&q.stats.wakes, 1);
+        let (mut first, mut more, mut collisions) = (ptr::null::<Waiter>(), false, 0u32);
+        let mut f = q.head(&g);
+        while !f.is_null() {
+            // SAFETY: `f` is linked on `q` and we hold its lock, so it is alive and ours.
+            let (ident, next) = unsafe { ((*f).ident.load(Ordering::Relaxed), get(&(*f).next)) };
+            if ident != addr {
+                collisions += 1;
+            } else if first.is_null() {
+                first = f;
+            } else {
+                more = true;
+                break;
+            }
+            f = next;
+        }
+        let now = now_ns();
+        let woken = !first.is_null();
+        let waited_ns = if woken {
+            // SAFETY: `first` is linked on `q`, lock held.
+            now.saturating_sub(unsafe { get(&(*first).since_ns) })
+        } else {
+            0
+        };
+        let token = decide(WakeOne {
+            woken,
+            more,
+            waited_ns,
+        });
+        let mut unparker = None;
+        if woken {
+            // SAFETY: `first` is linked on `q`, lock held; the release is the last touch.
+            unsafe {
+                q.remove(&g, first);
+                set(&(*first).woken_ns, now);
+                set(&(*first).token, token);
+                unparker = Some(Parker::release(&(*first).parker));
+            }
+        }
+        bump(&q.stats.woken, woken as u64);
+        bump(&q.stats.collisions, collisions as u64);
+        drop(g);
+        if let Some(u) = unparker {
+            u.unpark();
+        }
+        self.emit(
+            None,
+            EventKind::Wake {
+                addr,
+                queue: qi as u32,
+                kind,
+                requested: 1,
+                woken: woken as u32,
+                collisions,
+            },
+        );
+        woken
+    }
+
     /// Wakes up to `n` waiters on `from` and moves up to `m` more onto `to`: see [`crate::requeue`].
     pub fn requeue_as(
         &self,
@@ -614,6 +732,21 @@ impl Table {
                 moved: 0,
             };
         }
+        self.requeue_with(fa, ta, kind, |_| (n, m), |_| {})
+    }
+
+    /// [`Table::requeue_addr`], deciding under the queue locks: `plan` is told whether a waiter on `fa`
+    /// is linked and returns how many to wake and how many to move (`m` 0 moves none); `after` sees the
+    /// result, still under the locks (a condvar marks its mutex's word there, before any of the moved
+    /// waiters can be woken from it).
+    pub(crate) fn requeue_with(
+        &self,
+        fa: usize,
+        ta: usize,
+        kind: WaitKind,
+        plan: impl FnOnce(bool) -> (u32, u32),
+        after: impl FnOnce(Requeued),
+    ) -> Requeued {
         let (fi, ti) = (self.bucket_of_addr(fa), self.bucket_of_addr(ta));
         let (ofsq, nfsq) = (&self.queues[fi], &self.queues[ti]);
 
@@ -629,6 +762,18 @@ impl Table {
         };
         bump(&ofsq.stats.requeues, 1);
 
+        let mut found = false;
+        let mut f = ofsq.head(&og);
+        while !f.is_null() && !found {
+            // SAFETY: `f` is linked on `ofsq` and we hold its lock.
+            unsafe {
+                found = (*f).ident.load(Ordering::Relaxed) == fa;
+                f = get(&(*f).next);
+            }
+        }
+        let (n, m) = plan(found);
+        let now = now_ns();
+
         let mut unparkers = Unparkers::new();
         let (woken, mut collisions, mut mf) = if n > 0 {
             // SAFETY: `og` is `ofsq`'s lock.
@@ -642,7 +787,7 @@ impl Table {
 
         let mut moved = 0u32;
         let mut moved_collisions = 0u32;
-        if !mf.is_null() {
+        if !mf.is_null() && m > 0 {
             // Only iterate from the current entry to the tail of the list as it is now, in case we are
             // requeueing onto the end of the same list.
             let last = ofsq.tail(&og);
@@ -657,6 +802,7 @@ impl Table {
                         ofsq.remove(&og, f);
                         (*f).ident.store(ta, Ordering::Relaxed);
                         set(&(*f).requeued, get(&(*f).requeued) + 1);
+                        set(&(*f).since_ns, now);
                         nfsq.insert_tail(ng_ref, f);
                         moved += 1;
                     } else {
@@ -672,6 +818,7 @@ impl Table {
             bump(&ofsq.stats.collisions, moved_collisions as u64);
             collisions += moved_collisions;
         }
+        after(Requeued { woken, moved });
         drop(ng);
         drop(og);
         unparkers.unpark_all();

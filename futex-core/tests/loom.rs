@@ -158,3 +158,86 @@ fn condvar_notify_without_waiters_never_loses_a_wakeup() {
         });
     }
 }
+
+/// The Mutex's two ways out of a contended unlock: the lock freed with the PARKED bit kept for the
+/// sleepers left, and the lock handed to the first sleeper (`unlock_fair`; by itself, the mutex does it
+/// for a sleeper that waited past `FAIR_AFTER`, which loom's clock never reaches). The data is a loom
+/// cell: a hand-off that did not order the holder's writes before the new holder's is a reported race;
+/// a sleeper left behind with the bit cleared is a reported deadlock.
+#[test]
+fn mutex_hands_off_and_frees_without_losing_a_sleeper() {
+    use futex_core::sync::{Mutex, MutexGuard};
+    use loom::cell::UnsafeCell;
+    for fair in [false, true] {
+        model(move || {
+            let m = Arc::new(Mutex::new(UnsafeCell::new(0u32)));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    thread::spawn(move || {
+                        for _ in 0..2 {
+                            let g = m.lock();
+                            // SAFETY: the mutex is held.
+                            g.with_mut(|v| unsafe { *v += 1 });
+                            if fair {
+                                MutexGuard::unlock_fair(g);
+                            } else {
+                                drop(g);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            let g = m
+                .try_lock()
+                .expect("the mutex is free once every thread is done");
+            // SAFETY: the mutex is held.
+            assert_eq!(g.with(|v| unsafe { *v }), 4);
+            assert_eq!(futex_core::default_table().stats()[0].depth, 0);
+        });
+    }
+}
+
+/// notify_all moves every waiter onto the mutex's word, waking none if the mutex is held (its holder's
+/// unlock must then wake the first, so the PARKED bit is set under the queue lock) and one if it is
+/// free. Whether the notify runs inside the critical section or after it, every waiter returns.
+#[test]
+fn condvar_notify_all_requeues_without_losing_a_waiter() {
+    use futex_core::sync::{Condvar, Mutex};
+    for notify_under_lock in [false, true] {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(b.preemption_bound.unwrap_or(2).min(2));
+        b.check(move || {
+            let pair = Arc::new((Mutex::new(false), Condvar::new()));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let p = pair.clone();
+                    thread::spawn(move || {
+                        let (m, c) = &*p;
+                        let mut ready = m.lock();
+                        while !*ready {
+                            ready = c.wait(ready);
+                        }
+                    })
+                })
+                .collect();
+            let (m, c) = &*pair;
+            let mut ready = m.lock();
+            *ready = true;
+            if notify_under_lock {
+                c.notify_all();
+                drop(ready);
+            } else {
+                drop(ready);
+                c.notify_all();
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(futex_core::default_table().stats()[0].depth, 0);
+        });
+    }
+}

@@ -86,10 +86,17 @@ fn condvar_notify_one_wakes_a_waiter() {
     h.join().unwrap();
 }
 
-/// notify_all with N waiters: 1 woken, N−1 moved from the condvar's word to the mutex's word, then all
-/// return. The only test in this binary that subscribes to the default table.
+/// notify_all with N waiters, the mutex free: 1 woken, N−1 moved from the condvar's word to the mutex's
+/// word; the mutex held (notify inside the critical section): none woken, all N moved (the holder's unlock
+/// wakes the first). Then all return. The only test in this binary that subscribes to the default table.
 #[test]
-fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
+fn notify_all_moves_the_waiters_onto_the_mutex() {
+    for under_lock in [false, true] {
+        notify_all_once(under_lock);
+    }
+}
+
+fn notify_all_once(under_lock: bool) {
     const N: usize = 6;
     let pair = Arc::new((Mutex::new((false, 0usize)), Condvar::new()));
     let sub = futex_core::default_table().subscribe(1 << 16).unwrap();
@@ -126,8 +133,15 @@ fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
         );
         thread::sleep(Duration::from_millis(1));
     }
-    m.lock().0 = true;
-    c.notify_all();
+    let mut g = m.lock();
+    g.0 = true;
+    if under_lock {
+        c.notify_all();
+        drop(g);
+    } else {
+        drop(g);
+        c.notify_all();
+    }
     for h in hs {
         h.join().unwrap();
     }
@@ -147,7 +161,17 @@ fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
             _ => None,
         })
         .collect();
-    assert_eq!(rq, vec![(m.addr(), 1, N as u32 - 1, WaitKind::Condvar)]);
+    let woken: usize = if under_lock { 0 } else { 1 };
+    assert_eq!(
+        rq,
+        vec![(
+            m.addr(),
+            woken as u32,
+            (N - woken) as u32,
+            WaitKind::Condvar
+        )],
+        "under the lock: {under_lock}"
+    );
     // The moved waiters ended their waits on the mutex's word, requeued once.
     let moved_ends = evs
         .iter()
@@ -156,6 +180,6 @@ fn notify_all_wakes_one_and_requeues_the_rest_onto_the_mutex() {
             if addr == c.addr() && final_addr == m.addr())
         })
         .count();
-    assert_eq!(moved_ends, N - 1);
+    assert_eq!(moved_ends, N - woken);
     assert_eq!(sub.dropped(), 0);
 }

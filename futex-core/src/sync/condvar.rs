@@ -1,14 +1,15 @@
 use std::time::Duration;
 
-use super::mutex::{Mutex, MutexGuard};
+use super::mutex::{self, Mutex, MutexGuard, TOKEN_HANDOFF};
 use crate::facade::{AtomicU32, AtomicUsize, Ordering};
 use crate::{default_table, WaitError, WaitKind};
 
 /// No mutex seen yet.
 const NO_MUTEX: usize = 0;
 
-/// A condition variable. `notify_all` wakes one waiter and requeues the rest onto the mutex's word, so
-/// they are woken one at a time as the mutex is released, with no thundering herd.
+/// A condition variable. `notify_all` moves the waiters onto the mutex's word, so that they are woken one
+/// at a time as the mutex is released, with no thundering herd: all of them if the mutex is held (its
+/// holder's unlock wakes the first), all but one if it is free (that one is woken to take it).
 ///
 /// # Panics
 /// Waiting with a second, different mutex panics (as `std::sync::Condvar` documents it may): a waiter
@@ -127,11 +128,13 @@ impl Condvar {
         // (the condition variable's contract) acquires it after this, so it sees the count.
         self.waiters.fetch_add(1, Ordering::Relaxed);
         drop(guard);
-        let r = default_table().wait_as(&self.seq, seq, timeout, WaitKind::Condvar);
+        let r = default_table().wait_token(&self.seq, seq, timeout, WaitKind::Condvar, None);
         self.waiters.fetch_sub(1, Ordering::Relaxed);
-        // We may have been woken as the head of a notify_all, or woken from the mutex's queue after a
-        // requeue: either way others may sleep on the mutex word, so lock as contended.
-        mutex.lock_contended(true);
+        // Moved onto the mutex's word by a notify_all, a waiter may be woken by the mutex's fair unlock
+        // with the lock handed to it; otherwise it takes the lock like any thread.
+        if r != Ok(TOKEN_HANDOFF) {
+            std::mem::forget(mutex.lock());
+        }
         (
             MutexGuard { mutex },
             WaitTimeoutResult(r == Err(WaitError::TimedOut)),
@@ -187,9 +190,27 @@ impl Condvar {
             default_table().wake_as(&self.seq, u32::MAX, WaitKind::Condvar);
             return;
         }
-        // Waiters still on `seq` hold a borrow of that mutex, so whenever one is moved, the word is alive;
-        // the address is only an identity to the table, never dereferenced.
-        default_table().requeue_addr(self.seq_addr(), 1, m, u32::MAX, WaitKind::Condvar);
+        // Waiters still on `seq` hold a borrow of that mutex, so while one is linked, which `found` says
+        // under the queue lock, the word is alive; otherwise it is not dereferenced.
+        // SAFETY: only called with a waiter linked (found, or just moved onto the mutex's word).
+        let word = || unsafe { &*(m as *const AtomicU32) };
+        default_table().requeue_with(
+            self.seq_addr(),
+            m,
+            WaitKind::Condvar,
+            |found| match found {
+                false => (0, 0),
+                // Held: move them all; the holder's unlock wakes the first.
+                true if mutex::mark_parked_if_locked(word()) => (0, u32::MAX),
+                // Free: wake one to take it, move the rest behind it.
+                true => (1, u32::MAX),
+            },
+            |r| {
+                if r.moved > 0 {
+                    mutex::mark_parked(word());
+                }
+            },
+        );
     }
 
     /// The futex word's address (what probes and events report for this condvar's waits).

@@ -5,19 +5,32 @@ use std::ops::{Deref, DerefMut};
 use crate::facade::{AtomicU32, Ordering};
 use crate::{default_table, WaitKind};
 
-/// Free.
-const UNLOCKED: u32 = 0;
-/// Held, nobody (known to be) waiting: unlock needs no wake.
+/// The lock is held. Set and cleared by CAS in `lock`/`unlock`, and by the slow unlock under the queue
+/// lock.
 const LOCKED: u32 = 1;
-/// Held, and some thread may be waiting on the word (or was requeued onto it): unlock wakes one.
-const CONTENDED: u32 = 2;
+/// Some thread sleeps on the word (or was requeued onto it), so unlock must take the slow path and wake
+/// one. Set by a waiter before it sleeps (or by a condvar's requeue, under the queue lock); cleared only
+/// under the word's queue lock, by the unlock that wakes the last waiter. Invariant: while any waiter is
+/// linked on the word, it is set.
+const PARKED: u32 = 2;
+
+/// The token a waiter wakes with when the unlock handed it the lock (still LOCKED, now its own).
+pub(crate) const TOKEN_HANDOFF: u32 = 1;
 
 /// Rounds of spinning (3, with exponential backoff) and yielding (the rest) before sleeping on a held
-/// mutex: a short critical section often ends within them. The same schedule as parking_lot's SpinWait.
+/// mutex that nobody sleeps on yet: a short critical section often ends within them. The same schedule
+/// as parking_lot's SpinWait.
 const SPIN_ROUNDS: u32 = 10;
 
-/// A mutual-exclusion lock on one futex word (Drepper's three-state mutex). Locking a free mutex is one
-/// CAS and never enters the sleep-queue table; only contention does (as `WaitKind::Mutex`).
+/// Eventual fairness: a thread that has tried to take the lock for this long (0.5 ms, from its first
+/// sleep, across wakeups that lost the race) is handed the lock by the next unlock that wakes it, instead
+/// of racing for it again. Short enough that no thread starves while others barge; long enough that
+/// hand-offs, which keep the lock held while the woken thread is scheduled, stay rare.
+pub const FAIR_AFTER: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// A mutual-exclusion lock on one futex word: a LOCKED bit and a PARKED bit (parking_lot's RawMutex, on
+/// the sleep-queue table). Locking a free mutex is one CAS, unlocking one nobody sleeps on another;
+/// only contention enters the table (as `WaitKind::Mutex`).
 ///
 /// No poisoning: a panic while holding the lock unlocks it.
 pub struct Mutex<T: ?Sized> {
@@ -44,7 +57,7 @@ impl<T> Mutex<T> {
     #[cfg(not(loom))]
     pub const fn new(value: T) -> Self {
         Self {
-            state: AtomicU32::new(UNLOCKED),
+            state: AtomicU32::new(0),
             data: UnsafeCell::new(value),
         }
     }
@@ -53,7 +66,7 @@ impl<T> Mutex<T> {
     #[cfg(loom)]
     pub fn new(value: T) -> Self {
         Self {
-            state: AtomicU32::new(UNLOCKED),
+            state: AtomicU32::new(0),
             data: UnsafeCell::new(value),
         }
     }
@@ -70,10 +83,10 @@ impl<T: ?Sized> Mutex<T> {
     pub fn lock(&self) -> MutexGuard<'_, T> {
         if self
             .state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            self.lock_contended(false);
+            self.lock_slow();
         }
         MutexGuard { mutex: self }
     }
@@ -81,64 +94,114 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock if it is free, without waiting.
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.state
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| MutexGuard { mutex: self })
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & LOCKED == 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                s | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(MutexGuard { mutex: self }),
+                Err(now) => s = now,
+            }
+        }
+        None
     }
 
-    /// The slow path. `requeued` is true for a thread coming back from a condvar wait: it may have been
-    /// woken as the head of a `notify_all` whose other waiters were moved onto this word, so it must take
-    /// the lock as CONTENDED, to make its unlock wake the next of them.
+    /// The slow path (parking_lot's `lock_slow`, on the sleep-queue table): take the lock whenever it is
+    /// free, even with sleepers (barging keeps the lock busy while a woken thread is being scheduled);
+    /// spin and yield while nobody sleeps; then mark the word PARKED and sleep. A wakeup either hands the
+    /// lock over (`TOKEN_HANDOFF`, see [`FAIR_AFTER`]) or sends the thread round again.
     #[cold]
-    pub(crate) fn lock_contended(&self, requeued: bool) {
-        if !requeued {
-            // Spin with exponential backoff, then yield the CPU a few times (a holder that was preempted
-            // gets to run and release), as long as nobody sleeps on the word yet.
-            for round in 0..SPIN_ROUNDS {
-                let s = self.state.load(Ordering::Relaxed);
-                if s == CONTENDED {
-                    break; // others already sleep: join them rather than steal
+    pub(crate) fn lock_slow(&self) {
+        let mut since = None;
+        let mut spins = 0u32;
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                match self.state.compare_exchange_weak(
+                    s,
+                    s | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(now) => s = now,
                 }
-                if s == UNLOCKED
-                    && self
-                        .state
-                        .compare_exchange_weak(
-                            UNLOCKED,
-                            LOCKED,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    return;
-                }
-                if round < 3 {
-                    for _ in 0..(2u32 << round) {
+                continue;
+            }
+            if s & PARKED == 0 && spins < SPIN_ROUNDS {
+                if spins < 3 {
+                    for _ in 0..(2u32 << spins) {
                         std::hint::spin_loop();
                     }
                 } else {
                     std::thread::yield_now();
                 }
+                spins += 1;
+                s = self.state.load(Ordering::Relaxed);
+                continue;
             }
-        }
-        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            // Mismatch (the word changed) and wakeups alike lead back to the swap.
-            let _ = default_table().wait_as(&self.state, CONTENDED, None, WaitKind::Mutex);
+            if s & PARKED == 0 {
+                if let Err(now) = self.state.compare_exchange_weak(
+                    s,
+                    s | PARKED,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    s = now;
+                    continue;
+                }
+            }
+            // Sleeps only while the word is still LOCKED|PARKED once the waiter is linked: an unlock that
+            // cleared it under the queue lock is seen, so no wakeup is lost.
+            let since = *since.get_or_insert_with(crate::sys::now_ns);
+            let r = default_table().wait_token(
+                &self.state,
+                LOCKED | PARKED,
+                None,
+                WaitKind::Mutex,
+                Some(since),
+            );
+            if r == Ok(TOKEN_HANDOFF) {
+                // The unlocker kept the word LOCKED for us; its release of our waiter (Release) and our
+                // reading of it (Acquire) order its critical section before ours.
+                return;
+            }
+            spins = 0;
+            s = self.state.load(Ordering::Relaxed);
         }
     }
 
     /// Releases the lock (the guard's drop).
     #[inline]
     pub(crate) fn unlock(&self) {
-        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            self.wake_one();
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow(false);
         }
     }
 
+    /// Wakes the first sleeper, deciding under its queue lock what the word becomes: handed over
+    /// (still LOCKED) when `fair` or the sleeper has waited past [`FAIR_AFTER`], else free, PARKED as long
+    /// as others still sleep.
     #[cold]
-    fn wake_one(&self) {
-        default_table().wake_as(&self.state, 1, WaitKind::Mutex);
+    fn unlock_slow(&self, fair: bool) {
+        default_table().wake_one_with(&self.state, WaitKind::Mutex, |w| {
+            if w.woken && (fair || w.waited_ns >= FAIR_AFTER.as_nanos() as u64) {
+                if !w.more {
+                    self.state.store(LOCKED, Ordering::Relaxed);
+                }
+                return TOKEN_HANDOFF;
+            }
+            self.state
+                .store(if w.more { PARKED } else { 0 }, Ordering::Release);
+            0
+        });
     }
 
     /// Mutable access without locking: `&mut self` proves nobody else holds it.
@@ -182,6 +245,43 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
         // SAFETY: the guard proves this thread holds the lock, and `&mut self` that it is the only borrow.
         unsafe { &mut *self.mutex.data.get() }
     }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// Unlocks, handing the lock to the longest-waiting sleeper if there is one, instead of letting
+    /// whoever comes first take it (parking_lot's `unlock_fair`). Slower than dropping the guard; the
+    /// mutex does this by itself for a sleeper that waited past [`FAIR_AFTER`].
+    pub fn unlock_fair(guard: Self) {
+        let m = guard.mutex;
+        std::mem::forget(guard);
+        if m.state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            m.unlock_slow(true);
+        }
+    }
+}
+
+/// Marks a mutex's word PARKED if it is held, for a condvar that moves its waiters onto it without
+/// waking any: the holder's unlock then wakes them. Returns false (nothing changed) if it is free.
+/// Called under the word's queue lock.
+pub(crate) fn mark_parked_if_locked(word: &AtomicU32) -> bool {
+    let mut s = word.load(Ordering::Relaxed);
+    loop {
+        if s & LOCKED == 0 {
+            return false;
+        }
+        match word.compare_exchange_weak(s, s | PARKED, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => s = now,
+        }
+    }
+}
+
+/// Marks a mutex's word PARKED, for a condvar that moved waiters onto it. Called under its queue lock.
+pub(crate) fn mark_parked(word: &AtomicU32) {
+    word.fetch_or(PARKED, Ordering::Relaxed);
 }
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
