@@ -3,7 +3,10 @@
 //! ```sh
 //! cargo bench -p futex-core --bench matrix                    # ~3 min
 //! BENCH_SECS=0.1 BENCH_REPS=3 cargo bench -p futex-core --bench matrix   # a quick look
+//! BENCH_ONLY=2x20x1,16x0x1,broadcast cargo bench -p futex-core --bench matrix   # some parts
 //! ```
+//! `BENCH_ONLY` names cells as `threads`x`work`x`locks` and the other parts as `uncontended`,
+//! `broadcast`, `pc` and `starvation`.
 //! - Mutex throughput: threads 2 / 4 / 8 / 16 × critical section empty / 20 / 200 multiply-adds × 1 lock /
 //!   8 locks; the three locks alternated within each repetition; medians of `BENCH_REPS` (default 5) runs
 //!   of `BENCH_SECS` (default 0.25) s. Summary: the geometric mean and the worst cell of futex-core /
@@ -275,6 +278,14 @@ fn starvation<L: Lock>(secs: Duration) -> Duration {
     hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
 }
 
+/// Whether `BENCH_ONLY` (a comma-separated list) selects `part`; everything when it is unset.
+fn selected(part: &str) -> bool {
+    match std::env::var("BENCH_ONLY") {
+        Ok(only) if !only.is_empty() => only.split(',').any(|p| p.trim() == part),
+        _ => true,
+    }
+}
+
 fn geomean(v: &[f64]) -> f64 {
     (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
 }
@@ -301,6 +312,9 @@ fn main() {
     for &threads in thread_counts {
         for work in [0u32, 20, 200] {
             for locks in [1usize, 8] {
+                if !selected(&format!("{threads}x{work}x{locks}")) {
+                    continue;
+                }
                 let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..reps {
                     f.push(contended::<FutexCore>(threads, locks, work, secs));
@@ -326,6 +340,9 @@ fn main() {
             }
         }
     }
+    if vs_pl.is_empty() {
+        worst.0 = f64::NAN;
+    }
     println!(
         "summary: futex-core / parking_lot geometric mean {:.3}, worst {:.3} ({}); / std geometric \
          mean {:.3}",
@@ -335,6 +352,27 @@ fn main() {
         geomean(&vs_std)
     );
 
+    if selected("uncontended") {
+        uncontended_part(reps);
+    }
+    let rounds = if smoke { 50 } else { 10_000 };
+    if selected("broadcast") {
+        broadcast_part(rounds);
+    }
+    if selected("pc") {
+        pc_part(reps, secs);
+    }
+    let window = if smoke {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_secs(2)
+    };
+    if selected("starvation") {
+        starvation_part(window);
+    }
+}
+
+fn uncontended_part(reps: usize) {
     let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
         f.push(uncontended::<FutexCore>());
@@ -347,8 +385,9 @@ fn main() {
          (futex-core / std {:.3})",
         f / s
     );
+}
 
-    let rounds = if smoke { 50 } else { 10_000 };
+fn broadcast_part(rounds: u64) {
     println!("\nCondvar broadcast, 16 waiters × {rounds} notify_all (seconds, context switches):");
     for (name, run) in [
         ("futex-core", broadcast_futex_core as fn(u64) -> (f64, i64)),
@@ -358,7 +397,9 @@ fn main() {
         let (t, cs) = run(rounds);
         println!("  {name:<12} {t:>8.3} s {cs:>12} switches");
     }
+}
 
+fn pc_part(reps: usize, secs: Duration) {
     println!("\nproducer/consumer, 1 producer + 2 consumers (M items/s):");
     let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
@@ -372,12 +413,9 @@ fn main() {
         median(p) / 1e6,
         median(s) / 1e6
     );
+}
 
-    let window = if smoke {
-        Duration::from_millis(50)
-    } else {
-        Duration::from_secs(2)
-    };
+fn starvation_part(window: Duration) {
     println!("\nstarvation: 4 threads, one lock, {window:?}: the longest a thread went without it");
     for (name, run) in [
         (
