@@ -302,10 +302,24 @@ fn main() {
         "futex-core matrix: medians of {reps} alternated runs of {secs:?}; {} CPUs",
         thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "\n{:<28} {:>11} {:>11} {:>11} {:>8} {:>8}",
-        "Mops/s: threads × work × locks", "futex-core", "parking_lot", "std", "vs pl", "vs std"
+        "\n{:<28} {:>11} {:>11} {:>11} {:>8} {:>8} {:>9} {:>8}",
+        "Mops/s: threads × work × locks",
+        "futex-core",
+        "parking_lot",
+        "std",
+        "vs pl",
+        "vs std",
+        "ceiling",
+        "pl/ceil"
     );
+    // The most any lock could do in a cell: one thread alone on a lock with the same critical section
+    // (the best of the three locks), times the critical sections that can run at once (one per lock,
+    // one per CPU). Holding one lock serializes its critical sections, and nothing is cheaper than an
+    // uncontended, cached lock; where parking_lot is near this, no lock can be far ahead of it.
+    let mut alone = std::collections::HashMap::new();
+    let mut ceilings = Vec::new();
     let (mut vs_pl, mut vs_std) = (Vec::new(), Vec::new());
     let mut worst = (f64::MAX, String::new());
     let thread_counts: &[usize] = if smoke { &[2] } else { &[2, 4, 8, 16] };
@@ -322,16 +336,29 @@ fn main() {
                     s.push(contended::<Std>(threads, locks, work, secs));
                 }
                 let (f, p, s) = (median(f), median(p), median(s));
+                let one: f64 = *alone.entry(work).or_insert_with(|| {
+                    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+                    for _ in 0..reps {
+                        a.push(contended::<FutexCore>(1, 1, work, secs));
+                        b.push(contended::<ParkingLot>(1, 1, work, secs));
+                        c.push(contended::<Std>(1, 1, work, secs));
+                    }
+                    median(a).max(median(b)).max(median(c))
+                });
+                let ceiling = one * threads.min(locks).min(cpus) as f64;
                 let cell = format!("{threads:>2} × {work:>3} × {locks}");
                 println!(
-                    "{:<28} {:>11.2} {:>11.2} {:>11.2} {:>7.2}x {:>7.2}x",
+                    "{:<28} {:>11.2} {:>11.2} {:>11.2} {:>7.2}x {:>7.2}x {:>9.2} {:>8.2}",
                     cell,
                     f / 1e6,
                     p / 1e6,
                     s / 1e6,
                     f / p,
-                    f / s
+                    f / s,
+                    ceiling / 1e6,
+                    p / ceiling
                 );
+                ceilings.push(ceiling / p);
                 if f / p < worst.0 {
                     worst = (f / p, cell);
                 }
@@ -350,6 +377,10 @@ fn main() {
         worst.0,
         worst.1,
         geomean(&vs_std)
+    );
+    println!(
+        "ceiling: the most any lock could reach here, ceiling / parking_lot, geometric mean {:.3}",
+        geomean(&ceilings)
     );
 
     if selected("uncontended") {

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::mutex::{self, Mutex, MutexGuard, TOKEN_HANDOFF};
+use super::{backoff, SPIN_ROUNDS};
 use crate::facade::{AtomicU32, AtomicUsize, Ordering};
 use crate::{default_table, WaitError, WaitKind};
 
@@ -128,7 +129,20 @@ impl Condvar {
         // (the condition variable's contract) acquires it after this, so it sees the count.
         self.waiters.fetch_add(1, Ordering::Relaxed);
         drop(guard);
-        let r = default_table().wait_token(&self.seq, seq, timeout, WaitKind::Condvar, None);
+        // A notify often comes within microseconds (a queue's producer, the rest of a broadcast round):
+        // watch the sequence for as long as the mutex would spin before sleeping, and return without
+        // entering the table if it moves. A notify in that window finds no waiter linked and wakes
+        // nobody: no sleep, no wake syscall. (Returning is always allowed: waits may end spuriously.)
+        let mut r = Ok(0);
+        let mut round = 0;
+        while self.seq.load(Ordering::Acquire) == seq {
+            if round == SPIN_ROUNDS {
+                r = default_table().wait_token(&self.seq, seq, timeout, WaitKind::Condvar, None);
+                break;
+            }
+            backoff(round);
+            round += 1;
+        }
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         // Moved onto the mutex's word by a notify_all, a waiter may be woken by the mutex's fair unlock
         // with the lock handed to it; otherwise it takes the lock like any thread.

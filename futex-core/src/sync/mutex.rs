@@ -2,6 +2,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
+use super::{backoff, SPIN_ROUNDS};
 use crate::facade::{AtomicU32, Ordering};
 use crate::{default_table, WaitKind};
 
@@ -16,11 +17,6 @@ const PARKED: u32 = 2;
 
 /// The token a waiter wakes with when the unlock handed it the lock (still LOCKED, now its own).
 pub(crate) const TOKEN_HANDOFF: u32 = 1;
-
-/// Rounds of spinning (3, with exponential backoff) and yielding (the rest) before sleeping on a held
-/// mutex that nobody sleeps on yet: a short critical section often ends within them. The same schedule
-/// as parking_lot's SpinWait.
-const SPIN_ROUNDS: u32 = 10;
 
 /// Eventual fairness: a thread that has tried to take the lock for this long (0.5 ms, from its first
 /// sleep, across wakeups that lost the race) is handed the lock by the next unlock that wakes it, instead
@@ -132,13 +128,7 @@ impl<T: ?Sized> Mutex<T> {
                 continue;
             }
             if s & PARKED == 0 && spins < SPIN_ROUNDS {
-                if spins < 3 {
-                    for _ in 0..(2u32 << spins) {
-                        std::hint::spin_loop();
-                    }
-                } else {
-                    std::thread::yield_now();
-                }
+                backoff(spins);
                 spins += 1;
                 s = self.state.load(Ordering::Relaxed);
                 continue;
