@@ -48,11 +48,16 @@ fn critical(v: &mut u64, work: u32) {
     *v = x;
 }
 
+/// A lock alone on its cache line: the 8 locks of a cell are 8 independent locks, not 8 words that
+/// bounce one line between the CPUs whichever lock they use (which would measure the layout).
+#[repr(align(64))]
+struct Padded<L>(L);
+
 /// Lock/unlock with `work` in the critical section, `threads` threads over `locks` locks: ops/s.
 fn contended<L: Lock>(threads: usize, locks: usize, work: u32, secs: Duration) -> f64 {
-    let ls: Arc<Vec<L>> = Arc::new((0..locks).map(|_| L::new()).collect());
+    let ls: Arc<Vec<Padded<L>>> = Arc::new((0..locks).map(|_| Padded(L::new())).collect());
     common::run_threads(threads, secs, move |i, stop| {
-        let l = &ls[i % locks];
+        let l = &ls[i % locks].0;
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             for _ in 0..16 {
