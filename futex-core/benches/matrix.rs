@@ -80,20 +80,22 @@ fn uncontended<L: Lock>() -> f64 {
     t0.elapsed().as_nanos() as f64 / iters as f64
 }
 
-/// Voluntary + involuntary context switches of this process so far.
-fn context_switches() -> i64 {
+/// Context switches of this process so far: voluntary (the thread slept) and involuntary (it was
+/// preempted, or yielded the CPU to another thread).
+fn context_switches() -> (i64, i64) {
     // SAFETY: a zeroed rusage is a valid value for getrusage to fill.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `u` is a valid, writable rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    u.ru_nvcsw + u.ru_nivcsw
+    (u.ru_nvcsw, u.ru_nivcsw)
 }
 
 /// 16 waiters, `rounds` rounds: each round the broadcaster bumps a generation and calls notify_all, and
-/// waits (on a second condvar) until all 16 have seen it. Returns (seconds, context switches).
+/// waits (on a second condvar) until all 16 have seen it. Returns (seconds, (voluntary, involuntary)
+/// context switches).
 macro_rules! broadcast {
     ($name:ident, $mutex:ty, $cv:ty, lock($lm:ident) $lock:expr, wait($wc:ident, $wg:ident) $wait:expr) => {
-        fn $name(rounds: u64) -> (f64, i64) {
+        fn $name(rounds: u64) -> (f64, (i64, i64)) {
             const WAITERS: u64 = 16;
             // (generation, waiters that saw it)
             let state = Arc::new((<$mutex>::new((0u64, 0u64)), <$cv>::new(), <$cv>::new()));
@@ -141,7 +143,8 @@ macro_rules! broadcast {
                 }
             }
             let secs = t0.elapsed().as_secs_f64();
-            let switches = context_switches() - c0;
+            let c1 = context_switches();
+            let switches = (c1.0 - c0.0, c1.1 - c0.1);
             hs.into_iter().for_each(|h| h.join().unwrap());
             (secs, switches)
         }
@@ -393,7 +396,7 @@ fn main() {
     }
     let rounds = if smoke { 50 } else { 10_000 };
     if selected("broadcast") {
-        broadcast_part(rounds);
+        broadcast_part(rounds, reps.min(3));
     }
     if selected("pc") {
         pc_part(reps, secs);
@@ -404,7 +407,7 @@ fn main() {
         Duration::from_secs(2)
     };
     if selected("starvation") {
-        starvation_part(window);
+        starvation_part(window, reps);
     }
 }
 
@@ -423,15 +426,32 @@ fn uncontended_part(reps: usize) {
     );
 }
 
-fn broadcast_part(rounds: u64) {
-    println!("\nCondvar broadcast, 16 waiters × {rounds} notify_all (seconds, context switches):");
-    for (name, run) in [
-        ("futex-core", broadcast_futex_core as fn(u64) -> (f64, i64)),
+fn broadcast_part(rounds: u64, reps: usize) {
+    println!(
+        "\nCondvar broadcast, 16 waiters × {rounds} notify_all, medians of {reps} alternated runs \
+         (seconds; context switches: voluntary = slept, involuntary = preempted or yielded):"
+    );
+    let runs: [(&str, fn(u64) -> (f64, (i64, i64))); 3] = [
+        ("futex-core", broadcast_futex_core),
         ("parking_lot", broadcast_parking_lot),
         ("std", broadcast_std),
-    ] {
-        let (t, cs) = run(rounds);
-        println!("  {name:<12} {t:>8.3} s {cs:>12} switches");
+    ];
+    let mut res = vec![(Vec::new(), Vec::new(), Vec::new()); runs.len()];
+    for _ in 0..reps {
+        for (i, (_, run)) in runs.iter().enumerate() {
+            let (t, (v, n)) = run(rounds);
+            res[i].0.push(t);
+            res[i].1.push(v as f64);
+            res[i].2.push(n as f64);
+        }
+    }
+    for ((name, _), (t, v, n)) in runs.iter().zip(res) {
+        let (v, n) = (median(v), median(n));
+        println!(
+            "  {name:<12} {:>7.3} s {:>9.0} switches ({v:.0} voluntary + {n:.0} involuntary)",
+            median(t),
+            v + n
+        );
     }
 }
 
@@ -451,16 +471,24 @@ fn pc_part(reps: usize, secs: Duration) {
     );
 }
 
-fn starvation_part(window: Duration) {
-    println!("\nstarvation: 4 threads, one lock, {window:?}: the longest a thread went without it");
-    for (name, run) in [
-        (
-            "futex-core",
-            starvation::<FutexCore> as fn(Duration) -> Duration,
-        ),
+fn starvation_part(window: Duration, reps: usize) {
+    println!(
+        "\nstarvation: 4 threads, one lock, {reps} alternated windows of {window:?}: the longest a \
+         thread went without it (median of the windows, and the worst)"
+    );
+    let runs: [(&str, fn(Duration) -> Duration); 3] = [
+        ("futex-core", starvation::<FutexCore>),
         ("parking_lot", starvation::<ParkingLot>),
         ("std", starvation::<Std>),
-    ] {
-        println!("  {name:<12} {:?}", run(window));
+    ];
+    let mut longest = vec![Vec::new(); runs.len()];
+    for _ in 0..reps {
+        for (i, (_, run)) in runs.iter().enumerate() {
+            longest[i].push(run(window).as_secs_f64() * 1e3);
+        }
+    }
+    for ((name, _), l) in runs.iter().zip(longest) {
+        let worst = l.iter().cloned().fold(0.0, f64::max);
+        println!("  {name:<12} {:>7.2} ms  (worst {worst:.2} ms)", median(l));
     }
 }
