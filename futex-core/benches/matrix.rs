@@ -426,12 +426,17 @@ fn uncontended_part(reps: usize) {
     );
 }
 
+/// A broadcast run: rounds → (seconds, (voluntary, involuntary) switches).
+type Broadcast = fn(u64) -> (f64, (i64, i64));
+/// A starvation run: window → the longest a thread went without the lock.
+type Starvation = fn(Duration) -> Duration;
+
 fn broadcast_part(rounds: u64, reps: usize) {
     println!(
         "\nCondvar broadcast, 16 waiters × {rounds} notify_all, medians of {reps} alternated runs \
          (seconds; context switches: voluntary = slept, involuntary = preempted or yielded):"
     );
-    let runs: [(&str, fn(u64) -> (f64, (i64, i64))); 3] = [
+    let runs: [(&str, Broadcast); 3] = [
         ("futex-core", broadcast_futex_core),
         ("parking_lot", broadcast_parking_lot),
         ("std", broadcast_std),
@@ -476,7 +481,7 @@ fn starvation_part(window: Duration, reps: usize) {
         "\nstarvation: 4 threads, one lock, {reps} alternated windows of {window:?}: the longest a \
          thread went without it (median of the windows, and the worst)"
     );
-    let runs: [(&str, fn(Duration) -> Duration); 3] = [
+    let runs: [(&str, Starvation); 3] = [
         ("futex-core", starvation::<FutexCore>),
         ("parking_lot", starvation::<ParkingLot>),
         ("std", starvation::<Std>),
