@@ -610,18 +610,31 @@ impl Table {
             unsafe { self.release_matching(q, &g, addr, n, &mut unparkers) };
         drop(g);
         unparkers.unpark_all();
+        self.emit_wake(addr, qi, kind, n, woken, collisions);
+        woken
+    }
+
+    /// The `wake` event of a wake that released `woken` of `requested` waiters on `addr` (queue `qi`).
+    fn emit_wake(
+        &self,
+        addr: usize,
+        qi: usize,
+        kind: WaitKind,
+        requested: u32,
+        woken: u32,
+        collisions: u32,
+    ) {
         self.emit(
             None,
             EventKind::Wake {
                 addr,
                 queue: qi as u32,
                 kind,
-                requested: n,
+                requested,
                 woken,
                 collisions,
             },
         );
-        woken
     }
 
     /// Wakes the first waiter on `futex` (if any), letting `decide` choose, under the queue lock, what it
@@ -684,17 +697,7 @@ impl Table {
         if let Some(u) = unparker {
             u.unpark();
         }
-        self.emit(
-            None,
-            EventKind::Wake {
-                addr,
-                queue: qi as u32,
-                kind,
-                requested: 1,
-                woken: woken as u32,
-                collisions,
-            },
-        );
+        self.emit_wake(addr, qi, kind, 1, woken as u32, collisions);
         woken
     }
 
