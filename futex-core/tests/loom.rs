@@ -203,11 +203,13 @@ fn mutex_hands_off_and_frees_without_losing_a_sleeper() {
 
 /// notify_all moves every waiter onto the mutex's word, waking none if the mutex is held (its holder's
 /// unlock must then wake the first, so the PARKED bit is set under the queue lock) and one if it is
-/// free. Whether the notify runs inside the critical section or after it, every waiter returns.
+/// free. Whether the notify runs inside the critical section or after it, and whether the holder then
+/// unlocks plainly or hands the lock to the first moved waiter (`unlock_fair`: that waiter's condvar
+/// wait returns owning the mutex), every waiter returns.
 #[test]
 fn condvar_notify_all_requeues_without_losing_a_waiter() {
-    use futex_core::sync::{Condvar, Mutex};
-    for notify_under_lock in [false, true] {
+    use futex_core::sync::{Condvar, Mutex, MutexGuard};
+    for (notify_under_lock, fair) in [(false, false), (true, false), (true, true)] {
         let mut b = loom::model::Builder::new();
         b.preemption_bound = Some(b.preemption_bound.unwrap_or(2).min(2));
         b.check(move || {
@@ -229,7 +231,11 @@ fn condvar_notify_all_requeues_without_losing_a_waiter() {
             *ready = true;
             if notify_under_lock {
                 c.notify_all();
-                drop(ready);
+                if fair {
+                    MutexGuard::unlock_fair(ready);
+                } else {
+                    drop(ready);
+                }
             } else {
                 drop(ready);
                 c.notify_all();

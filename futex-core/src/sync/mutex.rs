@@ -286,3 +286,70 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
         fmt::Debug::fmt(&**self, f)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// Holds `m` while another thread blocks on it, until that thread is asleep in the table (its
+    /// word LOCKED|PARKED and its queue holding a waiter), then returns the guard and the thread, which
+    /// holds the lock for 50 ms once it has it.
+    fn with_a_sleeper(m: &Arc<Mutex<u32>>) -> (MutexGuard<'_, u32>, std::thread::JoinHandle<()>) {
+        let g = m.lock();
+        let m2 = m.clone();
+        let h = std::thread::spawn(move || {
+            let mut g = m2.lock();
+            *g += 1;
+            // Held a while, so that the test's `try_lock` right after the hand-off finds it held
+            // unless the hand-off failed (then it is free until this thread wakes up).
+            std::thread::sleep(Duration::from_millis(50));
+            drop(g);
+        });
+        let queue = default_table().bucket_of(&m.state);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while m.state.load(Ordering::Relaxed) != LOCKED | PARKED
+            || default_table().queue_stats(queue).unwrap().depth == 0
+        {
+            assert!(Instant::now() < deadline, "the second thread never slept");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        (g, h)
+    }
+
+    /// `unlock_fair` hands the lock to the sleeper: it is still held the moment after, by the woken
+    /// thread, so a `try_lock` fails; a plain unlock would have left it free.
+    #[test]
+    fn unlock_fair_hands_the_lock_to_the_sleeper() {
+        let m = Arc::new(Mutex::new(0));
+        let (g, h) = with_a_sleeper(&m);
+        MutexGuard::unlock_fair(g);
+        assert!(
+            m.try_lock().is_none(),
+            "the lock was freed, not handed over"
+        );
+        h.join().unwrap();
+        assert_eq!(*m.lock(), 1);
+        assert_eq!(
+            m.state.load(Ordering::Relaxed),
+            0,
+            "PARKED left set with nobody asleep"
+        );
+    }
+
+    /// A sleeper that has waited past FAIR_AFTER is handed the lock by a plain unlock.
+    #[test]
+    fn a_sleeper_past_fair_after_is_handed_the_lock() {
+        let m = Arc::new(Mutex::new(0));
+        let (g, h) = with_a_sleeper(&m);
+        std::thread::sleep(FAIR_AFTER * 4);
+        drop(g);
+        assert!(
+            m.try_lock().is_none(),
+            "the lock was freed, not handed over"
+        );
+        h.join().unwrap();
+        assert_eq!(*m.lock(), 1);
+    }
+}
