@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futex_core::Table;
 
 mod common;
-use common::{median, Lock};
+use common::{median, Lock, Padded};
 
 fn secs() -> Duration {
     common::secs_or(0.5)
@@ -44,9 +44,10 @@ fn contended<L: Lock>(threads: usize, locks: usize) -> f64 {
     median(
         (0..reps())
             .map(|_| {
-                let ls: Arc<Vec<L>> = Arc::new((0..locks).map(|_| L::new()).collect());
+                let ls: Arc<Vec<Padded<L>>> =
+                    Arc::new((0..locks).map(|_| Padded(L::new())).collect());
                 run_threads(threads, move |i, stop| {
-                    let l = &ls[i % locks];
+                    let l = &ls[i % locks].0;
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         for _ in 0..64 {

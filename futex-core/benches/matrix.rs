@@ -25,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{median, Lock};
+use common::{median, Lock, Padded};
 
 type FutexCore = futex_core::sync::Mutex<u64>;
 type Std = std::sync::Mutex<u64>;
@@ -47,11 +47,6 @@ fn critical(v: &mut u64, work: u32) {
     }
     *v = x;
 }
-
-/// A lock alone on its cache line: the 8 locks of a cell are 8 independent locks, not 8 words that
-/// bounce one line between the CPUs whichever lock they use (which would measure the layout).
-#[repr(align(64))]
-struct Padded<L>(L);
 
 /// Lock/unlock with `work` in the critical section, `threads` threads over `locks` locks: ops/s.
 fn contended<L: Lock>(threads: usize, locks: usize, work: u32, secs: Duration) -> f64 {

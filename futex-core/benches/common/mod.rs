@@ -45,6 +45,11 @@ impl Lock for parking_lot::Mutex<u64> {
     }
 }
 
+/// A lock alone on its cache line: a bench's several locks are independent locks, not words that
+/// bounce one line between the CPUs whichever lock they use (which would measure the layout).
+#[repr(align(64))]
+pub(crate) struct Padded<L>(pub(crate) L);
+
 /// Seconds per run: `BENCH_SECS`, else `default`.
 pub(crate) fn secs_or(default: f64) -> Duration {
     let s: f64 = std::env::var("BENCH_SECS")
