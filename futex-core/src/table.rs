@@ -738,16 +738,16 @@ impl Table {
         self.requeue_with(fa, ta, kind, |_| (n, m), |_| {})
     }
 
-    /// [`Table::requeue_addr`], deciding under the queue locks: `plan` is told whether a waiter on `fa`
-    /// is linked and returns how many to wake and how many to move (`m` 0 moves none); `after` sees the
-    /// result, still under the locks (a condvar marks its mutex's word there, before any of the moved
-    /// waiters can be woken from it).
+    /// [`Table::requeue_addr`], deciding under the queue locks: `plan` may ask (by calling the function
+    /// it is given) whether a waiter on `fa` is linked, and returns how many to wake and how many to move
+    /// (`m` 0 moves none); `after` sees the result, still under the locks (a condvar marks its mutex's
+    /// word there, before any of the moved waiters can be woken from it).
     pub(crate) fn requeue_with(
         &self,
         fa: usize,
         ta: usize,
         kind: WaitKind,
-        plan: impl FnOnce(bool) -> (u32, u32),
+        plan: impl FnOnce(&dyn Fn() -> bool) -> (u32, u32),
         after: impl FnOnce(Requeued),
     ) -> Requeued {
         let (fi, ti) = (self.bucket_of_addr(fa), self.bucket_of_addr(ta));
@@ -765,16 +765,20 @@ impl Table {
         };
         bump(&ofsq.stats.requeues, 1);
 
-        let mut found = false;
-        let mut f = ofsq.head(&og);
-        while !f.is_null() && !found {
-            // SAFETY: `f` is linked on `ofsq` and we hold its lock.
-            unsafe {
-                found = (*f).ident.load(Ordering::Relaxed) == fa;
-                f = get(&(*f).next);
+        let found = || {
+            let mut f = ofsq.head(&og);
+            while !f.is_null() {
+                // SAFETY: `f` is linked on `ofsq` and we hold its lock.
+                unsafe {
+                    if (*f).ident.load(Ordering::Relaxed) == fa {
+                        return true;
+                    }
+                    f = get(&(*f).next);
+                }
             }
-        }
-        let (n, m) = plan(found);
+            false
+        };
+        let (n, m) = plan(&found);
         let now = now_ns();
 
         let mut unparkers = Unparkers::new();

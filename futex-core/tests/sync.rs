@@ -32,6 +32,11 @@ fn try_lock_fails_while_held() {
     let m = Mutex::new(1);
     let g = m.lock();
     assert!(m.try_lock().is_none());
+    // A failed try_lock leaves the lock as it was: still held.
+    assert!(
+        m.try_lock().is_none(),
+        "a failed try_lock released the lock"
+    );
     drop(g);
     assert_eq!(*m.try_lock().unwrap(), 1);
     assert_eq!(m.into_inner(), 1);

@@ -146,13 +146,12 @@ impl Condvar {
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         // Moved onto the mutex's word by a notify_all, a waiter may be woken by the mutex's fair unlock
         // with the lock handed to it; otherwise it takes the lock like any thread.
-        if r != Ok(TOKEN_HANDOFF) {
-            std::mem::forget(mutex.lock());
-        }
-        (
-            MutexGuard { mutex },
-            WaitTimeoutResult(r == Err(WaitError::TimedOut)),
-        )
+        let guard = if r == Ok(TOKEN_HANDOFF) {
+            MutexGuard { mutex }
+        } else {
+            mutex.lock()
+        };
+        (guard, WaitTimeoutResult(r == Err(WaitError::TimedOut)))
     }
 
     fn note_mutex(&self, addr: usize) {
@@ -204,20 +203,24 @@ impl Condvar {
             default_table().wake_as(&self.seq, u32::MAX, WaitKind::Condvar);
             return;
         }
-        // Waiters still on `seq` hold a borrow of that mutex, so while one is linked, which `found` says
-        // under the queue lock, the word is alive; otherwise it is not dereferenced.
+        // Waiters still on `seq` hold a borrow of that mutex, so while one is linked, which `found()`
+        // says under the queue lock, the word is alive; otherwise it is not dereferenced.
         // SAFETY: only called with a waiter linked (found, or just moved onto the mutex's word).
         let word = || unsafe { &*(m as *const AtomicU32) };
         default_table().requeue_with(
             self.seq_addr(),
             m,
             WaitKind::Condvar,
-            |found| match found {
-                false => (0, 0),
-                // Held: move them all; the holder's unlock wakes the first.
-                true if mutex::mark_parked_if_locked(word()) => (0, u32::MAX),
-                // Free: wake one to take it, move the rest behind it.
-                true => (1, u32::MAX),
+            |found| {
+                if !found() {
+                    (0, 0)
+                } else if mutex::mark_parked_if_locked(word()) {
+                    // Held: move them all; the holder's unlock wakes the first.
+                    (0, u32::MAX)
+                } else {
+                    // Free: wake one to take it, move the rest behind it.
+                    (1, u32::MAX)
+                }
             },
             |r| {
                 if r.moved > 0 {

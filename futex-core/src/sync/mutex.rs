@@ -91,18 +91,26 @@ impl<T: ?Sized> Mutex<T> {
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         let mut s = self.state.load(Ordering::Relaxed);
-        while s & LOCKED == 0 {
+        // Lazily: a guard made and dropped on failure would unlock a lock this thread does not hold.
+        self.try_take(&mut s).then(|| MutexGuard { mutex: self })
+    }
+
+    /// Takes the lock if the word, last seen as `*s`, shows it free, keeping the other bits; retries
+    /// while the word changes under it and stays free. False (and `*s` the word now) once it is held.
+    #[inline]
+    fn try_take(&self, s: &mut u32) -> bool {
+        while *s & LOCKED == 0 {
             match self.state.compare_exchange_weak(
-                s,
-                s | LOCKED,
+                *s,
+                *s | LOCKED,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(MutexGuard { mutex: self }),
-                Err(now) => s = now,
+                Ok(_) => return true,
+                Err(now) => *s = now,
             }
         }
-        None
+        false
     }
 
     /// The slow path (parking_lot's `lock_slow`, on the sleep-queue table): take the lock whenever it is
@@ -115,17 +123,8 @@ impl<T: ?Sized> Mutex<T> {
         let mut spins = 0u32;
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            if s & LOCKED == 0 {
-                match self.state.compare_exchange_weak(
-                    s,
-                    s | LOCKED,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return,
-                    Err(now) => s = now,
-                }
-                continue;
+            if self.try_take(&mut s) {
+                return;
             }
             if s & PARKED == 0 && spins < SPIN_ROUNDS {
                 backoff(spins);
@@ -164,15 +163,15 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
-    /// Releases the lock (the guard's drop).
+    /// Releases the lock (the guard's drop, or `unlock_fair` with `fair`): one CAS when nobody sleeps.
     #[inline]
-    pub(crate) fn unlock(&self) {
+    pub(crate) fn unlock(&self, fair: bool) {
         if self
             .state
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.unlock_slow(false);
+            self.unlock_slow(fair);
         }
     }
 
@@ -244,12 +243,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     pub fn unlock_fair(guard: Self) {
         let m = guard.mutex;
         std::mem::forget(guard);
-        if m.state
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            m.unlock_slow(true);
-        }
+        m.unlock(true);
     }
 }
 
@@ -277,7 +271,7 @@ pub(crate) fn mark_parked(word: &AtomicU32) {
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        self.mutex.unlock();
+        self.mutex.unlock(false);
     }
 }
 
