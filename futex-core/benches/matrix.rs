@@ -301,11 +301,8 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let secs = common::secs_or(if smoke { 0.02 } else { 0.25 });
     let reps = common::reps_or(if smoke { 1 } else { 5 });
-    println!(
-        "futex-core matrix: medians of {reps} alternated runs of {secs:?}; {} CPUs",
-        thread::available_parallelism().map_or(0, |n| n.get())
-    );
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    println!("futex-core matrix: medians of {reps} alternated runs of {secs:?}; {cpus} CPUs");
     println!(
         "\n{:<28} {:>11} {:>11} {:>11} {:>8} {:>8} {:>9} {:>8}",
         "Mops/s: threads × work × locks",
@@ -332,21 +329,20 @@ fn main() {
                 if !selected(&format!("{threads}x{work}x{locks}")) {
                     continue;
                 }
-                let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
-                for _ in 0..reps {
-                    f.push(contended::<FutexCore>(threads, locks, work, secs));
-                    p.push(contended::<ParkingLot>(threads, locks, work, secs));
-                    s.push(contended::<Std>(threads, locks, work, secs));
-                }
-                let (f, p, s) = (median(f), median(p), median(s));
+                let (f, p, s) = alternated(
+                    reps,
+                    || contended::<FutexCore>(threads, locks, work, secs),
+                    || contended::<ParkingLot>(threads, locks, work, secs),
+                    || contended::<Std>(threads, locks, work, secs),
+                );
                 let one: f64 = *alone.entry(work).or_insert_with(|| {
-                    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-                    for _ in 0..reps {
-                        a.push(contended::<FutexCore>(1, 1, work, secs));
-                        b.push(contended::<ParkingLot>(1, 1, work, secs));
-                        c.push(contended::<Std>(1, 1, work, secs));
-                    }
-                    median(a).max(median(b)).max(median(c))
+                    let (a, b, c) = alternated(
+                        reps,
+                        || contended::<FutexCore>(1, 1, work, secs),
+                        || contended::<ParkingLot>(1, 1, work, secs),
+                        || contended::<Std>(1, 1, work, secs),
+                    );
+                    a.max(b).max(c)
                 });
                 let ceiling = one * threads.min(locks).min(cpus) as f64;
                 let cell = format!("{threads:>2} × {work:>3} × {locks}");
@@ -406,14 +402,30 @@ fn main() {
     }
 }
 
-fn uncontended_part(reps: usize) {
-    let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
+/// Medians of `reps` runs of futex-core's, parking_lot's and std's version of a measurement, the three
+/// alternated within each repetition (so that a change in the machine's load hits all three).
+fn alternated(
+    reps: usize,
+    mut f: impl FnMut() -> f64,
+    mut p: impl FnMut() -> f64,
+    mut s: impl FnMut() -> f64,
+) -> (f64, f64, f64) {
+    let (mut fs, mut ps, mut ss) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
-        f.push(uncontended::<FutexCore>());
-        p.push(uncontended::<ParkingLot>());
-        s.push(uncontended::<Std>());
+        fs.push(f());
+        ps.push(p());
+        ss.push(s());
     }
-    let (f, p, s) = (median(f), median(p), median(s));
+    (median(fs), median(ps), median(ss))
+}
+
+fn uncontended_part(reps: usize) {
+    let (f, p, s) = alternated(
+        reps,
+        uncontended::<FutexCore>,
+        uncontended::<ParkingLot>,
+        uncontended::<Std>,
+    );
     println!(
         "\nuncontended lock+unlock: futex-core {f:.2} ns, parking_lot {p:.2} ns, std {s:.2} ns \
          (futex-core / std {:.3})",
@@ -457,17 +469,17 @@ fn broadcast_part(rounds: u64, reps: usize) {
 
 fn pc_part(reps: usize, secs: Duration) {
     println!("\nproducer/consumer, 1 producer + 2 consumers (M items/s):");
-    let (mut f, mut p, mut s) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..reps {
-        f.push(pc_futex_core(secs));
-        p.push(pc_parking_lot(secs));
-        s.push(pc_std(secs));
-    }
+    let (f, p, s) = alternated(
+        reps,
+        || pc_futex_core(secs),
+        || pc_parking_lot(secs),
+        || pc_std(secs),
+    );
     println!(
         "  futex-core {:.2}, parking_lot {:.2}, std {:.2}",
-        median(f) / 1e6,
-        median(p) / 1e6,
-        median(s) / 1e6
+        f / 1e6,
+        p / 1e6,
+        s / 1e6
     );
 }
 
