@@ -251,10 +251,7 @@ fn contend(secs: f64, threads: usize) {
     let m = std::sync::Mutex::new(0u64);
     let stop = Arc::new(AtomicBool::new(false));
     let ops = hammer(secs, threads, &stop, move || *m.lock().unwrap() += 1);
-    println!(
-        "{}",
-        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
-    );
+    print_rate(ops);
 }
 
 /// Contended parking_lot Mutex for `secs`: prints lock acquisitions per second.
@@ -262,6 +259,11 @@ fn contend_parking_lot(secs: f64, threads: usize) {
     let m = parking_lot::Mutex::new(0u64);
     let stop = Arc::new(AtomicBool::new(false));
     let ops = hammer(secs, threads, &stop, move || *m.lock() += 1);
+    print_rate(ops);
+}
+
+/// Prints this process's id and a throughput, the line the tests and benches read.
+fn print_rate(ops: f64) {
     println!(
         "{}",
         serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
@@ -770,10 +772,7 @@ fn core_mutex(secs: f64, threads: usize, observe: bool) {
     if let Some(o) = observer {
         o.join().unwrap();
     }
-    println!(
-        "{}",
-        serde_json::json!({ "pid": std::process::id(), "ops_per_sec": ops })
-    );
+    print_rate(ops);
 }
 
 /// Makes futex calls whose counts are known and prints them as JSON on stdout. With no mode, the exact
