@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::mutex::{self, Mutex, MutexGuard, TOKEN_HANDOFF};
-use super::{backoff, SPIN_ROUNDS};
+use super::{CONDVAR_BACKOFF, SPIN_ROUNDS};
 use crate::facade::{AtomicU32, AtomicUsize, Ordering};
 use crate::{default_table, WaitError, WaitKind};
 
@@ -130,7 +130,7 @@ impl Condvar {
         self.waiters.fetch_add(1, Ordering::Relaxed);
         drop(guard);
         // A notify often comes within microseconds (a queue's producer, the rest of a broadcast round):
-        // watch the sequence for as long as the mutex would spin before sleeping, and return without
+        // watch the sequence through a backoff before sleeping, and return without
         // entering the table if it moves. A notify in that window finds no waiter linked and wakes
         // nobody: no sleep, no wake syscall. (Returning is always allowed: waits may end spuriously.)
         let mut r = Ok(0);
@@ -140,7 +140,7 @@ impl Condvar {
                 r = default_table().wait_token(&self.seq, seq, timeout, WaitKind::Condvar, None);
                 break;
             }
-            backoff(round);
+            CONDVAR_BACKOFF.round(round);
             round += 1;
         }
         self.waiters.fetch_sub(1, Ordering::Relaxed);

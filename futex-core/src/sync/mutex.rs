@@ -2,7 +2,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use super::{backoff, SPIN_ROUNDS};
+use super::{MUTEX_BACKOFF, SPIN_ROUNDS};
 use crate::facade::{AtomicU32, Ordering};
 use crate::{default_table, WaitKind};
 
@@ -18,11 +18,25 @@ const PARKED: u32 = 2;
 /// The token a waiter wakes with when the unlock handed it the lock (still LOCKED, now its own).
 pub(crate) const TOKEN_HANDOFF: u32 = 1;
 
-/// Eventual fairness: a thread that has tried to take the lock for this long (0.5 ms, from its first
-/// sleep, across wakeups that lost the race) is handed the lock by the next unlock that wakes it, instead
-/// of racing for it again. Short enough that no thread starves while others barge; long enough that
-/// hand-offs, which keep the lock held while the woken thread is scheduled, stay rare.
+/// Eventual fairness: a thread that has tried to take the lock for this long (0.5 ms, from the first time
+/// it yielded the CPU or slept, across wakeups that lost the race) stops spinning, sleeps, and is handed
+/// the lock by the next unlock that wakes it, instead of racing for it again. Short enough that no thread
+/// starves while others barge; long enough that hand-offs, which keep the lock held while the woken
+/// thread is scheduled, stay rare.
 pub const FAIR_AFTER: std::time::Duration = std::time::Duration::from_micros(500);
+
+const FAIR_AFTER_NS: u64 = FAIR_AFTER.as_nanos() as u64;
+
+/// Whether a thread that has spun `spins` rounds, sees the word as `s`, and began to wait at `since` (ns,
+/// `sys::now_ns`, read only once it is set), spins another round: while nobody sleeps on the word, for
+/// at most [`SPIN_ROUNDS`] rounds, and until it has tried for [`FAIR_AFTER`] (from then on it sleeps, so
+/// that an unlock can hand it the lock).
+#[inline]
+fn keep_spinning(spins: u32, s: u32, since: Option<u64>, now: impl FnOnce() -> u64) -> bool {
+    spins < SPIN_ROUNDS
+        && s & PARKED == 0
+        && since.is_none_or(|t| now().saturating_sub(t) < FAIR_AFTER_NS)
+}
 
 /// A mutual-exclusion lock on one futex word: a LOCKED bit and a PARKED bit (parking_lot's RawMutex, on
 /// the sleep-queue table). Locking a free mutex is one CAS, unlocking one nobody sleeps on another;
@@ -115,10 +129,13 @@ impl<T: ?Sized> Mutex<T> {
 
     /// The slow path (parking_lot's `lock_slow`, on the sleep-queue table): take the lock whenever it is
     /// free, even with sleepers (barging keeps the lock busy while a woken thread is being scheduled);
-    /// spin and yield while nobody sleeps; then mark the word PARKED and sleep. A wakeup either hands the
-    /// lock over (`TOKEN_HANDOFF`, see [`FAIR_AFTER`]) or sends the thread round again.
+    /// spin and yield while nobody sleeps, for at most [`SPIN_ROUNDS`] rounds and [`FAIR_AFTER`]; then
+    /// mark the word PARKED and sleep. A wakeup either hands the lock over (`TOKEN_HANDOFF`) or sends the
+    /// thread round again.
     #[cold]
     pub(crate) fn lock_slow(&self) {
+        // When this thread began to wait: its first yield (before it, only a few spins have passed) or
+        // else its first sleep. What the unlock that wakes it compares with FAIR_AFTER.
         let mut since = None;
         let mut spins = 0u32;
         let mut s = self.state.load(Ordering::Relaxed);
@@ -126,8 +143,11 @@ impl<T: ?Sized> Mutex<T> {
             if self.try_take(&mut s) {
                 return;
             }
-            if s & PARKED == 0 && spins < SPIN_ROUNDS {
-                backoff(spins);
+            if keep_spinning(spins, s, since, crate::sys::now_ns) {
+                MUTEX_BACKOFF.round(spins);
+                if MUTEX_BACKOFF.yields(spins) {
+                    since.get_or_insert_with(crate::sys::now_ns);
+                }
                 spins += 1;
                 s = self.state.load(Ordering::Relaxed);
                 continue;
@@ -181,7 +201,7 @@ impl<T: ?Sized> Mutex<T> {
     #[cold]
     fn unlock_slow(&self, fair: bool) {
         default_table().wake_one_with(&self.state, WaitKind::Mutex, |w| {
-            if w.woken && (fair || w.waited_ns >= FAIR_AFTER.as_nanos() as u64) {
+            if w.woken && (fair || w.waited_ns >= FAIR_AFTER_NS) {
                 if !w.more {
                     self.state.store(LOCKED, Ordering::Relaxed);
                 }
@@ -330,6 +350,23 @@ mod tests {
             0,
             "PARKED left set with nobody asleep"
         );
+    }
+
+    /// A spinner stops after SPIN_ROUNDS rounds, as soon as someone sleeps on the word, and once it has
+    /// tried for FAIR_AFTER (it sleeps, to be handed the lock); otherwise it spins on.
+    #[test]
+    fn a_spinner_sleeps_once_it_has_tried_for_fair_after() {
+        let t0 = 1_000_000_000;
+        let fair = FAIR_AFTER.as_nanos() as u64;
+        let not_read = || -> u64 { panic!("the clock is read only once the wait began") };
+        assert!(keep_spinning(0, LOCKED, None, not_read));
+        assert!(keep_spinning(SPIN_ROUNDS - 1, LOCKED, Some(t0), || t0
+            + fair
+            - 1));
+        assert!(!keep_spinning(SPIN_ROUNDS, LOCKED, None, not_read));
+        assert!(!keep_spinning(0, LOCKED | PARKED, None, not_read));
+        assert!(!keep_spinning(1, LOCKED, Some(t0), || t0 + fair));
+        assert!(!keep_spinning(1, LOCKED, Some(t0), || t0 + 10 * fair));
     }
 
     /// A sleeper that has waited past FAIR_AFTER is handed the lock by a plain unlock.
