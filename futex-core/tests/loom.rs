@@ -159,6 +159,42 @@ fn condvar_notify_without_waiters_never_loses_a_wakeup() {
     }
 }
 
+/// A notify_one that finds the sequence's SLEEPING bit clear skips the table, and one that leaves
+/// nobody linked clears it: two waiters, each taking one of two items, against two notify_one calls.
+/// A clear that raced a waiter's link and left it asleep with the bit cleared would make the second
+/// notify skip it: loom reports the deadlock.
+#[test]
+fn condvar_notify_one_never_skips_a_sleeping_waiter() {
+    use futex_core::sync::{Condvar, Mutex};
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(b.preemption_bound.unwrap_or(2).min(2));
+    b.check(|| {
+        let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let p = pair.clone();
+                thread::spawn(move || {
+                    let (m, c) = &*p;
+                    let mut items = m.lock();
+                    while *items == 0 {
+                        items = c.wait(items);
+                    }
+                    *items -= 1;
+                })
+            })
+            .collect();
+        let (m, c) = &*pair;
+        for _ in 0..2 {
+            *m.lock() += 1;
+            c.notify_one();
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 0);
+    });
+}
+
 /// The Mutex's two ways out of a contended unlock: the lock freed with the PARKED bit kept for the
 /// sleepers left, and the lock handed to the first sleeper (`unlock_fair`; by itself, the mutex does it
 /// for a sleeper that waited past `FAIR_AFTER`, which loom's clock never reaches). The data is a loom

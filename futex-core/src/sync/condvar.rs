@@ -8,6 +8,13 @@ use crate::{default_table, WaitError, WaitKind};
 /// No mutex seen yet.
 const NO_MUTEX: usize = 0;
 
+/// The sequence's low bit: a waiter may be linked on it in the table (set by a waiter before it sleeps,
+/// cleared under the sequence's queue lock by a notify that leaves nobody linked). A notify that finds
+/// it clear bumps the count and is done: nobody sleeps, so nobody needs the table.
+const SLEEPING: u32 = 1;
+/// The count is the rest of the sequence: every notify adds this.
+const ONE_NOTIFY: u32 = 2;
+
 /// A condition variable. `notify_all` moves the waiters onto the mutex's word, so that they are woken one
 /// at a time as the mutex is released, with no thundering herd: all of them if the mutex is held (its
 /// holder's unlock wakes the first), all but one if it is free (that one is woken to take it).
@@ -16,7 +23,10 @@ const NO_MUTEX: usize = 0;
 /// Waiting with a second, different mutex panics (as `std::sync::Condvar` documents it may): a waiter
 /// requeued onto the wrong mutex's word could sleep until that mutex is next contended.
 pub struct Condvar {
-    /// Bumped by every notify; waiters sleep while it holds the value they read before unlocking.
+    /// A count bumped by every notify (by [`ONE_NOTIFY`]), and the [`SLEEPING`] bit. Waiters sleep while
+    /// the count is the one they read before unlocking.
+    /// [I] SLEEPING: while a waiter is linked on it, set (a waiter whose link races a clear finds the
+    /// word changed and does not sleep). Cleared only under its queue lock.
     seq: AtomicU32,
     /// Threads inside a wait: incremented with the mutex held, before it is unlocked, and decremented
     /// once the wait returns. A notify that reads 0 has nobody to wake and leaves the table alone.
@@ -122,9 +132,9 @@ impl Condvar {
     ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
         let mutex: &'a Mutex<T> = guard.mutex;
         self.note_mutex(mutex.addr());
-        // Read the sequence before unlocking: a notify after the unlock changes it, so the wait below
+        // Read the count before unlocking: a notify after the unlock changes it, so the wait below
         // returns at once instead of missing it.
-        let seq = self.seq.load(Ordering::Relaxed);
+        let seq = self.seq.load(Ordering::Relaxed) & !SLEEPING;
         // Counted before the unlock: a notifier that changes the condition under the mutex afterwards
         // (the condition variable's contract) acquires it after this, so it sees the count.
         self.waiters.fetch_add(1, Ordering::Relaxed);
@@ -135,13 +145,42 @@ impl Condvar {
         // nobody: no sleep, no wake syscall. (Returning is always allowed: waits may end spuriously.)
         let mut r = Ok(0);
         let mut round = 0;
-        while self.seq.load(Ordering::Acquire) == seq {
-            if round == SPIN_ROUNDS {
-                r = default_table().wait_token(&self.seq, seq, timeout, WaitKind::Condvar, None);
+        loop {
+            let now = self.seq.load(Ordering::Acquire);
+            if now & !SLEEPING != seq {
                 break;
             }
-            CONDVAR_BACKOFF.round(round);
-            round += 1;
+            if round < SPIN_ROUNDS {
+                CONDVAR_BACKOFF.round(round);
+                round += 1;
+                continue;
+            }
+            // Say that a waiter sleeps before linking it: a notify whose bump comes after this sees
+            // the bit and enters the table; one before it changed the count, so the exchange fails.
+            if now & SLEEPING == 0
+                && self
+                    .seq
+                    .compare_exchange_weak(
+                        now,
+                        now | SLEEPING,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            // Sleeps only while the word is still this count with the bit: a notify since, or a clear
+            // by a notify that found nobody linked (made under the queue lock, before this link), is
+            // seen once linked.
+            r = default_table().wait_token(
+                &self.seq,
+                seq | SLEEPING,
+                timeout,
+                WaitKind::Condvar,
+                None,
+            );
+            break;
         }
         self.waiters.fetch_sub(1, Ordering::Relaxed);
         // Moved onto the mutex's word by a notify_all, a waiter may be woken by the mutex's fair unlock
@@ -171,13 +210,20 @@ impl Condvar {
     /// Wakes one waiter.
     pub fn notify_one(&self) {
         if self.bump() {
-            default_table().wake_as(&self.seq, 1, WaitKind::Condvar);
+            default_table().wake_one_with(&self.seq, WaitKind::Condvar, |w| {
+                if !w.more {
+                    self.seq.fetch_and(!SLEEPING, Ordering::Relaxed);
+                }
+                0
+            });
         }
     }
 
-    /// Says whether anyone waits and, if so, bumps the sequence (a waiter between its unlock and its
-    /// sleep then returns at once). Nobody waiting is the common case of a producer/consumer queue that
-    /// keeps up: it costs one load, no write to a line the consumers read, no sleep-queue lock.
+    /// Says whether anyone waits and, if so, bumps the count (a waiter between its unlock and its sleep
+    /// then returns at once); true if one may sleep in the table. Nobody waiting is the common case of a
+    /// producer/consumer queue that keeps up: it costs one load, no write to a line the consumers read,
+    /// no sleep-queue lock. Waiters that only watch the count (they sleep after a backoff) are the next
+    /// most common: one increment, no sleep-queue lock.
     ///
     /// Why a notify that reads no waiter may skip everything: a waiter counts itself while it holds the
     /// mutex, before it unlocks. If its critical section came before the notifier's change of the
@@ -185,12 +231,19 @@ impl Condvar {
     /// pair orders its count before this load, which sees it. If it came after, the waiter sees the
     /// changed condition and does not wait. `tests/loom.rs` checks both orders, notify inside and
     /// outside the critical section.
+    ///
+    /// Why a bump that finds SLEEPING clear may skip the table: a waiter sets it (by an exchange that
+    /// expects its count) before it links, and links before it checks the word a last time. A bump
+    /// ordered before the exchange changed the count: the exchange fails, the waiter returns. One after
+    /// it reads the bit, unless a clear came between; a clear is made under the queue lock by a notify
+    /// that leaves no waiter linked, so the waiter links after it and sees the cleared word: no sleep.
+    /// Once linked, a waiter keeps the bit set: every clear is decided under the lock, by a notify that
+    /// sees it linked and wakes or moves it. `tests/loom.rs` checks two waiters against two notifies.
     fn bump(&self) -> bool {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return false;
         }
-        self.seq.fetch_add(1, Ordering::Release);
-        true
+        self.seq.fetch_add(ONE_NOTIFY, Ordering::Release) & SLEEPING != 0
     }
 
     /// Wakes one waiter and moves every other onto the mutex, to be woken one by one as it is unlocked.
@@ -200,6 +253,7 @@ impl Condvar {
         }
         let m = self.mutex.load(Ordering::Relaxed);
         if m == NO_MUTEX {
+            // (Leaves SLEEPING set: a later notify finds nobody and clears it.)
             default_table().wake_as(&self.seq, u32::MAX, WaitKind::Condvar);
             return;
         }
@@ -212,6 +266,8 @@ impl Condvar {
             m,
             WaitKind::Condvar,
             |found| {
+                // Every waiter on the sequence is woken or moved: nobody is left linked on it.
+                self.seq.fetch_and(!SLEEPING, Ordering::Relaxed);
                 if !found() {
                     (0, 0)
                 } else if mutex::mark_parked_if_locked(word()) {
