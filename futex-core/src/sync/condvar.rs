@@ -140,9 +140,9 @@ impl Condvar {
         self.waiters.fetch_add(1, Ordering::Relaxed);
         drop(guard);
         // A notify often comes within microseconds (a queue's producer, the rest of a broadcast round):
-        // watch the sequence through a backoff before sleeping, and return without
-        // entering the table if it moves. A notify in that window finds no waiter linked and wakes
-        // nobody: no sleep, no wake syscall. (Returning is always allowed: waits may end spuriously.)
+        // watch the count through a backoff before sleeping, and return without entering the table if
+        // it moves. A notify in that window finds SLEEPING clear and only bumps the count: no sleep, no
+        // sleep-queue lock, no wake syscall. (Returning is always allowed: waits may end spuriously.)
         let mut r = Ok(0);
         let mut round = 0;
         loop {
@@ -171,7 +171,7 @@ impl Condvar {
                 continue;
             }
             // Sleeps only while the word is still this count with the bit: a notify since, or a clear
-            // by a notify that found nobody linked (made under the queue lock, before this link), is
+            // by a notify that left nobody linked (made under the queue lock, before this link), is
             // seen once linked.
             r = default_table().wait_token(
                 &self.seq,

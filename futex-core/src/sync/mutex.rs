@@ -357,16 +357,20 @@ mod tests {
     #[test]
     fn a_spinner_sleeps_once_it_has_tried_for_fair_after() {
         let t0 = 1_000_000_000;
-        let fair = FAIR_AFTER.as_nanos() as u64;
+        let (just_before, at, long_after) = (
+            t0 + FAIR_AFTER_NS - 1,
+            t0 + FAIR_AFTER_NS,
+            t0 + 10 * FAIR_AFTER_NS,
+        );
         let not_read = || -> u64 { panic!("the clock is read only once the wait began") };
         assert!(keep_spinning(0, LOCKED, None, not_read));
-        assert!(keep_spinning(SPIN_ROUNDS - 1, LOCKED, Some(t0), || t0
-            + fair
-            - 1));
+        assert!(keep_spinning(SPIN_ROUNDS - 1, LOCKED, Some(t0), || {
+            just_before
+        }));
         assert!(!keep_spinning(SPIN_ROUNDS, LOCKED, None, not_read));
         assert!(!keep_spinning(0, LOCKED | PARKED, None, not_read));
-        assert!(!keep_spinning(1, LOCKED, Some(t0), || t0 + fair));
-        assert!(!keep_spinning(1, LOCKED, Some(t0), || t0 + 10 * fair));
+        assert!(!keep_spinning(1, LOCKED, Some(t0), || at));
+        assert!(!keep_spinning(1, LOCKED, Some(t0), || long_after));
     }
 
     /// A sleeper that has waited past FAIR_AFTER is handed the lock by a plain unlock.
