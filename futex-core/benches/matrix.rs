@@ -402,22 +402,36 @@ fn main() {
     }
 }
 
-/// Medians of `reps` runs of futex-core's, parking_lot's and std's version of a measurement, the three
+/// `reps` runs each of futex-core's, parking_lot's and std's version of a measurement, the three
 /// alternated within each repetition (so that a change in the machine's load hits all three).
+fn alternated_runs<T>(
+    reps: usize,
+    mut f: impl FnMut() -> T,
+    mut p: impl FnMut() -> T,
+    mut s: impl FnMut() -> T,
+) -> [Vec<T>; 3] {
+    let mut runs = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        runs[0].push(f());
+        runs[1].push(p());
+        runs[2].push(s());
+    }
+    runs
+}
+
+/// The medians of [`alternated_runs`].
 fn alternated(
     reps: usize,
-    mut f: impl FnMut() -> f64,
-    mut p: impl FnMut() -> f64,
-    mut s: impl FnMut() -> f64,
+    f: impl FnMut() -> f64,
+    p: impl FnMut() -> f64,
+    s: impl FnMut() -> f64,
 ) -> (f64, f64, f64) {
-    let (mut fs, mut ps, mut ss) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..reps {
-        fs.push(f());
-        ps.push(p());
-        ss.push(s());
-    }
-    (median(fs), median(ps), median(ss))
+    let [f, p, s] = alternated_runs(reps, f, p, s);
+    (median(f), median(p), median(s))
 }
+
+/// The three locks' names, in the order [`alternated_runs`] returns their runs.
+const LOCKS: [&str; 3] = ["futex-core", "parking_lot", "std"];
 
 fn uncontended_part(reps: usize) {
     let (f, p, s) = alternated(
@@ -433,35 +447,23 @@ fn uncontended_part(reps: usize) {
     );
 }
 
-/// A broadcast run: rounds → (seconds, (voluntary, involuntary) switches).
-type Broadcast = fn(u64) -> (f64, (i64, i64));
-/// A starvation run: window → the longest a thread went without the lock.
-type Starvation = fn(Duration) -> Duration;
-
 fn broadcast_part(rounds: u64, reps: usize) {
     println!(
         "\nCondvar broadcast, 16 waiters × {rounds} notify_all, medians of {reps} alternated runs \
          (seconds; context switches: voluntary = slept, involuntary = preempted or yielded):"
     );
-    let runs: [(&str, Broadcast); 3] = [
-        ("futex-core", broadcast_futex_core),
-        ("parking_lot", broadcast_parking_lot),
-        ("std", broadcast_std),
-    ];
-    let mut res = vec![(Vec::new(), Vec::new(), Vec::new()); runs.len()];
-    for _ in 0..reps {
-        for (i, (_, run)) in runs.iter().enumerate() {
-            let (t, (v, n)) = run(rounds);
-            res[i].0.push(t);
-            res[i].1.push(v as f64);
-            res[i].2.push(n as f64);
-        }
-    }
-    for ((name, _), (t, v, n)) in runs.iter().zip(res) {
-        let (v, n) = (median(v), median(n));
+    let runs = alternated_runs(
+        reps,
+        || broadcast_futex_core(rounds),
+        || broadcast_parking_lot(rounds),
+        || broadcast_std(rounds),
+    );
+    for (name, runs) in LOCKS.iter().zip(runs) {
+        let t = median(runs.iter().map(|r| r.0).collect());
+        let v = median(runs.iter().map(|r| r.1 .0 as f64).collect());
+        let n = median(runs.iter().map(|r| r.1 .1 as f64).collect());
         println!(
-            "  {name:<12} {:>7.3} s {:>9.0} switches ({v:.0} voluntary + {n:.0} involuntary)",
-            median(t),
+            "  {name:<12} {t:>7.3} s {:>9.0} switches ({v:.0} voluntary + {n:.0} involuntary)",
             v + n
         );
     }
@@ -488,18 +490,14 @@ fn starvation_part(window: Duration, reps: usize) {
         "\nstarvation: 4 threads, one lock, {reps} alternated windows of {window:?}: the longest a \
          thread went without it (median of the windows, and the worst)"
     );
-    let runs: [(&str, Starvation); 3] = [
-        ("futex-core", starvation::<FutexCore>),
-        ("parking_lot", starvation::<ParkingLot>),
-        ("std", starvation::<Std>),
-    ];
-    let mut longest = vec![Vec::new(); runs.len()];
-    for _ in 0..reps {
-        for (i, (_, run)) in runs.iter().enumerate() {
-            longest[i].push(run(window).as_secs_f64() * 1e3);
-        }
-    }
-    for ((name, _), l) in runs.iter().zip(longest) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let longest = alternated_runs(
+        reps,
+        || ms(starvation::<FutexCore>(window)),
+        || ms(starvation::<ParkingLot>(window)),
+        || ms(starvation::<Std>(window)),
+    );
+    for (name, l) in LOCKS.iter().zip(longest) {
         let worst = l.iter().cloned().fold(0.0, f64::max);
         println!("  {name:<12} {:>7.2} ms  (worst {worst:.2} ms)", median(l));
     }
