@@ -191,7 +191,8 @@ enum Command {
         /// never fatal.
         #[arg(long, value_name = "URL", value_parser = http_url)]
         push: Option<String>,
-        /// How much each pushed profile covers.
+        /// How much each pushed profile covers. Intervals are cut on this cadence whatever a push
+        /// takes; up to 4 wait for a slow server, past that one is dropped (counted, said).
         #[arg(long, value_name = "DURATION", default_value = "15s", requires = "push",
               value_parser = futex_trace::args::duration)]
         push_every: Duration,

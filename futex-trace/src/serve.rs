@@ -74,10 +74,10 @@ struct Served {
 }
 
 impl Served {
-    /// The model and the stack table now (`None`: the session has ended).
-    fn snapshot(&self) -> Option<(Model, Option<StackTable>)> {
-        let s = crate::lock(&self.session);
-        s.as_ref().map(|s| (s.snapshot(), s.stacks()))
+    /// The stack table now (`None`: the session has ended). Stacks are only ever added to it, so a
+    /// table taken after a model names every stack the model holds.
+    fn stacks(&self) -> Option<Option<StackTable>> {
+        crate::lock(&self.session).as_ref().map(Session::stacks)
     }
 
     /// Waits (up to [`SETTLE`]) until the stacks seen so far have names, so that a profile built
@@ -136,7 +136,7 @@ pub fn serve(
         let problem = problem.clone();
         std::thread::Builder::new()
             .name("futex-trace-push".into())
-            .spawn(move || push_loop(&s, &p, &control, &*problem))
+            .spawn(move || push_loop(&s, &p, &control, &problem))
     });
     let app = axum::Router::new()
         .route("/", get(index))
@@ -193,11 +193,97 @@ pub fn serve(
 /// Until the session ends: every `p.every`, the profile of that interval (the waiters' stacks, Go's
 /// block-profile layout) posted to Pyroscope, tried [`PUSH_TRIES`] times with a doubling wait. A
 /// profile given up on is counted and said, never fatal.
+///
+/// Two threads, so that a slow push never stretches an interval: this one cuts the intervals on a
+/// fixed cadence (each one's model, taken at its end), and a sender waits for their stacks' names and
+/// posts them, [`PUSH_QUEUE`] intervals at most behind. Intervals are contiguous: each begins where the
+/// one before it ended.
 fn push_loop(
+    s: &Arc<Served>,
+    p: &PushOptions,
+    control: &Arc<crate::session::Control>,
+    problem: &Arc<dyn Fn(String) + Send + Sync + 'static>,
+) {
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::TrySendError;
+    use std::time::Instant;
+    let Some(mut before) = s.model() else {
+        return;
+    };
+    let (queue, cut) = std::sync::mpsc::sync_channel::<Interval>(PUSH_QUEUE);
+    let sender = {
+        let (s, p, control, problem) = (s.clone(), p.clone(), control.clone(), problem.clone());
+        std::thread::Builder::new()
+            .name("futex-trace-post".into())
+            .spawn(move || post_loop(&s, &p, &control, &*problem, cut))
+    };
+    let mut from = unix_now();
+    let mut end = Instant::now();
+    'cutting: loop {
+        end += p.every;
+        // Sleep the interval in small steps, so that a stop is seen at once.
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if left.is_zero() {
+                break;
+            }
+            if control.stop_requested()
+                || crate::lock(&s.session)
+                    .as_ref()
+                    .is_none_or(|s| s.ended().is_some())
+            {
+                break 'cutting;
+            }
+            std::thread::sleep(Duration::from_millis(100).min(left));
+        }
+        let Some(after) = s.model() else {
+            break;
+        };
+        let until = unix_now();
+        let interval = Interval {
+            delta: after.stacks_since(&before),
+            from,
+            until,
+        };
+        match queue.try_send(interval) {
+            Ok(()) => {}
+            Err(TrySendError::Full(i)) => {
+                s.push_failed.fetch_add(1, Ordering::Relaxed);
+                problem(format!(
+                    "pushes are {PUSH_QUEUE} intervals behind (the server is slow or unreachable); \
+                     the profile of {}..{} is dropped",
+                    i.from as u64,
+                    i.until.ceil() as u64
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => break,
+        }
+        before = after;
+        from = until;
+    }
+    drop(queue);
+    if let Ok(h) = sender {
+        let _ = h.join();
+    }
+}
+
+/// One interval's model, cut by [`push_loop`] for [`post_loop`].
+struct Interval {
+    delta: Model,
+    /// Wall-clock seconds since the Unix epoch.
+    from: f64,
+    until: f64,
+}
+
+/// How many cut intervals may wait for their push; one more is dropped (and counted as failed).
+const PUSH_QUEUE: usize = 4;
+
+/// Posts each interval `cut` sends, with its stacks named (waited for up to [`SETTLE`]).
+fn post_loop(
     s: &Served,
     p: &PushOptions,
     control: &crate::session::Control,
     problem: &dyn Fn(String),
+    cut: std::sync::mpsc::Receiver<Interval>,
 ) {
     use std::sync::atomic::Ordering;
     let agent = ureq::Agent::config_builder()
@@ -206,33 +292,15 @@ fn push_loop(
         .build()
         .new_agent();
     let url = format!("{}/ingest", p.url.trim_end_matches('/'));
-    let Some(mut before) = s.model() else {
-        return;
-    };
-    let mut from = unix_now();
-    loop {
-        // Sleep the interval in small steps, so that a stop is seen at once.
-        let t0 = std::time::Instant::now();
-        while t0.elapsed() < p.every {
-            if control.stop_requested()
-                || crate::lock(&s.session)
-                    .as_ref()
-                    .is_none_or(|s| s.ended().is_some())
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100).min(p.every));
-        }
+    for Interval { delta, from, until } in cut {
         s.settle();
-        let Some((after, stacks)) = s.snapshot() else {
+        let Some(stacks) = s.stacks() else {
             return;
         };
-        let until = unix_now();
         let span = crate::pprof::Span {
             start_unix_ns: (from * 1e9) as i64,
             duration_ns: ((until - from) * 1e9) as i64,
         };
-        let delta = after.stacks_since(&before);
         let profile = crate::pprof::build(&delta, stacks.as_ref(), &s.labels, Side::Waiters, span);
         let bytes = crate::pprof::encode_gz(&profile);
         let (f, u) = (
@@ -277,8 +345,6 @@ fn push_loop(
                  interval's will be tried"
             ));
         }
-        before = after;
-        from = until;
     }
 }
 
@@ -324,15 +390,23 @@ fn seconds(q: &HashMap<String, String>) -> Result<Option<u64>, String> {
 
 /// The model to profile: since the start, or what `seconds` more gather (waited for).
 async fn window(s: &Served, secs: Option<u64>) -> Option<(Model, Option<StackTable>)> {
-    let Some(n) = secs else {
-        s.settled().await;
-        return s.snapshot();
+    let before = match secs {
+        Some(n) => {
+            let before = s.model()?;
+            tokio::time::sleep(Duration::from_secs(n)).await;
+            Some(before)
+        }
+        None => None,
     };
-    let before = s.model()?;
-    tokio::time::sleep(Duration::from_secs(n)).await;
+    // The window ends before the wait for names, so that wait does not lengthen it.
+    let after = s.model()?;
     s.settled().await;
-    let (after, stacks) = s.snapshot()?;
-    Some((after.stacks_since(&before), stacks))
+    let stacks = s.stacks()?;
+    let model = match before {
+        Some(b) => after.stacks_since(&b),
+        None => after,
+    };
+    Some((model, stacks))
 }
 
 async fn profile(s: Arc<Served>, q: HashMap<String, String>, side: Side) -> Response {

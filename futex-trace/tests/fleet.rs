@@ -396,6 +396,28 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
         assert!(Instant::now() < deadline, "no push counters in\n{m}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The next interval begins where this one ended. Neither is stretched: not by the wait for
+    // names (the first symbolization of a debug build can take seconds), and not by the retry.
+    let (n2, (_, headers2, body2)) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("no second interval arrived");
+    assert_eq!(n2, 2);
+    let ct2 = &headers2["content-type"];
+    let p2 = futex_trace::pprof::decode(form_field(&body2, ct2, "profile").unwrap()).unwrap();
+    let every_ns = 2_000_000_000;
+    let slack_ns = 800_000_000;
+    for (i, q) in [&p, &p2].iter().enumerate() {
+        assert!(
+            (every_ns - slack_ns..=every_ns + slack_ns).contains(&q.duration_nanos),
+            "interval {i} lasted {} ns, not about --push-every 2s",
+            q.duration_nanos
+        );
+    }
+    let gap = p2.time_nanos - (p.time_nanos + p.duration_nanos);
+    assert!(
+        gap.abs() < 1_000,
+        "interval 1 starts {gap} ns after interval 0 ends"
+    );
 }
 
 #[test]
@@ -421,6 +443,43 @@ fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
     assert!(
         m.contains("futex_trace_pushes_total{result=\"failed\"}"),
         "{m}"
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_drops_intervals_past_the_queue_and_says_so() {
+    // It takes the connections and answers none: each try waits for the client's timeout (10 s),
+    // while intervals keep being cut every second.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().collect();
+        drop(held);
+    });
+    let push = format!("http://127.0.0.1:{port}");
+    let t0 = Instant::now();
+    let (served, mut err) = Served::start(&["--demo", "--push", &push, "--push-every", "1s"]);
+    let mut line = String::new();
+    while !line.contains("behind") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "serve ended instead of going on"
+        );
+        assert!(
+            !line.contains("push to"),
+            "a try timed out before the queue filled: cutting waited for it ({line})"
+        );
+    }
+    assert!(line.contains("dropped"), "{line}");
+    // Cutting did not wait for the stuck push: the queue filled long before its first try timed out.
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let (status, m) = get(&served.addr, "/metrics", "*/*");
+    assert_eq!(status, 200, "still serving");
+    let m = String::from_utf8(m).unwrap();
+    assert!(
+        !m.contains("futex_trace_pushes_total{result=\"failed\"} 0"),
+        "the dropped interval is counted: {m}"
     );
 }
 
