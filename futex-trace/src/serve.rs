@@ -220,7 +220,9 @@ fn push_loop(
     let mut from = unix_now();
     let mut end = Instant::now();
     'cutting: loop {
-        end += p.every;
+        // An interval overdue (the machine stalled this thread) is cut at once, and the cadence goes on
+        // from then: no burst of short ones to catch up.
+        end = (end + p.every).max(Instant::now());
         // Sleep the interval in small steps, so that a stop is seen at once.
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             if left.is_zero() {
