@@ -101,7 +101,9 @@ fn report_json_shows_contention_collisions_and_requeue_edges() {
 #[test]
 fn stream_prints_json_lines() {
     let out = bin()
-        .args(["stream", "--demo", "-d", "300ms"])
+        // Long enough for the demo's broadcast (every 2 ms) to requeue sleeping waiters on a busy
+        // machine too: there its waiters, which spin before sleeping, sleep after 100 µs of yields.
+        .args(["stream", "--demo", "-d", "1s"])
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::mutex::{self, Mutex, MutexGuard, TOKEN_HANDOFF};
-use super::{CONDVAR_BACKOFF, SPIN_ROUNDS};
+use super::CONDVAR_BACKOFF;
 use crate::facade::{AtomicU32, AtomicUsize, Ordering};
 use crate::{default_table, WaitError, WaitKind};
 
@@ -145,13 +145,17 @@ impl Condvar {
         // sleep-queue lock, no wake syscall. (Returning is always allowed: waits may end spuriously.)
         let mut r = Ok(0);
         let mut round = 0;
+        let mut since = None;
         loop {
             let now = self.seq.load(Ordering::Acquire);
             if now & !SLEEPING != seq {
                 break;
             }
-            if round < SPIN_ROUNDS {
+            if CONDVAR_BACKOFF.again(round, since, crate::sys::now_ns) {
                 CONDVAR_BACKOFF.round(round);
+                if CONDVAR_BACKOFF.yields(round) {
+                    since.get_or_insert_with(crate::sys::now_ns);
+                }
                 round += 1;
                 continue;
             }

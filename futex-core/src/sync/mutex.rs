@@ -2,7 +2,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use super::{MUTEX_BACKOFF, SPIN_ROUNDS};
+use super::MUTEX_BACKOFF;
 use crate::facade::{AtomicU32, Ordering};
 use crate::{default_table, WaitKind};
 
@@ -25,17 +25,15 @@ pub(crate) const TOKEN_HANDOFF: u32 = 1;
 /// thread is scheduled, stay rare.
 pub const FAIR_AFTER: std::time::Duration = std::time::Duration::from_micros(500);
 
-const FAIR_AFTER_NS: u64 = FAIR_AFTER.as_nanos() as u64;
+pub(super) const FAIR_AFTER_NS: u64 = FAIR_AFTER.as_nanos() as u64;
 
 /// Whether a thread that has spun `spins` rounds, sees the word as `s`, and began to wait at `since` (ns,
 /// `sys::now_ns`, read only once it is set), spins another round: while nobody sleeps on the word, for
-/// at most [`SPIN_ROUNDS`] rounds, and until it has tried for [`FAIR_AFTER`] (from then on it sleeps, so
-/// that an unlock can hand it the lock).
+/// at most [`SPIN_ROUNDS`](super::SPIN_ROUNDS) rounds, and until it has tried for [`FAIR_AFTER`] (the schedule's
+/// `yield_for_ns`; from then on it sleeps, so that an unlock can hand it the lock).
 #[inline]
 fn keep_spinning(spins: u32, s: u32, since: Option<u64>, now: impl FnOnce() -> u64) -> bool {
-    spins < SPIN_ROUNDS
-        && s & PARKED == 0
-        && since.is_none_or(|t| now().saturating_sub(t) < FAIR_AFTER_NS)
+    s & PARKED == 0 && MUTEX_BACKOFF.again(spins, since, now)
 }
 
 /// A mutual-exclusion lock on one futex word: a LOCKED bit and a PARKED bit (parking_lot's RawMutex, on
@@ -129,7 +127,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// The slow path (parking_lot's `lock_slow`, on the sleep-queue table): take the lock whenever it is
     /// free, even with sleepers (barging keeps the lock busy while a woken thread is being scheduled);
-    /// spin and yield while nobody sleeps, for at most [`SPIN_ROUNDS`] rounds and [`FAIR_AFTER`]; then
+    /// spin and yield while nobody sleeps, for at most [`SPIN_ROUNDS`](super::SPIN_ROUNDS) rounds and [`FAIR_AFTER`]; then
     /// mark the word PARKED and sleep. A wakeup either hands the lock over (`TOKEN_HANDOFF`) or sends the
     /// thread round again.
     #[cold]
@@ -303,6 +301,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
+    use super::super::SPIN_ROUNDS;
     use super::*;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
