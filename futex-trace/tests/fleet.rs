@@ -420,19 +420,31 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
     );
 }
 
-#[test]
-fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
-    let port = free_port(); // nothing listens there
-    let push = format!("http://127.0.0.1:{port}");
-    let (served, mut err) = Served::start(&["--demo", "--push", &push, "--push-every", "1s"]);
+/// The first line of serve's stderr that contains `wanted`; none before it may contain `not`.
+fn first_line_saying(err: &mut impl BufRead, wanted: &str, not: Option<&str>) -> String {
     let mut line = String::new();
-    while !line.contains("push to") {
+    while !line.contains(wanted) {
         line.clear();
         assert!(
             err.read_line(&mut line).unwrap() > 0,
             "serve ended instead of going on"
         );
+        if let Some(not) = not {
+            assert!(
+                !line.contains(not),
+                "'{not}' came before '{wanted}': {line}"
+            );
+        }
     }
+    line
+}
+
+#[test]
+fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
+    let port = free_port(); // nothing listens there
+    let push = format!("http://127.0.0.1:{port}");
+    let (served, mut err) = Served::start(&["--demo", "--push", &push, "--push-every", "1s"]);
+    let line = first_line_saying(&mut err, "push to", None);
     assert!(
         line.contains("failed") && line.contains("dropped"),
         "{line}"
@@ -458,20 +470,9 @@ fn a_server_that_never_answers_drops_intervals_past_the_queue_and_says_so() {
     });
     let push = format!("http://127.0.0.1:{port}");
     let (served, mut err) = Served::start(&["--demo", "--push", &push, "--push-every", "1s"]);
-    let mut line = String::new();
     // Cutting does not wait for the stuck push: the queue fills (in about 6 s) long before the first
     // try times out (after 11 s).
-    while !line.contains("behind") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "serve ended instead of going on"
-        );
-        assert!(
-            !line.contains("push to"),
-            "a try timed out before the queue filled: cutting waited for it ({line})"
-        );
-    }
+    let line = first_line_saying(&mut err, "behind", Some("push to"));
     assert!(line.contains("dropped"), "{line}");
     let (status, m) = get(&served.addr, "/metrics", "*/*");
     assert_eq!(status, 200, "still serving");
