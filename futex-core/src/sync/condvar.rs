@@ -152,11 +152,7 @@ impl Condvar {
                 break;
             }
             if CONDVAR_BACKOFF.again(round, since, crate::sys::now_ns) {
-                CONDVAR_BACKOFF.round(round);
-                if CONDVAR_BACKOFF.yields(round) {
-                    since.get_or_insert_with(crate::sys::now_ns);
-                }
-                round += 1;
+                CONDVAR_BACKOFF.round(&mut round, &mut since);
                 continue;
             }
             // Say that a waiter sleeps before linking it: a notify whose bump comes after this sees

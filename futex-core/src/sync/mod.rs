@@ -57,18 +57,21 @@ const CONDVAR_BACKOFF: Backoff = Backoff {
 };
 
 impl Backoff {
-    /// One round: the round's spin-loop hints, then a yield if [`Backoff::yields`].
+    /// Round `*r`: its spin-loop hints, then a yield if [`Backoff::yields`], whose time is kept in
+    /// `since` if it is the first (what [`Backoff::again`] measures from); then `*r` counts it.
     #[inline]
-    fn round(&self, r: u32) {
-        for _ in 0..(self.first << r.min(self.doublings)) {
+    fn round(&self, r: &mut u32, since: &mut Option<u64>) {
+        for _ in 0..(self.first << (*r).min(self.doublings)) {
             std::hint::spin_loop();
         }
-        if self.yields(r) {
+        if self.yields(*r) {
             #[cfg(loom)]
             loom::thread::yield_now();
             #[cfg(not(loom))]
             std::thread::yield_now();
+            since.get_or_insert_with(crate::sys::now_ns);
         }
+        *r += 1;
     }
 
     /// Whether a waiter that has spun `r` rounds, and first yielded at `since` (ns, `sys::now_ns`), spins

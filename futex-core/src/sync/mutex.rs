@@ -29,8 +29,8 @@ pub(super) const FAIR_AFTER_NS: u64 = FAIR_AFTER.as_nanos() as u64;
 
 /// Whether a thread that has spun `spins` rounds, sees the word as `s`, and began to wait at `since` (ns,
 /// `sys::now_ns`, read only once it is set), spins another round: while nobody sleeps on the word, for
-/// at most [`SPIN_ROUNDS`](super::SPIN_ROUNDS) rounds, and until it has tried for [`FAIR_AFTER`] (the schedule's
-/// `yield_for_ns`; from then on it sleeps, so that an unlock can hand it the lock).
+/// at most [`SPIN_ROUNDS`](super::SPIN_ROUNDS) rounds, and until it has tried for [`FAIR_AFTER`] (the
+/// schedule's `yield_for_ns`; from then on it sleeps, so that an unlock can hand it the lock).
 #[inline]
 fn keep_spinning(spins: u32, s: u32, since: Option<u64>, now: impl FnOnce() -> u64) -> bool {
     s & PARKED == 0 && MUTEX_BACKOFF.again(spins, since, now)
@@ -127,8 +127,8 @@ impl<T: ?Sized> Mutex<T> {
 
     /// The slow path (parking_lot's `lock_slow`, on the sleep-queue table): take the lock whenever it is
     /// free, even with sleepers (barging keeps the lock busy while a woken thread is being scheduled);
-    /// spin and yield while nobody sleeps, for at most [`SPIN_ROUNDS`](super::SPIN_ROUNDS) rounds and [`FAIR_AFTER`]; then
-    /// mark the word PARKED and sleep. A wakeup either hands the lock over (`TOKEN_HANDOFF`) or sends the
+    /// spin and yield while nobody sleeps, for at most [`SPIN_ROUNDS`](super::SPIN_ROUNDS) rounds and
+    /// [`FAIR_AFTER`]; then mark the word PARKED and sleep. A wakeup either hands the lock over (`TOKEN_HANDOFF`) or sends the
     /// thread round again.
     #[cold]
     pub(crate) fn lock_slow(&self) {
@@ -142,11 +142,7 @@ impl<T: ?Sized> Mutex<T> {
                 return;
             }
             if keep_spinning(spins, s, since, crate::sys::now_ns) {
-                MUTEX_BACKOFF.round(spins);
-                if MUTEX_BACKOFF.yields(spins) {
-                    since.get_or_insert_with(crate::sys::now_ns);
-                }
-                spins += 1;
+                MUTEX_BACKOFF.round(&mut spins, &mut since);
                 s = self.state.load(Ordering::Relaxed);
                 continue;
             }
