@@ -224,7 +224,8 @@ fn push_loop(
         // from then: no burst of short ones to catch up.
         end = (end + p.every).max(Instant::now());
         // Sleep the interval in small steps, so that a stop is seen at once.
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
