@@ -33,6 +33,11 @@ typedef long long s64;
 
 char LICENSE[] SEC("license") = "GPL";
 
+// What every tracepoint program returns. The kernel hands a tracepoint's event on to the perf users of
+// that tracepoint (perf stat, perf record, other tools) only when the program returned non-zero: 0 would
+// hide every futex syscall and every scheduler event from them, machine-wide, while futex-trace runs.
+#define TP_KEEP 1
+
 
 // Processes to trace (tgid → 1). Written by userspace; FT_FORK children added here when following.
 struct {
@@ -58,7 +63,7 @@ struct ft_event ft_event_btf __attribute__((unused));
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    // 64 MiB: about 550,000 events, a second of a futex-bound process, for a reader starved of CPU.
+    // Sized by futex-trace at load (--ring-size, 8 MiB by default); this is a placeholder.
     __uint(max_entries, 64 << 20);
 } events SEC(".maps");
 
@@ -148,6 +153,7 @@ static __always_inline u64 cfg(u32 idx)
 // userspace reads it after the events ring, so a stack is there before the events naming it are used.
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
+    // Sized by futex-trace at load: half of --ring-size (a page when no stack is copied).
     __uint(max_entries, 32 << 20);
 } ustacks SEC(".maps");
 
@@ -356,7 +362,7 @@ struct task_struct {
 static __always_inline u8 hash_shift(u32 flags)
 {
     if (!(flags & FUTEX_PRIVATE_FLAG))
-        return FT_HASH_GLOBAL;
+        return FT_HASH_SHARED;
     if (!bpf_core_field_exists(((struct mm_struct *)0)->futex_phash))
         return FT_HASH_GLOBAL;
     // Direct loads through the task's BTF pointer (the verifier makes them fault-safe): cheaper than
@@ -426,11 +432,11 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
     if (!traced(tgid))
-        return 0;
+        return TP_KEEP;
 
     struct ft_inflight *st = lookup_or_init(&inflight, &tid, &zero_inflight, C_INFLIGHT_FULL);
     if (!st)
-        return 0;
+        return TP_KEEP;
     if (st->active) {
         // Still in flight from a previous call: that call's return was never reported, and it is not
         // counted. Count that, so that it shows rather than vanishing.
@@ -447,8 +453,10 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     st->val2 = val2;
     st->val3 = val3;
     st->waker_tid = 0;
+    st->waker_pid = 0;
     st->stack_id = STACK_NOT_YET;
     st->waker_stack_id = -1;
+    st->waker_every = 0;
     st->woken_seen = 0;
     st->tgid = tgid;
     st->flags = flags;
@@ -456,7 +464,7 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     st->has_timeout = has_timeout;
     st->slept = 0;
     st->active = 1;
-    return 0;
+    return TP_KEEP;
 }
 
 // A wait that slept, sampled: its stack with probability min(1, d / CFG_STACK_RATE), and the record if
@@ -490,6 +498,9 @@ static __always_inline void sample(void *ctx, struct ft_inflight *st, u32 tgid, 
     e->oncpu_ts = st->oncpu_ts;
     e->final_uaddr = released ? st->final_uaddr : st->uaddr;
     e->waker_tid = released ? st->waker_tid : 0;
+    e->waker_pid = released ? st->waker_pid : 0;
+    e->pad = 0;
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
     e->waker_stack_id = waker_stack ? st->waker_stack_id : -1;
     e->ret = ret;
     e->pid = tgid;
@@ -503,8 +514,7 @@ static __always_inline void sample(void *ctx, struct ft_inflight *st, u32 tgid, 
     e->op = st->op;
     e->has_timeout = st->has_timeout;
     e->outcome = out;
-    u64 every = cfg(CFG_WAKER_EVERY);
-    e->waker_every = waker_stack ? (every > 1 ? (u32)every : 1) : 0;
+    e->waker_every = waker_stack ? (st->waker_every ? st->waker_every : 1) : 0;
     e->stack_rate = stack_id >= 0 ? rate : 0;
     submit(e);
 }
@@ -515,7 +525,7 @@ static __always_inline int leave(void *ctx, s64 ret)
     u32 tgid = id >> 32, tid = (u32)id;
     struct ft_inflight *st = bpf_map_lookup_elem(&inflight, &tid);
     if (!st || !st->active)
-        return 0;
+        return TP_KEEP;
     u8 op = st->op;
     struct ft_agg *a = agg_of(tgid, st->uaddr, op, st->flags);
     if (is_wait(op)) {
@@ -579,7 +589,7 @@ static __always_inline int leave(void *ctx, s64 ret)
         }
     }
     st->active = 0;
-    return 0;
+    return TP_KEEP;
 }
 
 // Tracepoint records, as /sys/kernel/tracing/events/syscalls/*/format gives them: an 8-byte common
@@ -695,23 +705,34 @@ int sched_waking(struct sched_wake_args *ctx)
     u32 wakee = ctx->pid;
     struct ft_inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
     if (!w || !w->active || !is_wait(w->op) || w->wake_ts)
-        return 0;
+        return TP_KEEP;
     w->wake_ts = bpf_ktime_get_ns();
-    u32 me = (u32)bpf_get_current_pid_tgid();
+    u64 me_id = bpf_get_current_pid_tgid();
+    u32 me = (u32)me_id;
     struct ft_inflight *k = bpf_map_lookup_elem(&inflight, &me);
     if (k && k->active && is_waker(k->op)) {
-        // The waker's stack, sampled by count: decided once per wake call.
+        // The waker's stack, sampled by count: decided once per wake call; its weight is `every`.
         if (k->stack_id == STACK_NOT_YET) {
             u64 every = cfg(CFG_WAKER_EVERY);
-            k->stack_id = every <= 1 || bpf_get_prandom_u32() % every == 0 ? capture_stack(ctx) : -1;
+            int by_count = every <= 1 || bpf_get_prandom_u32() % every == 0;
+            k->stack_id = by_count ? capture_stack(ctx) : -1;
+            k->waker_every = by_count ? (every > 1 ? (u32)every : 1) : 0;
         }
+        // A wait as long as the stack rate (whose own stack is always taken) always gets its waker's
+        // stack too, with weight 1: the long waits, the ones that matter, all say who released them.
+        u64 rate = cfg(CFG_STACK_RATE);
+        int long_wait = rate > 0 && w->wake_ts - w->start_ts >= rate;
+        if (long_wait && k->stack_id < 0)
+            k->stack_id = capture_stack(ctx);
         w->waker_tid = me;
-        w->waker_stack_id = k->stack_id;
+        w->waker_pid = me_id >> 32;
+        w->waker_every = long_wait ? 1 : k->waker_every;
+        w->waker_stack_id = w->waker_every ? k->stack_id : -1;
         // A requeued waiter is woken from the word it was moved to.
         w->final_uaddr = k->uaddr;
         k->woken_seen += 1;
     }
-    return 0;
+    return TP_KEEP;
 }
 
 SEC("tracepoint/sched/sched_wakeup")
@@ -720,9 +741,9 @@ int sched_wakeup(struct sched_wake_args *ctx)
     u32 wakee = ctx->pid;
     struct ft_inflight *w = bpf_map_lookup_elem(&inflight, &wakee);
     if (!w || !w->active || !is_wait(w->op) || w->wakeup_ts)
-        return 0;
+        return TP_KEEP;
     w->wakeup_ts = bpf_ktime_get_ns();
-    return 0;
+    return TP_KEEP;
 }
 
 struct sched_switch_args {
@@ -752,12 +773,12 @@ int sched_switch(struct sched_switch_args *ctx)
     }
     u32 next = ctx->next_pid;
     if (!next)
-        return 0;
+        return TP_KEEP;
     struct ft_inflight *w = bpf_map_lookup_elem(&inflight, &next);
     if (!w || !w->active || !w->wakeup_ts || w->oncpu_ts)
-        return 0;
+        return TP_KEEP;
     w->oncpu_ts = bpf_ktime_get_ns();
-    return 0;
+    return TP_KEEP;
 }
 
 // sched_process_fork's layout changed across kernels (comm became __data_loc in 6.x). A tracepoint
@@ -782,10 +803,10 @@ struct fork_args_array { // older: char parent_comm[16]; parent_pid; char child_
 static __always_inline int on_fork(s32 parent, s32 child)
 {
     if (!cfg(CFG_FOLLOW_FORKS))
-        return 0;
+        return TP_KEEP;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     if (!traced(tgid) || child <= 0)
-        return 0;
+        return TP_KEEP;
     // Threads (clone with CLONE_THREAD) are already covered by their tgid; a key for them is harmless
     // and removed when the thread exits (sched_process_exit below).
     u32 key = child;
@@ -794,7 +815,7 @@ static __always_inline int on_fork(s32 parent, s32 child)
     struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         count(C_LOST_EVENTS);
-        return 0;
+        return TP_KEEP;
     }
     __builtin_memset(e, 0, sizeof(*e));
     e->kind = FT_FORK;
@@ -805,7 +826,7 @@ static __always_inline int on_fork(s32 parent, s32 child)
     e->stack_id = -1;
     e->waker_stack_id = -1;
     submit(e);
-    return 0;
+    return TP_KEEP;
 }
 
 SEC("tracepoint/sched/sched_process_fork")
@@ -834,17 +855,17 @@ int sched_exit(struct sched_exit_args *ctx)
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
     if (!traced(tgid))
-        return 0;
+        return TP_KEEP;
     // A thread killed inside a futex wait never reaches sys_exit.
     bpf_map_delete_elem(&inflight, &tid);
     if (tid != tgid)
         bpf_map_delete_elem(&targets, &tid);
     if (!ctx->group_dead)
-        return 0;
+        return TP_KEEP;
     struct ft_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         count(C_LOST_EVENTS);
-        return 0;
+        return TP_KEEP;
     }
     __builtin_memset(e, 0, sizeof(*e));
     e->kind = FT_EXIT;
@@ -854,7 +875,7 @@ int sched_exit(struct sched_exit_args *ctx)
     e->stack_id = -1;
     e->waker_stack_id = -1;
     submit(e);
-    return 0;
+    return TP_KEEP;
 }
 
 // ---- futex-core's USDT probes ---------------------------------------------------------------------

@@ -81,10 +81,13 @@
 // rust: u32
 #define FT_USTACK_SEQ_BITS 20
 
-// `ft_agg_key.hash_shift` of a call that went to the kernel's global futex hash: a shared futex (no
-// FUTEX_PRIVATE_FLAG), or a process without a private hash (single-threaded, or set to 0 slots).
+// `ft_agg_key.hash_shift` of a call that went to the kernel's global futex hash: a private futex of a
+// process without a private hash (single-threaded, or set to 0 slots); and of a shared futex (no
+// FUTEX_PRIVATE_FLAG), which the kernel keys by the mapping (inode and offset), not by the process, so
+// that processes sharing the memory meet on one word.
 // rust: u8
 #define FT_HASH_GLOBAL 0
+#define FT_HASH_SHARED 255
 
 // Log2 slots of the histograms in `aggs` and `latency`: slot i counts values in [2^i, 2^(i+1)) ns (slot 0
 // also holds 0, the last slot everything longer: 2^39 ns is 9 minutes).
@@ -154,6 +157,10 @@ struct ft_event {
     ft_u8 outcome;      // FT_SAMPLE: how the wait ended (FT_OUT_*)
     ft_u32 waker_every; // FT_SAMPLE with a waker stack: it was taken with probability 1 / waker_every
     ft_u64 stack_rate;  // FT_SAMPLE with a stack: CFG_STACK_RATE when it was taken (0: every wait)
+    ft_u32 waker_pid;   // a waiter: the process (tgid) of `waker_tid`, which may be another process than
+                        // the waiter's (a futex in shared memory)
+    ft_u32 pad;
+    char comm[16];      // FT_SAMPLE: the waiting thread's name (its `comm`) when its wait returned
 };
 
 // A copy of the top of a user stack (CFG_UNWIND), on the `ustacks` ring: the registers an unwinder starts
@@ -198,6 +205,10 @@ struct ft_inflight {
     ft_u8 has_timeout;
     ft_u8 slept;  // switched out asleep during the call (sched_switch)
     ft_u8 active; // inside a futex call; 0 between calls
+    ft_u32 waker_pid; // as ft_event.waker_pid
+    // A waiter: the releases its waker's stack stands for (ft_event.waker_every; 1: taken because the
+    // wait was long). A waker: the weight of its stack for its short waiters (0: not sampled by count).
+    ft_u32 waker_every;
 };
 
 // Key of the `aggs` map: the calls of one kind on one futex word of one process, in one kernel futex

@@ -116,7 +116,9 @@ fn table_ping_pong(queues: usize, pairs: usize) -> (f64, f64) {
                     }
                 });
                 let total = t_stats.totals();
-                slept.push(1.0 - total.mismatches as f64 / total.waits.max(1) as f64);
+                slept.push(
+                    1.0 - total.counters.mismatches as f64 / total.counters.waits.max(1) as f64,
+                );
                 ops
             })
             .collect(),

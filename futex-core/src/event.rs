@@ -30,7 +30,7 @@ impl WaitKind {
     }
 
     /// Lower-case name, as reports print it.
-    pub fn as_str(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
             Self::Mutex => "mutex",
@@ -64,9 +64,10 @@ impl WaitOutcome {
     }
 }
 
-/// One slow-path event, as the observer delivers it.
+/// One slow-path event of a [`crate::Table`], as the observer delivers it (and a probe fires it). futex-trace
+/// turns it into its own `Event`, whose fields carry the same names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
+pub struct QueueEvent {
     /// `CLOCK_MONOTONIC` nanoseconds (the clock of eBPF's `bpf_ktime_get_ns`).
     pub ts_ns: u64,
     /// Kernel thread id of the thread the event happened on.
@@ -74,27 +75,28 @@ pub struct Event {
     /// Id of the table (0 is the process-wide default table).
     pub table: u32,
     /// What happened.
-    pub kind: EventKind,
+    pub kind: QueueEventKind,
     /// The observer's id of the waiting thread's stack ([`crate::frames::Stack`], delivered by
     /// [`crate::Subscription::drain_stacks_into`]) for a wait that slept; 0: none.
     pub stack: u32,
 }
 
-/// The five events; each matches the probe of the same name in `PROBES.md`.
+/// The five events; each matches the probe of the same name in `PROBES.md`. A `bucket` is the index of
+/// a sleep queue in its table (the queue a futex word hashes to); `wait` is what kind of operation it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A waiter was linked onto `queue`.
+pub enum QueueEventKind {
+    /// A waiter was linked onto sleep queue `bucket`.
     WaitStart {
         addr: usize,
-        queue: u32,
-        kind: WaitKind,
+        bucket: u32,
+        wait: WaitKind,
         expected: u32,
     },
-    /// A wait returned. `queue` and `final_addr` are where it ended (requeue may have moved it).
+    /// A wait returned. `bucket` and `final_addr` are where it ended (requeue may have moved it).
     WaitEnd {
         addr: usize,
-        queue: u32,
-        kind: WaitKind,
+        bucket: u32,
+        wait: WaitKind,
         outcome: WaitOutcome,
         /// Entry to return.
         wait_ns: u64,
@@ -107,8 +109,8 @@ pub enum EventKind {
     /// A `wake` (or a `requeue` with m = 0).
     Wake {
         addr: usize,
-        queue: u32,
-        kind: WaitKind,
+        bucket: u32,
+        wait: WaitKind,
         requested: u32,
         woken: u32,
         /// Entries skipped because they wait on another address of the same queue.
@@ -117,10 +119,10 @@ pub enum EventKind {
     /// A `requeue` with m > 0.
     Requeue {
         from: usize,
-        from_queue: u32,
+        from_bucket: u32,
         to: usize,
-        to_queue: u32,
-        kind: WaitKind,
+        to_bucket: u32,
+        wait: WaitKind,
         woken: u32,
         moved: u32,
         collisions: u32,
@@ -128,8 +130,8 @@ pub enum EventKind {
     /// A queue-lock acquisition that found the lock held.
     LockContended {
         addr: usize,
-        queue: u32,
-        kind: WaitKind,
+        bucket: u32,
+        wait: WaitKind,
         wait_ns: u64,
     },
 }

@@ -7,7 +7,7 @@
 /// Most return addresses kept of one stack.
 pub const MAX_FRAMES: usize = 32;
 
-/// A stack the observer captured: the id events carry ([`crate::Event::stack`]) and its return
+/// A stack the observer captured: the id events carry ([`crate::QueueEvent::stack`]) and its return
 /// addresses, innermost first (`frames[..len]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stack {

@@ -45,9 +45,9 @@ mod table;
 
 use std::time::Duration;
 
-pub use event::{Event, EventKind, WaitKind, WaitOutcome};
+pub use event::{QueueEvent, QueueEventKind, WaitKind, WaitOutcome};
 pub use observer::{SubscribeError, Subscription};
-pub use stats::QueueSnapshot;
+pub use stats::{QueueCounters, QueueSnapshot};
 pub use table::{bucket_of_addr, Table, TableSizeError, DEFAULT_QUEUES};
 
 /// The futex word type: `std::sync::atomic::AtomicU32` (loom's under `--cfg loom`).

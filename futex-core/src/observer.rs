@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::event::{current_tid, Event, EventKind, WaitOutcome};
+use crate::event::{current_tid, QueueEvent, QueueEventKind, WaitOutcome};
 use crate::frames::{Stack, MAX_FRAMES};
 use crate::Table;
 
 /// Ring of events of one subscription.
 pub(crate) struct Ring {
-    events: ArrayQueue<Event>,
+    events: ArrayQueue<QueueEvent>,
     dropped: AtomicU64,
     /// The stacks of waits that slept; events name them by id.
     stacks: ArrayQueue<Stack>,
@@ -54,7 +54,7 @@ impl ObserverSlot {
     }
 
     #[inline]
-    pub(crate) fn emit(&self, table: u32, ts_ns: u64, kind: EventKind) {
+    pub(crate) fn emit(&self, table: u32, ts_ns: u64, kind: QueueEventKind) {
         let ring = self.active.load(Ordering::Acquire);
         if ring.is_null() {
             return;
@@ -64,10 +64,9 @@ impl ObserverSlot {
         let ring = unsafe { &*ring };
         // Where a wait that slept waited: the waiting thread's stack (after the sleep, off the hot
         // path of waits that returned at once).
-        let slept =
-            matches!(kind, EventKind::WaitEnd { outcome, .. } if outcome != WaitOutcome::Mismatch);
+        let slept = matches!(kind, QueueEventKind::WaitEnd { outcome, .. } if outcome != WaitOutcome::Mismatch);
         let stack = if slept { ring.capture_stack() } else { 0 };
-        let ev = Event {
+        let ev = QueueEvent {
             ts_ns,
             tid: current_tid(),
             table,
@@ -185,12 +184,12 @@ impl Table {
 
 impl Subscription<'_> {
     /// The next buffered event, if any. Never blocks.
-    pub fn try_recv(&self) -> Option<Event> {
+    pub fn try_recv(&self) -> Option<QueueEvent> {
         self.ring.events.pop()
     }
 
     /// Moves every buffered event into `out`; returns how many.
-    pub fn drain_into(&self, out: &mut Vec<Event>) -> usize {
+    pub fn drain_into(&self, out: &mut Vec<QueueEvent>) -> usize {
         let before = out.len();
         while let Some(e) = self.ring.events.pop() {
             out.push(e);

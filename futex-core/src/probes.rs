@@ -1,4 +1,4 @@
-//! The probe encoding: how each [`EventKind`] becomes the six arguments of its USDT probe, and back.
+//! The probe encoding: how each [`QueueEventKind`] becomes the six arguments of its USDT probe, and back.
 //!
 //! `PROBES.md` is the contract; this module is its one implementation. The emitting side
 //! (`Table::emit`) calls [`encode`]; decoders (futex-trace's eBPF source reads the arguments in the
@@ -10,7 +10,7 @@
 //! the outcome (bits 8..16) and the times requeued (bits 16..32, saturating); `requeue` packs its two
 //! queues and its woken/moved counts into one argument each (low half, high half).
 
-use crate::event::{EventKind, WaitKind, WaitOutcome};
+use crate::event::{QueueEventKind, WaitKind, WaitOutcome};
 
 /// futex-core's probes (provider `futex_core`), numbered as the eBPF side numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,12 +85,12 @@ fn hi(v: u64) -> u32 {
 
 /// The probe `kind` fires and its arguments, for an event of table `table`.
 #[inline]
-pub fn encode(table: u32, kind: &EventKind) -> (Probe, [u64; 6]) {
+pub fn encode(table: u32, kind: &QueueEventKind) -> (Probe, [u64; 6]) {
     match *kind {
-        EventKind::WaitStart {
+        QueueEventKind::WaitStart {
             addr,
-            queue,
-            kind,
+            bucket: queue,
+            wait: kind,
             expected,
         } => (
             Probe::WaitStart,
@@ -103,10 +103,10 @@ pub fn encode(table: u32, kind: &EventKind) -> (Probe, [u64; 6]) {
                 0,
             ],
         ),
-        EventKind::WaitEnd {
+        QueueEventKind::WaitEnd {
             addr,
-            queue,
-            kind,
+            bucket: queue,
+            wait: kind,
             outcome,
             wait_ns,
             wake_to_return_ns,
@@ -125,10 +125,10 @@ pub fn encode(table: u32, kind: &EventKind) -> (Probe, [u64; 6]) {
                 final_addr as u64,
             ],
         ),
-        EventKind::Wake {
+        QueueEventKind::Wake {
             addr,
-            queue,
-            kind,
+            bucket: queue,
+            wait: kind,
             requested,
             woken,
             collisions,
@@ -143,12 +143,12 @@ pub fn encode(table: u32, kind: &EventKind) -> (Probe, [u64; 6]) {
                 collisions.into(),
             ],
         ),
-        EventKind::Requeue {
+        QueueEventKind::Requeue {
             from,
-            from_queue,
+            from_bucket: from_queue,
             to,
-            to_queue,
-            kind,
+            to_bucket: to_queue,
+            wait: kind,
             woken,
             moved,
             collisions,
@@ -163,10 +163,10 @@ pub fn encode(table: u32, kind: &EventKind) -> (Probe, [u64; 6]) {
                 collisions.into(),
             ],
         ),
-        EventKind::LockContended {
+        QueueEventKind::LockContended {
             addr,
-            queue,
-            kind,
+            bucket: queue,
+            wait: kind,
             wait_ns,
         } => (
             Probe::LockContended,
@@ -177,48 +177,48 @@ pub fn encode(table: u32, kind: &EventKind) -> (Probe, [u64; 6]) {
 
 /// The event a probe's arguments describe, and its table id; `None` for a wait kind or outcome this
 /// version does not know. `requeued` comes back saturated at 65535, as the probe carries it.
-pub fn decode(probe: Probe, a: [u64; 6]) -> Option<(u32, EventKind)> {
+pub fn decode(probe: Probe, a: [u64; 6]) -> Option<(u32, QueueEventKind)> {
     let table = hi(a[2]);
     let kind = WaitKind::from_u8((a[2] & KIND_MASK) as u8)?;
     let event = match probe {
-        Probe::WaitStart => EventKind::WaitStart {
+        Probe::WaitStart => QueueEventKind::WaitStart {
             addr: a[0] as usize,
-            queue: lo(a[1]),
-            kind,
+            bucket: lo(a[1]),
+            wait: kind,
             expected: lo(a[3]),
         },
-        Probe::WaitEnd => EventKind::WaitEnd {
+        Probe::WaitEnd => QueueEventKind::WaitEnd {
             addr: a[0] as usize,
-            queue: lo(a[1]),
-            kind,
+            bucket: lo(a[1]),
+            wait: kind,
             outcome: WaitOutcome::from_u8((a[2] >> OUTCOME_SHIFT) as u8)?,
             wait_ns: a[3],
             wake_to_return_ns: a[4],
             requeued: ((a[2] >> REQUEUED_SHIFT) & 0xffff) as u32,
             final_addr: a[5] as usize,
         },
-        Probe::Wake => EventKind::Wake {
+        Probe::Wake => QueueEventKind::Wake {
             addr: a[0] as usize,
-            queue: lo(a[1]),
-            kind,
+            bucket: lo(a[1]),
+            wait: kind,
             requested: lo(a[3]),
             woken: lo(a[4]),
             collisions: lo(a[5]),
         },
-        Probe::Requeue => EventKind::Requeue {
+        Probe::Requeue => QueueEventKind::Requeue {
             from: a[0] as usize,
-            from_queue: lo(a[3]),
+            from_bucket: lo(a[3]),
             to: a[1] as usize,
-            to_queue: hi(a[3]),
-            kind,
+            to_bucket: hi(a[3]),
+            wait: kind,
             woken: lo(a[4]),
             moved: hi(a[4]),
             collisions: lo(a[5]),
         },
-        Probe::LockContended => EventKind::LockContended {
+        Probe::LockContended => QueueEventKind::LockContended {
             addr: a[0] as usize,
-            queue: lo(a[1]),
-            kind,
+            bucket: lo(a[1]),
+            wait: kind,
             wait_ns: a[3],
         },
     };
@@ -229,47 +229,47 @@ pub fn decode(probe: Probe, a: [u64; 6]) -> Option<(u32, EventKind)> {
 mod tests {
     use super::*;
 
-    fn every_kind() -> Vec<EventKind> {
+    fn every_kind() -> Vec<QueueEventKind> {
         let k = WaitKind::Condvar;
         vec![
-            EventKind::WaitStart {
+            QueueEventKind::WaitStart {
                 addr: 0x7fff_0000_1230,
-                queue: 63,
-                kind: WaitKind::Mutex,
+                bucket: 63,
+                wait: WaitKind::Mutex,
                 expected: u32::MAX,
             },
-            EventKind::WaitEnd {
+            QueueEventKind::WaitEnd {
                 addr: 0x10,
-                queue: 7,
-                kind: k,
+                bucket: 7,
+                wait: k,
                 outcome: WaitOutcome::TimedOut,
                 wait_ns: u64::MAX,
                 wake_to_return_ns: 40,
                 requeued: 3,
                 final_addr: 0x20,
             },
-            EventKind::Wake {
+            QueueEventKind::Wake {
                 addr: 0x10,
-                queue: 1,
-                kind: WaitKind::Raw,
+                bucket: 1,
+                wait: WaitKind::Raw,
                 requested: u32::MAX,
                 woken: 5,
                 collisions: 2,
             },
-            EventKind::Requeue {
+            QueueEventKind::Requeue {
                 from: 0x10,
-                from_queue: 3,
+                from_bucket: 3,
                 to: 0x20,
-                to_queue: 9,
-                kind: k,
+                to_bucket: 9,
+                wait: k,
                 woken: 1,
                 moved: u32::MAX,
                 collisions: 4,
             },
-            EventKind::LockContended {
+            QueueEventKind::LockContended {
                 addr: 0x30,
-                queue: 2,
-                kind: WaitKind::Mutex,
+                bucket: 2,
+                wait: WaitKind::Mutex,
                 wait_ns: 1234,
             },
         ]
@@ -289,10 +289,10 @@ mod tests {
 
     #[test]
     fn requeued_saturates_and_unknown_values_are_refused() {
-        let e = EventKind::WaitEnd {
+        let e = QueueEventKind::WaitEnd {
             addr: 1,
-            queue: 0,
-            kind: WaitKind::Raw,
+            bucket: 0,
+            wait: WaitKind::Raw,
             outcome: WaitOutcome::Woken,
             wait_ns: 0,
             wake_to_return_ns: 0,
@@ -300,7 +300,7 @@ mod tests {
             final_addr: 1,
         };
         let (p, mut a) = encode(0, &e);
-        let Some((_, EventKind::WaitEnd { requeued, .. })) = decode(p, a) else {
+        let Some((_, QueueEventKind::WaitEnd { requeued, .. })) = decode(p, a) else {
             panic!()
         };
         assert_eq!(requeued, 0xffff);
@@ -315,10 +315,10 @@ mod tests {
         // PROBES.md's examples (bpftrace) read these positions directly.
         let (p, a) = encode(
             2,
-            &EventKind::WaitEnd {
+            &QueueEventKind::WaitEnd {
                 addr: 0xa,
-                queue: 5,
-                kind: WaitKind::Mutex,
+                bucket: 5,
+                wait: WaitKind::Mutex,
                 outcome: WaitOutcome::Mismatch,
                 wait_ns: 100,
                 wake_to_return_ns: 0,

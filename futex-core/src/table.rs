@@ -12,7 +12,7 @@
 use std::ptr;
 use std::time::Duration;
 
-use crate::event::{EventKind, WaitKind, WaitOutcome};
+use crate::event::{QueueEventKind, WaitKind, WaitOutcome};
 use crate::facade::{bump, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
 use crate::lock::{QueueGuard, QueueLock};
 use crate::observer::ObserverSlot;
@@ -403,10 +403,10 @@ impl Table {
             bump(&q.stats.lock_wait_ns, ns);
             self.emit(
                 None,
-                EventKind::LockContended {
+                QueueEventKind::LockContended {
                     addr,
-                    queue: qi as u32,
-                    kind,
+                    bucket: qi as u32,
+                    wait: kind,
                     wait_ns: ns,
                 },
             );
@@ -453,10 +453,10 @@ impl Table {
         }
         self.emit(
             None,
-            EventKind::WaitStart {
+            QueueEventKind::WaitStart {
                 addr,
-                queue: qi as u32,
-                kind,
+                bucket: qi as u32,
+                wait: kind,
                 expected,
             },
         );
@@ -496,10 +496,10 @@ impl Table {
         };
         self.emit(
             Some(end),
-            EventKind::WaitEnd {
+            QueueEventKind::WaitEnd {
                 addr,
-                queue: self.bucket_of_addr(final_addr) as u32,
-                kind,
+                bucket: self.bucket_of_addr(final_addr) as u32,
+                wait: kind,
                 outcome,
                 wait_ns: end.saturating_sub(start),
                 wake_to_return_ns: wake_to_return,
@@ -626,10 +626,10 @@ impl Table {
     ) {
         self.emit(
             None,
-            EventKind::Wake {
+            QueueEventKind::Wake {
                 addr,
-                queue: qi as u32,
-                kind,
+                bucket: qi as u32,
+                wait: kind,
                 requested,
                 woken,
                 collisions,
@@ -831,12 +831,12 @@ impl Table {
         unparkers.unpark_all();
         self.emit(
             None,
-            EventKind::Requeue {
+            QueueEventKind::Requeue {
                 from: fa,
-                from_queue: fi as u32,
+                from_bucket: fi as u32,
                 to: ta,
-                to_queue: ti as u32,
-                kind,
+                to_bucket: ti as u32,
+                wait: kind,
                 woken,
                 moved,
                 collisions,
@@ -864,7 +864,7 @@ impl Table {
     /// `ts` is the event's time when the caller has it already; otherwise it is read only for the
     /// observer.
     #[inline(always)]
-    fn emit(&self, ts: Option<u64>, kind: EventKind) {
+    fn emit(&self, ts: Option<u64>, kind: QueueEventKind) {
         let (p, a) = probes::encode(self.id, &kind);
         // One site per probe name: the macro needs the name as a token.
         match p {

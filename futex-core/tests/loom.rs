@@ -52,7 +52,12 @@ fn wake_vs_timeout() {
         }
         let s = t.stats();
         assert_eq!(s.iter().map(|q| q.depth).sum::<u64>(), 0);
-        assert_eq!(s.iter().map(|q| q.woken + q.timeouts).sum::<u64>(), 1);
+        assert_eq!(
+            s.iter()
+                .map(|q| q.counters.woken + q.counters.timeouts)
+                .sum::<u64>(),
+            1
+        );
     });
 }
 
@@ -72,7 +77,7 @@ fn requeue_vs_unwait() {
         assert_eq!(res, Err(WaitError::TimedOut));
         let s = t.stats();
         assert_eq!(s.iter().map(|q| q.depth).sum::<u64>(), 0, "{s:?}");
-        assert_eq!(s[1].timeouts, r.moved as u64, "{s:?}");
+        assert_eq!(s[1].counters.timeouts, r.moved as u64, "{s:?}");
         assert_eq!(t.wake(&w[b], 1) + t.wake(&w[a], 1), 0);
     });
 }

@@ -8,51 +8,61 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use futex_core::{EventKind, QueueSnapshot, SubscribeError, Table, WaitOutcome};
+use futex_core::{QueueEventKind, QueueSnapshot, SubscribeError, Table, WaitOutcome};
 
-fn rebuild(events: &[futex_core::Event]) -> HashMap<usize, QueueSnapshot> {
+fn rebuild(events: &[futex_core::QueueEvent]) -> HashMap<usize, QueueSnapshot> {
     let mut m: HashMap<usize, QueueSnapshot> = HashMap::new();
     for e in events {
         match e.kind {
-            EventKind::WaitStart { queue, .. } => m.entry(queue as usize).or_default().waits += 1,
-            EventKind::WaitEnd { queue, outcome, .. } => {
+            QueueEventKind::WaitStart { bucket: queue, .. } => {
+                m.entry(queue as usize).or_default().counters.waits += 1
+            }
+            QueueEventKind::WaitEnd {
+                bucket: queue,
+                outcome,
+                ..
+            } => {
                 let q = m.entry(queue as usize).or_default();
                 match outcome {
-                    WaitOutcome::TimedOut => q.timeouts += 1,
-                    WaitOutcome::Mismatch => q.mismatches += 1,
+                    WaitOutcome::TimedOut => q.counters.timeouts += 1,
+                    WaitOutcome::Mismatch => q.counters.mismatches += 1,
                     WaitOutcome::Woken => {}
                 }
             }
-            EventKind::Wake {
-                queue,
+            QueueEventKind::Wake {
+                bucket: queue,
                 woken,
                 collisions,
                 ..
             } => {
                 let q = m.entry(queue as usize).or_default();
-                q.wakes += 1;
-                q.woken += woken as u64;
-                q.collisions += collisions as u64;
+                q.counters.wakes += 1;
+                q.counters.woken += woken as u64;
+                q.counters.collisions += collisions as u64;
             }
-            EventKind::Requeue {
-                from_queue,
-                to_queue,
+            QueueEventKind::Requeue {
+                from_bucket: from_queue,
+                to_bucket: to_queue,
                 woken,
                 moved,
                 collisions,
                 ..
             } => {
                 let q = m.entry(from_queue as usize).or_default();
-                q.requeues += 1;
-                q.woken += woken as u64;
-                q.requeued_out += moved as u64;
-                q.collisions += collisions as u64;
-                m.entry(to_queue as usize).or_default().requeued_in += moved as u64;
+                q.counters.requeues += 1;
+                q.counters.woken += woken as u64;
+                q.counters.requeued_out += moved as u64;
+                q.counters.collisions += collisions as u64;
+                m.entry(to_queue as usize).or_default().counters.requeued_in += moved as u64;
             }
-            EventKind::LockContended { queue, wait_ns, .. } => {
+            QueueEventKind::LockContended {
+                bucket: queue,
+                wait_ns,
+                ..
+            } => {
                 let q = m.entry(queue as usize).or_default();
-                q.lock_contended += 1;
-                q.lock_wait_ns += wait_ns;
+                q.counters.lock_contended += 1;
+                q.counters.lock_wait_ns += wait_ns;
             }
         }
     }
@@ -98,7 +108,7 @@ fn events_rebuild_the_statistics_exactly() {
         assert_eq!(r, expect, "queue {}", s.index);
         assert_eq!(s.depth, 0);
     }
-    let total_waits: u64 = t.stats().iter().map(|s| s.waits).sum();
+    let total_waits: u64 = t.stats().iter().map(|s| s.counters.waits).sum();
     assert_eq!(
         total_waits,
         6 * 1000,
@@ -149,7 +159,7 @@ fn a_wait_that_slept_names_its_stack_and_a_mismatch_has_none() {
     let ends: Vec<_> = evs
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::WaitEnd { outcome, .. } => Some((outcome, e.stack)),
+            QueueEventKind::WaitEnd { outcome, .. } => Some((outcome, e.stack)),
             _ => None,
         })
         .collect();

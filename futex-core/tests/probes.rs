@@ -114,7 +114,7 @@ fn probe_workload_child() {
     let s = t.totals();
     println!(
         "STATS waits={} ends={} mismatches={} timeouts={} wakes={} woken={} requeues={} moved={} contended={}",
-        s.waits, s.waits, s.mismatches, s.timeouts, s.wakes, s.woken, s.requeues, s.requeued_out, s.lock_contended
+        s.counters.waits, s.counters.waits, s.counters.mismatches, s.counters.timeouts, s.counters.wakes, s.counters.woken, s.counters.requeues, s.counters.requeued_out, s.counters.lock_contended
     );
 }
 

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use futex_core::sync::{Condvar, Mutex};
-use futex_core::{EventKind, WaitKind};
+use futex_core::{QueueEventKind, WaitKind};
 
 #[test]
 fn mutex_excludes_and_counts() {
@@ -125,8 +125,8 @@ fn notify_all_once(under_lock: bool) {
     loop {
         sub.drain_into(&mut evs);
         let linked = evs.iter().fold(0i64, |n, e| match e.kind {
-            EventKind::WaitStart { addr, .. } if addr == c.addr() => n + 1,
-            EventKind::WaitEnd { addr, .. } if addr == c.addr() => n - 1,
+            QueueEventKind::WaitStart { addr, .. } if addr == c.addr() => n + 1,
+            QueueEventKind::WaitEnd { addr, .. } if addr == c.addr() => n - 1,
             _ => n,
         });
         if linked == N as i64 {
@@ -155,12 +155,12 @@ fn notify_all_once(under_lock: bool) {
     let rq: Vec<_> = evs
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Requeue {
+            QueueEventKind::Requeue {
                 from,
                 to,
                 woken,
                 moved,
-                kind,
+                wait: kind,
                 ..
             } if from == c.addr() => Some((to, woken, moved, kind)),
             _ => None,
@@ -181,7 +181,7 @@ fn notify_all_once(under_lock: bool) {
     let moved_ends = evs
         .iter()
         .filter(|e| {
-            matches!(e.kind, EventKind::WaitEnd { addr, final_addr, requeued: 1, .. }
+            matches!(e.kind, QueueEventKind::WaitEnd { addr, final_addr, requeued: 1, .. }
             if addr == c.addr() && final_addr == m.addr())
         })
         .count();

@@ -53,7 +53,15 @@ fn mismatch_returns_at_once_unlinked() {
     let w = AtomicU32::new(5);
     assert_eq!(t.wait(&w, 4, None), Err(WaitError::Mismatch));
     let q = t.queue_stats(t.bucket_of(&w)).unwrap();
-    assert_eq!((q.waits, q.mismatches, q.depth, q.timeouts), (1, 1, 0, 0));
+    assert_eq!(
+        (
+            q.counters.waits,
+            q.counters.mismatches,
+            q.depth,
+            q.counters.timeouts
+        ),
+        (1, 1, 0, 0)
+    );
 }
 
 #[test]
@@ -71,7 +79,7 @@ fn timeout_returns_timed_out_after_the_timeout() {
         t0.elapsed()
     );
     let q = t.queue_stats(t.bucket_of(&w)).unwrap();
-    assert_eq!((q.waits, q.timeouts, q.depth), (1, 1, 0));
+    assert_eq!((q.counters.waits, q.counters.timeouts, q.depth), (1, 1, 0));
 }
 
 #[test]
@@ -94,9 +102,12 @@ fn wake_count_is_exact_and_wakes_only_its_address() {
         assert_eq!(h.join().unwrap(), Ok(()));
     }
     let q = t.queue_stats(0).unwrap();
-    assert_eq!((q.waits, q.woken, q.depth, q.max_depth), (7, 7, 0, 7));
+    assert_eq!(
+        (q.counters.waits, q.counters.woken, q.depth, q.max_depth),
+        (7, 7, 0, 7)
+    );
     assert!(
-        q.collisions >= 2,
+        q.counters.collisions >= 2,
         "the b waiters sat in the way of a wakes: {q:?}"
     );
 }
@@ -125,8 +136,8 @@ fn timeout_racing_a_wake_is_woken_or_timed_out_never_both() {
     }
     assert_eq!(woken + timed_out, 300);
     let total = t.totals();
-    assert_eq!(total.woken, woken);
-    assert_eq!(total.timeouts, timed_out);
+    assert_eq!(total.counters.woken, woken);
+    assert_eq!(total.counters.timeouts, timed_out);
     assert_eq!(total.depth, 0);
 }
 
@@ -143,10 +154,15 @@ fn requeue_to_another_queue_wakes_n_and_moves_m() {
     );
     let (sa, sb) = (t.queue_stats(qa).unwrap(), t.queue_stats(qb).unwrap());
     assert_eq!(
-        (sa.depth, sa.woken, sa.requeued_out, sa.requeues),
+        (
+            sa.depth,
+            sa.counters.woken,
+            sa.counters.requeued_out,
+            sa.counters.requeues
+        ),
         (1, 1, 2, 1)
     );
-    assert_eq!((sb.depth, sb.requeued_in), (2, 2));
+    assert_eq!((sb.depth, sb.counters.requeued_in), (2, 2));
     assert_eq!(t.wake(&words[a], 10), 1, "one left on a");
     assert_eq!(t.wake(&words[b], 10), 2, "two moved to b");
     for h in hs {
@@ -176,7 +192,10 @@ fn requeue_onto_the_same_queue_terminates_and_moves() {
         assert_eq!(h.join().unwrap(), Ok(()));
     }
     let q = t.queue_stats(0).unwrap();
-    assert_eq!((q.depth, q.requeued_in, q.requeued_out), (0, 8, 8));
+    assert_eq!(
+        (q.depth, q.counters.requeued_in, q.counters.requeued_out),
+        (0, 8, 8)
+    );
 }
 
 #[test]
@@ -222,7 +241,7 @@ fn unwait_follows_a_requeued_waiter() {
         (0, 0),
         "the waiter unlinked itself from b"
     );
-    assert_eq!((sa.timeouts, sb.timeouts), (0, 1));
+    assert_eq!((sa.counters.timeouts, sb.counters.timeouts), (0, 1));
 }
 
 #[test]

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use common::bpftrace::Bpftrace;
 
-use futex_trace::abi::{RawEvent, FT_SAMPLE};
+use futex_trace::ebpf::abi::{RawEvent, FT_SAMPLE};
 use futex_trace::model::{BucketOrigin, Model};
 use futex_trace::session::{Session, SessionOptions};
 use futex_trace::source::{KernelOptions, KernelSource, LiveTarget};
@@ -54,7 +54,7 @@ fn decode_and_model() -> f64 {
     let n = 2_000_000usize;
     let t = Instant::now();
     for i in 0..n {
-        if let Some(e) = futex_trace::kernel::decode(&raws[i % raws.len()]) {
+        if let Some(e) = futex_trace::ebpf::decode::decode(&raws[i % raws.len()]) {
             m.apply(&e);
         }
     }
@@ -97,8 +97,11 @@ fn traced_with(args: &[&str], no_stacks: bool, usdt: bool) -> Traced {
     let source = KernelSource::start(
         &LiveTarget::Pids(vec![child.id()]),
         KernelOptions {
-            no_stacks,
             usdt,
+            stacks: futex_trace::ebpf::StackOptions {
+                no_stacks,
+                ..Default::default()
+            },
             ..KernelOptions::default()
         },
     )
@@ -137,6 +140,16 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(if smoke { 1 } else { 5 });
     let s = secs.to_string();
+
+    // BENCH_PART=memory: only the tracer's memory.
+    if std::env::var("BENCH_PART").as_deref() == Ok("memory") {
+        if let Err(e) = futex_trace::ebpf::check_can_trace() {
+            println!("SKIPPED: {e}");
+            return;
+        }
+        memory(secs.max(1.0), rounds);
+        return;
+    }
 
     println!("decode + model (userspace ceiling, one core)");
     println!("  {:.2} M events/s", decode_and_model() / 1e6);
@@ -182,6 +195,77 @@ fn main() {
     );
 
     tracer_cost(&s, rounds);
+    memory(secs.max(1.0), rounds);
+}
+
+/// Peak RSS of the `futex-trace record -p` binary tracing a busy process (a contended std Mutex, 4
+/// threads) for `secs`, by ring size: 64M (the rings' fixed size before --ring-size: the baseline),
+/// the default (8M), and the default with --no-stacks; alternated, medians.
+fn memory(secs: f64, rounds: usize) {
+    println!(
+        "\nfutex-trace record -p of a contended std Mutex (4 threads), {secs} s: peak RSS (MB); \
+         alternating runs"
+    );
+    let configs: [(&str, &[&str]); 3] = [
+        ("rings 64M (before)", &["--ring-size", "64M"]),
+        ("default (8M)", &[]),
+        ("default, --no-stacks", &["--no-stacks"]),
+    ];
+    let mut peaks: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    let out = std::env::temp_dir().join(format!("futex-trace-bench-{}.ftr", std::process::id()));
+    for _ in 0..rounds {
+        let mut line = String::from(" ");
+        for ((name, args), peak) in configs.iter().zip(&mut peaks) {
+            let secs_s = format!("{}", secs * 2.0 + 1.0);
+            let mut w = Command::new(WORKLOAD.as_str())
+                .args(["--contend", &secs_s, "--threads", "4"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start futex-workload");
+            #[allow(
+                clippy::zombie_processes,
+                reason = "reaped by wait4 below, which also gives its peak RSS"
+            )]
+            let tracer = Command::new(env!("CARGO_BIN_EXE_futex-trace"))
+                .args([
+                    "record",
+                    "-p",
+                    &w.id().to_string(),
+                    "-d",
+                    &format!("{secs}s"),
+                    "-o",
+                ])
+                .arg(&out)
+                .args(*args)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start futex-trace");
+            let mut status = 0;
+            // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: waits for our own child, writing into the two locals.
+            unsafe { libc::wait4(tracer.id() as i32, &mut status, 0, &mut usage) };
+            let _ = w.kill();
+            let _ = w.wait();
+            let mb = usage.ru_maxrss as f64 / 1024.0;
+            peak.push(mb);
+            line.push_str(&format!("  {name} {mb:>6.1}"));
+        }
+        println!("{line}");
+    }
+    let _ = std::fs::remove_file(&out);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(&mut peaks[0]);
+    for ((name, _), p) in configs.iter().zip(&mut peaks) {
+        let m = median(p);
+        println!(
+            "  median {name}: {m:.1} MB ({:.2} of the baseline)",
+            m / base
+        );
+    }
 }
 
 /// The five workloads of the tracer's cost, each: (name, futex-workload arguments, whether it prints its

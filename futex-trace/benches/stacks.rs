@@ -18,10 +18,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futex_trace::ebpf::Unwind;
+use futex_trace::ebpf::unwind::{snapshot_this_thread, StackUnwinder};
+use futex_trace::ebpf::{StackOptions, Unwind};
 use futex_trace::session::{Session, SessionOptions};
 use futex_trace::source::{KernelOptions, KernelSource, LiveTarget};
-use futex_trace::unwind::{snapshot_this_thread, StackUnwinder};
 
 static WORKLOAD: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| common::workload().display().to_string());
@@ -104,36 +104,39 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
-    let every = |unwind| KernelOptions {
-        unwind,
-        stack_rate: Duration::ZERO,
-        waker_every: 1,
+    let with = |stacks: StackOptions| KernelOptions {
+        stacks,
         ..KernelOptions::default()
+    };
+    let every = |unwind| {
+        with(StackOptions {
+            unwind,
+            stack_rate: Duration::ZERO,
+            waker_every: 1,
+            ..StackOptions::default()
+        })
     };
     let configs: Vec<(&str, Option<KernelOptions>)> = vec![
         ("untraced", None),
         (
             "traced, no stacks",
-            Some(KernelOptions {
+            Some(with(StackOptions {
                 no_stacks: true,
-                ..KernelOptions::default()
-            }),
+                ..StackOptions::default()
+            })),
         ),
         (
             "traced, --unwind fp (default rate)",
-            Some(KernelOptions {
-                unwind: Unwind::FramePointers,
-                ..KernelOptions::default()
-            }),
+            Some(with(StackOptions {
+                unwind: Unwind::Fp,
+                ..StackOptions::default()
+            })),
         ),
         (
             "traced, --unwind dwarf (default)",
             Some(KernelOptions::default()),
         ),
-        (
-            "traced, fp, every stack",
-            Some(every(Unwind::FramePointers)),
-        ),
+        ("traced, fp, every stack", Some(every(Unwind::Fp))),
         ("traced, dwarf, every stack", Some(every(Unwind::default()))),
     ];
     let mut results: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();

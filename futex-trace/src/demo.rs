@@ -81,9 +81,142 @@ fn next_rand(s: &mut u64) -> u64 {
     *s
 }
 
+/// The demo's futex words by name: each lock and condvar says what it is.
+fn labels_of(shared: &Shared) -> HashMap<u64, String> {
+    let mut labels = HashMap::new();
+    for (i, m) in shared.heat.iter().enumerate() {
+        labels.insert(m.addr() as u64, format!("demo: heat lock {i}"));
+    }
+    let named = [
+        (shared.pair.0.addr(), "demo: colliding lock A"),
+        (shared.pair.1.addr(), "demo: colliding lock B"),
+        (shared.broadcast.0.addr(), "demo: broadcast mutex"),
+        (shared.broadcast.1.addr(), "demo: broadcast condvar"),
+        (shared.queue.0.addr(), "demo: queue mutex"),
+        (shared.queue.1.addr(), "demo: queue condvar"),
+    ];
+    for (addr, name) in named {
+        labels.insert(addr as u64, name.into());
+    }
+    labels
+}
+
+/// Where each heat lock's share of the picks ends, in [0, 1]: lock i has weight `skew^i`.
+fn heat_shares(skew: f64) -> Vec<f64> {
+    let weights: Vec<f64> = (0..HEAT_LOCKS).map(|i| skew.powi(i as i32)).collect();
+    let total: f64 = weights.iter().sum();
+    weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w / total;
+            Some(*acc)
+        })
+        .collect()
+}
+
+/// A heat worker: picks a lock by its heat, takes it twice (the second time with work inside), and
+/// now and then blocks while holding it (I/O, a page fault…), so that waiters sleep.
+#[inline(never)]
+fn heat_worker(s: &Shared, t: usize, shares: &[f64]) {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ ((t as u64 + 1) << 32);
+    while !s.stop.load(Ordering::Relaxed) {
+        let r = (next_rand(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
+        let i = shares.iter().position(|&c| r < c).unwrap_or(HEAT_LOCKS - 1);
+        *s.heat[i].lock() += 1;
+        work(200);
+        let mut g = s.heat[i].lock();
+        work(400);
+        *g += 1;
+        if (*g).is_multiple_of(16) {
+            thread::sleep(Duration::from_micros(100));
+        }
+        drop(g);
+    }
+}
+
+/// A thread on one of the two colliding locks: holding it across a sleep now and then makes the other
+/// side sleep in the shared bucket.
+#[inline(never)]
+fn colliding_worker(s: &Shared, side: usize) {
+    let m = if side.is_multiple_of(2) {
+        &s.pair.0
+    } else {
+        &s.pair.1
+    };
+    while !s.stop.load(Ordering::Relaxed) {
+        let mut g = m.lock();
+        work(300);
+        *g += 1;
+        if (*g).is_multiple_of(8) {
+            thread::sleep(Duration::from_micros(50));
+        }
+        drop(g);
+        work(100);
+    }
+}
+
+/// Waits for the broadcaster's next generation, then works on it.
+#[inline(never)]
+fn broadcast_waiter(s: &Shared) {
+    let (m, c) = &s.broadcast;
+    let mut seen = 0;
+    while !s.stop.load(Ordering::Relaxed) {
+        let g = m.lock();
+        let (g, _) = c.wait_timeout(g, Duration::from_millis(100));
+        if *g != seen {
+            seen = *g;
+            drop(g);
+            work(2_000);
+        }
+    }
+}
+
+/// Publishes a new generation every 2 ms with `notify_all`, which requeues the waiters onto the mutex.
+#[inline(never)]
+fn broadcaster(s: &Shared) {
+    let (m, c) = &s.broadcast;
+    while !s.stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(2));
+        *m.lock() += 1;
+        c.notify_all();
+    }
+    c.notify_all();
+}
+
+/// Pushes work onto the queue in bursts of 16.
+#[inline(never)]
+fn producer(s: &Shared) {
+    let (m, c) = &s.queue;
+    let mut n = 0u64;
+    while !s.stop.load(Ordering::Relaxed) {
+        for _ in 0..16 {
+            m.lock().push_back(n);
+            n += 1;
+            c.notify_one();
+        }
+        thread::sleep(Duration::from_micros(500));
+    }
+    c.notify_all();
+}
+
+/// Waits for work on the queue, then does it.
+#[inline(never)]
+fn consumer(s: &Shared) {
+    let (m, c) = &s.queue;
+    while !s.stop.load(Ordering::Relaxed) {
+        let g = m.lock();
+        let (mut g, _) = c.wait_timeout_while(g, Duration::from_millis(100), |q| q.is_empty());
+        if g.pop_front().is_some() {
+            drop(g);
+            work(500);
+        }
+    }
+}
+
 impl Demo {
+    /// Starts the demo's threads: heat workers on the heat-graded locks, four threads on the two
+    /// colliding locks, three broadcast waiters and their broadcaster, a producer and two consumers.
     pub fn start(cfg: &DemoConfig) -> Demo {
-        let skew = cfg.skew.clamp(0.01, 1.0);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             heat: (0..HEAT_LOCKS).map(|_| Mutex::new(0)).collect(),
@@ -91,159 +224,35 @@ impl Demo {
             broadcast: (Mutex::new(0), Condvar::new()),
             queue: (Mutex::new(VecDeque::new()), Condvar::new()),
         });
-        let mut labels = HashMap::new();
-        for (i, m) in shared.heat.iter().enumerate() {
-            labels.insert(m.addr() as u64, format!("demo: heat lock {i}"));
-        }
-        labels.insert(shared.pair.0.addr() as u64, "demo: colliding lock A".into());
-        labels.insert(shared.pair.1.addr() as u64, "demo: colliding lock B".into());
-        labels.insert(
-            shared.broadcast.0.addr() as u64,
-            "demo: broadcast mutex".into(),
-        );
-        labels.insert(
-            shared.broadcast.1.addr() as u64,
-            "demo: broadcast condvar".into(),
-        );
-        labels.insert(shared.queue.0.addr() as u64, "demo: queue mutex".into());
-        labels.insert(shared.queue.1.addr() as u64, "demo: queue condvar".into());
-
-        let weights: Vec<f64> = (0..HEAT_LOCKS).map(|i| skew.powi(i as i32)).collect();
-        let total: f64 = weights.iter().sum();
-        let cumulative: Arc<Vec<f64>> = Arc::new(
-            weights
-                .iter()
-                .scan(0.0, |acc, w| {
-                    *acc += w / total;
-                    Some(*acc)
-                })
-                .collect(),
-        );
+        let labels = labels_of(&shared);
+        let shares = Arc::new(heat_shares(cfg.skew.clamp(0.01, 1.0)));
         let mut handles = Vec::new();
-        let mut spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-            handles.push(
-                thread::Builder::new()
-                    .name(name)
-                    .spawn(f)
-                    .expect("spawn a demo thread"),
-            );
+        let mut spawn = |name: String, f: Box<dyn FnOnce(&Shared) + Send>| {
+            let s = shared.clone();
+            let h = thread::Builder::new().name(name).spawn(move || f(&s));
+            handles.push(h.expect("spawn a demo thread"));
         };
         for t in 0..cfg.threads.max(1) {
-            let (s, cum) = (shared.clone(), cumulative.clone());
+            let shares = shares.clone();
             spawn(
                 format!("demo-heat-{t}"),
-                Box::new(move || {
-                    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ ((t as u64 + 1) << 32);
-                    while !s.stop.load(Ordering::Relaxed) {
-                        let r = (next_rand(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
-                        let i = cum.iter().position(|&c| r < c).unwrap_or(HEAT_LOCKS - 1);
-                        *s.heat[i].lock() += 1;
-                        work(200);
-                        let mut g = s.heat[i].lock();
-                        work(400);
-                        *g += 1;
-                        if *g % 16 == 0 {
-                            // A holder that blocks (I/O, page fault…) while holding: waiters sleep.
-                            thread::sleep(Duration::from_micros(100));
-                        }
-                        drop(g);
-                    }
-                }),
+                Box::new(move |s| heat_worker(s, t, &shares)),
             );
         }
         // Two threads on each of the two colliding locks, so both have waiters in the shared bucket.
         for side in 0..4 {
-            let s = shared.clone();
             spawn(
                 format!("demo-collide-{side}"),
-                Box::new(move || {
-                    let m = if side % 2 == 0 { &s.pair.0 } else { &s.pair.1 };
-                    while !s.stop.load(Ordering::Relaxed) {
-                        let mut g = m.lock();
-                        work(300);
-                        *g += 1;
-                        if *g % 8 == 0 {
-                            // Holding the lock across a sleep makes the other side sleep in the bucket.
-                            thread::sleep(Duration::from_micros(50));
-                        }
-                        drop(g);
-                        work(100);
-                    }
-                }),
+                Box::new(move |s| colliding_worker(s, side)),
             );
         }
-        // Broadcast: 3 waiters wait for a new generation; 1 thread publishes one every 2 ms.
         for w in 0..3 {
-            let s = shared.clone();
-            spawn(
-                format!("demo-bcast-wait-{w}"),
-                Box::new(move || {
-                    let (m, c) = &s.broadcast;
-                    let mut seen = 0;
-                    while !s.stop.load(Ordering::Relaxed) {
-                        let g = m.lock();
-                        let (g, _) = c.wait_timeout(g, Duration::from_millis(100));
-                        if *g != seen {
-                            seen = *g;
-                            drop(g);
-                            work(2_000);
-                        }
-                    }
-                }),
-            );
+            spawn(format!("demo-bcast-wait-{w}"), Box::new(broadcast_waiter));
         }
-        {
-            let s = shared.clone();
-            spawn(
-                "demo-bcast".into(),
-                Box::new(move || {
-                    let (m, c) = &s.broadcast;
-                    while !s.stop.load(Ordering::Relaxed) {
-                        thread::sleep(Duration::from_millis(2));
-                        *m.lock() += 1;
-                        c.notify_all();
-                    }
-                    c.notify_all();
-                }),
-            );
-        }
-        // Producer/consumer: 1 producer in bursts, 2 consumers.
-        {
-            let s = shared.clone();
-            spawn(
-                "demo-producer".into(),
-                Box::new(move || {
-                    let (m, c) = &s.queue;
-                    let mut n = 0u64;
-                    while !s.stop.load(Ordering::Relaxed) {
-                        for _ in 0..16 {
-                            m.lock().push_back(n);
-                            n += 1;
-                            c.notify_one();
-                        }
-                        thread::sleep(Duration::from_micros(500));
-                    }
-                    c.notify_all();
-                }),
-            );
-        }
+        spawn("demo-bcast".into(), Box::new(broadcaster));
+        spawn("demo-producer".into(), Box::new(producer));
         for k in 0..2 {
-            let s = shared.clone();
-            spawn(
-                format!("demo-consumer-{k}"),
-                Box::new(move || {
-                    let (m, c) = &s.queue;
-                    while !s.stop.load(Ordering::Relaxed) {
-                        let g = m.lock();
-                        let (mut g, _) =
-                            c.wait_timeout_while(g, Duration::from_millis(100), |q| q.is_empty());
-                        if g.pop_front().is_some() {
-                            drop(g);
-                            work(500);
-                        }
-                    }
-                }),
-            );
+            spawn(format!("demo-consumer-{k}"), Box::new(consumer));
         }
         Demo {
             shared,

@@ -6,7 +6,7 @@ pub use crate::khash::KernelHash;
 
 /// What kind of wait or waker: lock contention (`mutex`, `rw_lock`), condition or idle waits (`condvar`),
 /// direct futex calls (`raw`), a kernel futex of another process whose purpose is unknown (`kernel`).
-/// Kernel futexes are classified by their stacks (see [`crate::classify`]): `join` (waiting for a thread
+/// Kernel futexes are classified by their stacks (see [`crate::stacks::stack_class`]): `join` (waiting for a thread
 /// to end), `semaphore` (a semaphore or barrier), `idle` (a `--idle-frame` rule matched), besides the
 /// others. Events carry only the first four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,6 +114,29 @@ pub enum FutexOp {
     Unknown,
 }
 
+/// What an operation does, for the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    Wait,
+    Wake,
+    Requeue,
+    Other,
+}
+
+impl FutexOp {
+    pub fn class(self) -> OpClass {
+        use FutexOp::*;
+        match self {
+            Wait | WaitBitset | WaitRequeuePi | LockPi | LockPi2 | Futex2Wait | Futex2Waitv => {
+                OpClass::Wait
+            }
+            Wake | WakeBitset | WakeOp | UnlockPi | Futex2Wake => OpClass::Wake,
+            Requeue | CmpRequeue | CmpRequeuePi | Futex2Requeue => OpClass::Requeue,
+            Fd | TrylockPi | Unknown => OpClass::Other,
+        }
+    }
+}
+
 impl From<futex_core::WaitOutcome> for Outcome {
     fn from(o: futex_core::WaitOutcome) -> Self {
         match o {
@@ -136,6 +159,27 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// The user stacks the event names, each as (pid, stack id): its thread's own, and its waker's (of
+    /// the waker's process: a futex in shared memory is released by another process).
+    pub fn stack_keys(&self) -> [Option<(u32, u32)>; 2] {
+        let waker = |w: Option<Waker>| w.and_then(|w| Some((w.pid_or(self.pid), w.stack?)));
+        let (own, w) = match self.kind {
+            EventKind::WaitStart { kernel, .. }
+            | EventKind::Wake { kernel, .. }
+            | EventKind::Requeue { kernel, .. } => (kernel.and_then(|k| k.stack), None),
+            EventKind::WaitEnd {
+                kernel, waker: wk, ..
+            } => (kernel.and_then(|k| k.stack), waker(wk)),
+            EventKind::WaitSample {
+                stack, waker: wk, ..
+            } => (stack, waker(wk)),
+            _ => (None, None),
+        };
+        [own.map(|id| (self.pid, id)), w]
+    }
+}
+
 /// What a kernel futex event adds: the operation, its private flag, and the user stack at entry (an id
 /// into the source's stack table, per process). Absent for futex-core's observer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,8 +193,66 @@ pub struct Kernel {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waker {
     pub tid: u32,
-    /// The waker's user stack (an id into the source's stack table).
+    /// The waker's user stack (an id into the source's stack table, of the waker's process).
     pub stack: Option<u32>,
+    /// The waker's process, when it is known (0: recorded before it was, or the waiter's own): a futex
+    /// in shared memory is released by another process than its waiter's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pid: u32,
+}
+
+impl Waker {
+    /// The waker's process: its own, or else the waiter's (`waiter_pid`).
+    pub fn pid_or(&self, waiter_pid: u32) -> u32 {
+        if self.pid == 0 {
+            waiter_pid
+        } else {
+            self.pid
+        }
+    }
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A thread's name (its `comm`, at most 15 bytes), as the kernel keeps it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ThreadName(pub [u8; 16]);
+
+impl ThreadName {
+    /// The name, up to its first NUL.
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(16);
+        String::from_utf8_lossy(&self.0[..end])
+    }
+
+    /// A name of at most 15 bytes (longer ones are cut, as the kernel cuts them).
+    pub fn new(name: &str) -> ThreadName {
+        let mut b = [0u8; 16];
+        let n = name.len().min(15);
+        b[..n].copy_from_slice(&name.as_bytes()[..n]);
+        ThreadName(b)
+    }
+}
+
+impl std::fmt::Debug for ThreadName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl Serialize for ThreadName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ThreadName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(ThreadName::new(&s))
+    }
 }
 
 /// What the kernel counted for the calls of one operation on one futex word since the previous such
@@ -280,7 +382,8 @@ pub enum EventKind {
     /// Kernel sources: one wait that slept, sampled for its stacks (the counts are in [`EventKind::Counts`],
     /// never here). Its stack was taken with probability min(1, wait_ns / stack_rate_ns) (Go's
     /// block-profile rule; rate 0: every wait), so it stands for max(wait_ns, stack_rate_ns) of waiting;
-    /// its waker's stack with probability 1 / waker_every, so it stands for `waker_every` such releases.
+    /// its waker's stack with probability 1 / waker_every, so it stands for `waker_every` such releases
+    /// (a wait as long as the stack rate always has its waker's stack: `waker_every` 1).
     WaitSample {
         addr: u64,
         final_addr: u64,
@@ -305,6 +408,9 @@ pub enum EventKind {
     /// A kernel futex call that neither waits, wakes nor requeues (`FUTEX_TRYLOCK_PI`, `FUTEX_FD`), or
     /// an unknown command; `ret` is what the syscall returned.
     OtherOp { addr: u64, op: FutexOp, ret: i64 },
+    /// Kernel sources: the event's thread is named `name` (said when a thread is first seen waiting,
+    /// and when its name changes).
+    ThreadName { name: ThreadName },
     /// A traced process forked `child`, which is traced from now on.
     Fork { child: u32 },
     /// A traced process ended.
@@ -330,22 +436,23 @@ impl Event {
         self
     }
 
-    /// Converts a futex-core event (from its observer, or decoded from its probes) of process `pid`.
-    pub fn from_core(pid: u32, e: &futex_core::Event) -> Event {
-        use futex_core::EventKind as K;
+    /// Converts a futex-core event (from its observer, or decoded from its probes) of process `pid`: the
+    /// same fields under the same names, addresses widened, a woken waiter's wake-to-return kept.
+    pub fn from_core(pid: u32, e: &futex_core::QueueEvent) -> Event {
+        use futex_core::QueueEventKind as K;
         let kind = match e.kind {
             K::WaitStart {
-                addr, queue, kind, ..
+                addr, bucket, wait, ..
             } => EventKind::WaitStart {
                 addr: addr as u64,
-                bucket: queue,
-                wait: kind.into(),
+                bucket,
+                wait: wait.into(),
                 kernel: None,
             },
             K::WaitEnd {
                 addr,
-                queue,
-                kind,
+                bucket,
+                wait,
                 outcome,
                 wait_ns,
                 wake_to_return_ns,
@@ -354,8 +461,8 @@ impl Event {
             } => EventKind::WaitEnd {
                 addr: addr as u64,
                 final_addr: final_addr as u64,
-                bucket: queue,
-                wait: kind.into(),
+                bucket,
+                wait: wait.into(),
                 outcome: outcome.into(),
                 wait_ns,
                 wake_to_return_ns: (outcome == futex_core::WaitOutcome::Woken
@@ -368,15 +475,15 @@ impl Event {
             },
             K::Wake {
                 addr,
-                queue,
-                kind,
+                bucket,
+                wait,
                 requested,
                 woken,
                 collisions,
             } => EventKind::Wake {
                 addr: addr as u64,
-                bucket: queue,
-                wait: kind.into(),
+                bucket,
+                wait: wait.into(),
                 requested,
                 woken,
                 collisions,
@@ -384,19 +491,19 @@ impl Event {
             },
             K::Requeue {
                 from,
-                from_queue,
+                from_bucket,
                 to,
-                to_queue,
-                kind,
+                to_bucket,
+                wait,
                 woken,
                 moved,
                 collisions,
             } => EventKind::Requeue {
                 from: from as u64,
                 to: to as u64,
-                from_bucket: from_queue,
-                to_bucket: to_queue,
-                wait: kind.into(),
+                from_bucket,
+                to_bucket,
+                wait: wait.into(),
                 woken,
                 moved,
                 collisions,
@@ -404,13 +511,13 @@ impl Event {
             },
             K::LockContended {
                 addr,
-                queue,
-                kind,
+                bucket,
+                wait,
                 wait_ns,
             } => EventKind::LockContended {
                 addr: addr as u64,
-                bucket: queue,
-                wait: kind.into(),
+                bucket,
+                wait: wait.into(),
                 wait_ns,
             },
         };

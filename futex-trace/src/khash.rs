@@ -18,20 +18,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KernelHash {
-    /// The global table: a shared futex, or a process without a private hash.
+    /// The global table, for a private futex of a process without a private hash.
     Global,
+    /// The global table, for a shared futex (no `FUTEX_PRIVATE_FLAG`): keyed by the memory it lies in
+    /// (the mapping's inode and offset), so every process that maps it waits on the same word.
+    Shared,
     /// The process's private hash of `slots` buckets (a power of two); `bucket` is the word's.
     Private { slots: u32, bucket: u32 },
 }
 
 impl KernelHash {
-    /// The table of a word at `addr`, from what the eBPF side recorded: `FT_HASH_GLOBAL` or log2 of
-    /// the private hash's slots.
-    pub fn of(addr: u64, hash_shift: u8) -> KernelHash {
-        if hash_shift == crate::abi::FT_HASH_GLOBAL || hash_shift >= 32 {
-            return KernelHash::Global;
-        }
-        let slots = 1u32 << hash_shift;
+    /// The word at `addr` in a private hash of `slots` slots (a power of two): its bucket there.
+    pub fn private_of(addr: u64, slots: u32) -> KernelHash {
         KernelHash::Private {
             slots,
             bucket: bucket(addr, slots),
@@ -42,7 +40,7 @@ impl KernelHash {
     pub fn private(self) -> Option<(u32, u32)> {
         match self {
             KernelHash::Private { slots, bucket } => Some((slots, bucket)),
-            KernelHash::Global => None,
+            KernelHash::Global | KernelHash::Shared => None,
         }
     }
 }
@@ -190,15 +188,11 @@ mod tests {
         );
         assert_eq!(bucket_with_page(addr, 16, 4096), 0xeb05_69e1 & 15);
         assert_eq!(
-            KernelHash::of(addr, 4),
+            KernelHash::private_of(addr, 16),
             KernelHash::Private {
                 slots: 16,
                 bucket: bucket(addr, 16)
             }
-        );
-        assert_eq!(
-            KernelHash::of(addr, crate::abi::FT_HASH_GLOBAL),
-            KernelHash::Global
         );
     }
 

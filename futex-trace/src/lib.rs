@@ -1,14 +1,20 @@
 //! futex-trace: where threads wait on futexes, for how long, and who wakes them.
 //!
 //! ```text
-//! sources ──▶ session ──▶ sinks
+//! source ──▶ session ──▶ sinks            (while it runs)
+//!               └──▶ Finished ──▶ export  (report, flamegraph, pprof, serve)
 //! ```
-//! A [`source`] (futex-core's observer and the demo, any process's kernel futexes or futex-core's USDT
-//! probes through eBPF, a recording) produces one [`event::Event`] type; a [`session::Session`] folds
-//! them into the [`model`] on a thread of its own, resolves [`stacks`], keeps status and takes control;
-//! [`sink`]s (a JSON stream, a [recording](tracefile)) see every batch, and [`report`]s and
-//! [`flame`]graphs are drawn from what a session finished with. The eBPF side's record and constants are
-//! [`abi`], defined once in `ebpf/futex_abi.h`.
+//! The crate is in layers; each imports only the ones below it:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | vocabulary | [`event`] (the one event type), [`error`] (typed errors), [`khash`] (the kernel's futex hash), [`demo`] (the built-in workload) |
+//! | aggregates | [`model`] (events folded per bucket, word, stack), [`stacks`] (frames, symbols, classes, [`stacks::Names`]) |
+//! | contracts | [`trace`]: what was traced and how it ended, control, health, the [`trace::Source`] and [`trace::Sink`] traits, [`trace::Finished`] |
+//! | kernel side | [`ebpf`]: its ABI, host checks, loader, decoding, USDT, unwinding, stack options |
+//! | running | [`session`] (the one fold loop), [`source`] (observer and demo, live processes, a recording; [`source::open`] chooses), [`recording`] (the `.ftr` format), [`sink`] (stream, recording) |
+//! | views | [`export`]: [`export::report`], [`export::flame`], [`export::pprof`], [`export::serve`] |
+//! | command line | [`cli`]: the argument groups both binaries flatten, and their parsers |
 //!
 //! ```no_run
 //! use futex_trace::demo::DemoConfig;
@@ -19,29 +25,27 @@
 //! let opts = SessionOptions { duration: Some(std::time::Duration::from_secs(1)), ..Default::default() };
 //! let finished = Session::start(Box::new(source), opts, vec![])?.wait()?;
 //! println!("{} waits", finished.model.totals.waits);
-//! # Ok::<(), futex_trace::ebpf::TraceError>(())
+//! # Ok::<(), futex_trace::Error>(())
 //! ```
 
-pub mod abi;
-pub mod args;
-pub mod classify;
+pub mod cli;
 pub mod demo;
 pub mod ebpf;
+pub mod error;
 pub mod event;
-pub mod flame;
-pub mod kernel;
+pub mod export;
 pub mod khash;
 pub mod model;
-pub mod pprof;
-pub mod report;
-pub mod serve;
+pub mod privileges;
+pub mod recording;
 pub mod session;
 pub mod sink;
+pub mod sites;
 pub mod source;
 pub mod stacks;
-pub mod tracefile;
-pub mod unwind;
-pub mod usdt;
+pub mod trace;
+
+pub use error::{Error, Result};
 
 /// Locks a mutex shared with a thread that may have panicked holding it: the data (a model, a stack
 /// table) is still the best there is, so take it rather than propagate the panic.

@@ -1,24 +1,24 @@
 //! The `futex-trace` command line: a thin layer over the library.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use futex_trace::demo::DemoConfig;
-use futex_trace::flame::{self, Side};
-use futex_trace::report::{self, SourceInfo};
-use futex_trace::session::{
-    Control, Finished, Session, SessionOptions, Sink, SinkError, Status, TraceMeta,
-};
-use futex_trace::sink::{RecordingSink, StreamSink};
-use futex_trace::source::{
-    CommandOutput, DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource,
-    Source,
-};
+use futex_trace::cli::{parse, OutputArgs, RunArgs, ShowArgs, TraceArgs, ViewArgs};
+use futex_trace::export::flame::{self, Side};
+use futex_trace::export::pprof;
+use futex_trace::export::report::{self, SourceInfo};
+use futex_trace::export::serve::{PushOptions, ServeOptions};
+use futex_trace::export::Show;
+use futex_trace::session::{Session, SessionOptions};
+use futex_trace::sink::{Output, RecordingSink, StreamSink};
+use futex_trace::source::{self, CommandOutput, Pace};
+use futex_trace::trace::{Control, Finished, Sink, SinkError, Status, TraceMeta};
+use futex_trace::{Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -27,8 +27,10 @@ use futex_trace::source::{
     about = "Where do threads wait on locks, for how long, and who wakes them?",
     long_about = "Traces futex waits, wakes and requeues: of any process through eBPF (kernel \
         tracepoints; root), or of the built-in workload on futex-core through its in-process observer \
-        (--demo; no root). Reports top locks, buckets, latencies and requeue edges; draws flamegraphs \
-        of where threads wait and who wakes them; records traces to replay later.",
+        (--demo; no root). Reports where threads wait (wait sites, classed by behaviour: contention on a \
+        lock or a hand-off, or idle: waiting for work, sleeping), the futex words and kernel buckets \
+        beneath, latencies and requeue edges; draws flamegraphs of where threads wait and who wakes \
+        them; records traces to replay later.",
     after_help = "Examples:\n  \
         sudo futex-trace record -p 1234 -d 10s -o trace.ftr     # a running process, all its threads\n  \
         sudo futex-trace record -o trace.ftr -- ./server --port 0  # a command and its children\n  \
@@ -38,9 +40,10 @@ use futex_trace::source::{
         futex-trace pprof trace.ftr -o waits.pb.gz               # for go tool pprof, Pyroscope\n  \
         sudo futex-trace stream -p 1234                          # JSON lines, live\n  \
         sudo futex-trace record -p 1234 --usdt -o trace.ftr      # a futex-core program: its own probes\n  \
-        futex-trace report --demo -d 5s                          # the built-in workload, no root\n\n\
-        Stacks are walked by frame pointers: build what you trace with\n\
-        RUSTFLAGS=\"-C force-frame-pointers=yes\" (C/C++: -fno-omit-frame-pointer)."
+        futex-trace report --demo -d 5s                          # the built-in workload, no root\n  \
+        futex-trace completions bash; futex-trace man | man -l - # shell completions, the manual\n\n\
+        Stacks are unwound from each binary's CFI (.eh_frame), as perf --call-graph dwarf does: programs\n\
+        as distributions build them (no frame pointers) unwind whole. --unwind fp walks frame pointers."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,23 +58,24 @@ enum Command {
         sudo futex-trace record -o trace.ftr -- ./server --port 0\n  \
         futex-trace record --demo -d 3s -o demo.ftr\n\n\
         Recording stops after -d, on Ctrl-C (or SIGTERM, SIGHUP), or when the traced processes exit;\n\
-        what was recorded is kept in every case. FILE is created once tracing has started; an existing\n\
-        FILE is then kept as FILE.old, and a start that fails leaves it untouched. The format is\n\
+        what was recorded is kept in every case. With -- CMD, a command that fails makes futex-trace\n\
+        exit with its status (as perf record does), once the recording is written. FILE is written as FILE.partial and takes its name\n\
+        once it holds data; an existing FILE is then kept as FILE.old. A start or a write that fails\n\
+        before that (a full disk) leaves FILE and FILE.old untouched. A device, a FIFO or /dev/stdout\n\
+        is written as a stream, never renamed or replaced. The format is\n\
         documented in futex-trace/FORMAT.md."
     )]
     Record {
         #[command(flatten)]
-        target: Target,
-        /// Stop after this long ("10s", "500ms", "2m"; default: until Ctrl-C or the process exits).
-        #[arg(short, long, value_parser = futex_trace::args::duration)]
-        duration: Option<Duration>,
-        /// The file to write (`-`: standard output).
-        #[arg(short, long, value_name = "FILE")]
-        output: PathBuf,
+        trace: TraceArgs,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        out: OutputArgs,
         /// Stop once the file holds SIZE ("500M", "2G", "64k", or bytes); the recording still ends
         /// cleanly (its last stacks and end marker follow). A kernel trace records counts every
         /// 100 ms and sampled waits, so its size grows with the futex words in use, not the call rate.
-        #[arg(long, value_name = "SIZE", value_parser = futex_trace::args::size)]
+        #[arg(long, value_name = "SIZE", value_parser = parse::size)]
         max_size: Option<u64>,
     },
     /// Print top locks, buckets, requeue edges and latencies, from a recording or a live trace.
@@ -85,13 +89,8 @@ enum Command {
         would change. Other buckets are futex-core's queues (--usdt, --demo) or futex-core's hash of the\n\
         addresses (a what-if, labelled so).")]
     Report {
-        /// A recording made by `futex-trace record`.
-        file: Option<PathBuf>,
         #[command(flatten)]
-        target: Target,
-        /// How long to trace live ("5s", "500ms", "1m"; default 5s, or until a command exits).
-        #[arg(short, long, value_parser = futex_trace::args::duration)]
-        duration: Option<Duration>,
+        view: ViewArgs,
         /// JSON instead of text (a top-level `totals` object and an `addresses` array).
         #[arg(long)]
         json: bool,
@@ -102,7 +101,7 @@ enum Command {
         /// slots in its private futex hash, as `prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, N)` would
         /// set (a power of two). Shows which hot locks that share a bucket now would be split, and
         /// which would come to share one; labelled as a what-if.
-        #[arg(long, value_name = "N", value_parser = futex_trace::args::slots)]
+        #[arg(long, value_name = "N", value_parser = parse::slots)]
         slots: Option<u32>,
     },
     /// Draw a flamegraph (SVG, or folded stacks) of where threads wait, or of who wakes them.
@@ -115,22 +114,18 @@ enum Command {
         Width is nanoseconds waited (for --wakers: waited by the threads each stack woke)."
     )]
     Flamegraph {
-        /// A recording made by `futex-trace record`.
-        file: Option<PathBuf>,
         #[command(flatten)]
-        target: Target,
-        /// How long to trace live (default 5s, or until a command exits).
-        #[arg(short, long, value_parser = futex_trace::args::duration)]
-        duration: Option<Duration>,
+        view: ViewArgs,
         /// The wakers' stacks instead of the waiters'.
         #[arg(long)]
         wakers: bool,
         /// Folded stacks (one `frame;frame;... ns` line each) instead of SVG.
         #[arg(long)]
         folded: bool,
-        /// The file to write (`-`: standard output).
-        #[arg(short, long, value_name = "FILE")]
-        output: PathBuf,
+        #[command(flatten)]
+        show: ShowArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Write a contention profile (pprof, gzipped) in Go's block/mutex layout, for go tool pprof,
     /// Pyroscope and Parca.
@@ -147,19 +142,15 @@ enum Command {
         build id, so a backend can symbolize them again. A trace without stacks gives one location per lock."
     )]
     Pprof {
-        /// A recording made by `futex-trace record`.
-        file: Option<PathBuf>,
         #[command(flatten)]
-        target: Target,
-        /// How long to trace live (default 5s, or until a command exits).
-        #[arg(short, long, value_parser = futex_trace::args::duration)]
-        duration: Option<Duration>,
+        view: ViewArgs,
         /// The wakers' stacks (Go's mutex profile) instead of the waiters' (its block profile).
         #[arg(long)]
         wakers: bool,
-        /// The file to write (`-`: standard output).
-        #[arg(short, long, value_name = "FILE")]
-        output: PathBuf,
+        #[command(flatten)]
+        show: ShowArgs,
+        #[command(flatten)]
+        out: OutputArgs,
     },
     /// Serve a live trace over HTTP until stopped: Prometheus /metrics, Go-style /debug/pprof/block
     /// and /debug/pprof/mutex, and /flamegraph.svg.
@@ -178,7 +169,9 @@ enum Command {
     )]
     Serve {
         #[command(flatten)]
-        target: Target,
+        trace: TraceArgs,
+        #[command(flatten)]
+        show: ShowArgs,
         /// The address to serve on (port 0: any free port; the one bound is printed).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
         listen: std::net::SocketAddr,
@@ -194,7 +187,7 @@ enum Command {
         /// How much each pushed profile covers. Intervals are cut on this cadence whatever a push
         /// takes; up to 4 wait for a slow server, past that one is dropped (counted, said).
         #[arg(long, value_name = "DURATION", default_value = "15s", requires = "push",
-              value_parser = futex_trace::args::duration)]
+              value_parser = parse::duration)]
         push_every: Duration,
         /// The application name pushed profiles are filed under.
         #[arg(
@@ -220,106 +213,27 @@ enum Command {
         futex-trace stream --demo | jq 'select(.event == \"requeue\")'")]
     Stream {
         #[command(flatten)]
-        target: Target,
-        /// Stop after this long (default: until interrupted, or the process exits).
-        #[arg(short, long, value_parser = futex_trace::args::duration)]
-        duration: Option<Duration>,
+        trace: TraceArgs,
+        #[command(flatten)]
+        run: RunArgs,
     },
-}
-
-#[derive(Args)]
-struct Target {
-    /// Trace a running process by pid (all its threads; repeat for several). Needs root.
-    #[arg(short, long = "pid", value_name = "PID", conflicts_with = "demo")]
-    pids: Vec<u32>,
-    /// Trace every process named NAME (/proc/PID/comm), now and as they start (each second), with
-    /// their children: a service that restarts stays traced. Needs root.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["pids", "demo", "command"])]
-    comm: Option<String>,
-    /// Trace the built-in demo workload (futex-core in this process, through its observer; no root).
-    #[arg(long)]
-    demo: bool,
-    /// Demo: threads contending on the heat-graded locks.
-    #[arg(long, default_value_t = 4, requires = "demo", value_parser = futex_trace::args::threads)]
-    threads: usize,
-    /// Demo: heat ratio between consecutive locks, in (0, 1]; smaller makes the first lock hotter.
-    #[arg(long, default_value_t = 0.5, requires = "demo", value_parser = futex_trace::args::skew)]
-    skew: f64,
-    /// eBPF: capture no user stacks (the cheapest tracing; no flamegraphs or top stacks).
-    #[arg(long, conflicts_with = "demo")]
-    no_stacks: bool,
-    /// eBPF: sample stacks as Go's block profile does. A wait that slept for d gets its stack with
-    /// probability min(1, d / RATE) and counts for 1/p waits in flamegraphs and top stacks, so their
-    /// widths stay unbiased while short waits cost no stack walk. 0 takes a stack of every wait that
-    /// slept. Counts and times are exact either way (counted in the kernel).
-    #[arg(long, value_name = "RATE", default_value = "1ms", conflicts_with = "demo",
-          value_parser = futex_trace::args::stack_rate)]
-    stack_rate: Duration,
-    /// eBPF: one wake call in N that wakes a waiter gets its stack (the waker flamegraph); each counts
-    /// for N. 1 takes every one.
-    #[arg(long, value_name = "N", default_value_t = futex_trace::ebpf::DEFAULT_WAKER_EVERY,
-          conflicts_with = "demo", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    waker_every: u32,
-    /// eBPF: how user stacks are taken. `dwarf` copies the top of each sampled stack (--stack-bytes)
-    /// with the registers and unwinds it here from each library's CFI (.eh_frame), as `perf record
-    /// --call-graph dwarf` does: whole stacks through glibc and through programs built without frame
-    /// pointers (most distribution packages, Rust's release profile). `fp` lets the kernel walk frame
-    /// pointers: cheaper per stack, but a stack stops at the first function built without them.
-    #[arg(long, value_enum, default_value = "dwarf", conflicts_with = "demo")]
-    unwind: futex_trace::args::UnwindArg,
-    /// eBPF, --unwind dwarf: bytes of stack copied per stack, from the stack pointer up (4096 to
-    /// 24576, in pages: the rest of the stack pointer's page, then whole pages, at most BYTES rounded
-    /// up to a page in all). A stack deeper than the copy is cut there (reported as truncated).
-    #[arg(long, value_name = "BYTES", default_value_t = futex_trace::ebpf::DEFAULT_STACK_BYTES,
-          conflicts_with = "demo", value_parser = futex_trace::args::stack_bytes)]
-    stack_bytes: usize,
-    /// A wait whose stack has a frame matching REGEX is idle (waiting for work), not contention: for
-    /// a program's own wait functions. Built in: condvar, join and semaphore/barrier waits (glibc's,
-    /// Rust std's, parking_lot's, futex-core's) are idle; mutex and rwlock waits are contention. E.g.
-    /// --idle-frame '^worker_pool::park$'.
-    #[arg(long, value_name = "REGEX", value_parser = futex_trace::args::regex)]
-    idle_frame: Option<regex::Regex>,
-    /// eBPF: trace futex-core's own probes (USDT) in a program that links futex-core, instead of its
-    /// kernel futexes: the buckets are then futex-core's real sleep queues.
-    #[arg(long, conflicts_with = "demo")]
-    usdt: bool,
-    /// Start this command and trace it and every process it forks (after `--`). Needs root. Its
-    /// stdout goes to our stderr (our stdout is the report, JSON or stream), unless --command-output.
-    #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["demo", "pids"])]
-    command: Vec<String>,
-    /// A started command's stdout and stderr go to FILE (its stdin is then /dev/null).
-    #[arg(long, value_name = "FILE", requires = "command")]
-    command_output: Option<PathBuf>,
-}
-
-/// Where events come from.
-enum Input {
-    Demo,
-    Live(LiveTarget),
-    File(PathBuf),
-}
-
-fn input(file: Option<&PathBuf>, t: &Target) -> Result<Input, String> {
-    let live = if !t.command.is_empty() {
-        Some(LiveTarget::Command(t.command.clone()))
-    } else if let Some(c) = &t.comm {
-        Some(LiveTarget::Comm(c.clone()))
-    } else if !t.pids.is_empty() {
-        Some(LiveTarget::Pids(t.pids.clone()))
-    } else {
-        None
-    };
-    match (file, live, t.demo) {
-        (Some(f), None, false) => Ok(Input::File(f.clone())),
-        (None, Some(l), false) => Ok(Input::Live(l)),
-        (None, None, true) => Ok(Input::Demo),
-        (None, None, false) => Err(
-            "nothing to trace: give a recording (FILE), -p PID, -- COMMAND, \
-             or --demo (see --help)"
-                .into(),
-        ),
-        _ => Err("give one of: a recording (FILE), -p PID, -- COMMAND, or --demo".into()),
-    }
+    /// Print a shell's completion script for futex-trace.
+    #[command(after_help = "Examples:\n  \
+        futex-trace completions bash > /etc/bash_completion.d/futex-trace\n  \
+        futex-trace completions zsh > \"${fpath[1]}/_futex-trace\"\n  \
+        futex-trace completions fish > ~/.config/fish/completions/futex-trace.fish")]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print futex-trace's man page (roff), or a subcommand's.
+    #[command(after_help = "Examples:\n  futex-trace man | man -l -\n  \
+        futex-trace man record | man -l -\n  \
+        futex-trace man > /usr/local/share/man/man1/futex-trace.1")]
+    Man {
+        /// A subcommand (record, report, …): its own page, futex-trace-SUBCOMMAND(1).
+        subcommand: Option<String>,
+    },
 }
 
 /// The status line on stderr: a start line, then a line each second (rewritten in place on a
@@ -386,8 +300,8 @@ impl Sink for StatusLine {
             match s.written {
                 Some((total, rate)) => format!(
                     " · wrote {} ({}/s)",
-                    futex_trace::args::bytes(total as f64),
-                    futex_trace::args::bytes(rate)
+                    parse::bytes(total as f64),
+                    parse::bytes(rate)
                 ),
                 None => String::new(),
             }
@@ -411,132 +325,104 @@ impl Sink for StatusLine {
     }
 }
 
-/// The source `input` names, started.
-fn start_source(input: &Input, target: &Target) -> Result<Box<dyn Source>, String> {
-    Ok(match input {
-        Input::Demo => Box::new(DemoSource::start(&DemoConfig {
-            threads: target.threads,
-            skew: target.skew,
-        })?),
-        Input::Live(t) => Box::new(KernelSource::start(
-            t,
-            KernelOptions {
-                command_output: match &target.command_output {
-                    Some(f) => CommandOutput::File(f.clone()),
-                    None => CommandOutput::Stderr,
-                },
-                // Stopping early leaves the command running, as it would run without us.
-                end_command: None,
-                no_stacks: target.no_stacks,
-                stack_rate: target.stack_rate,
-                waker_every: target.waker_every,
-                usdt: target.usdt,
-                unwind: target.unwind.with_bytes(target.stack_bytes),
-            },
-        )?),
-        Input::File(path) => Box::new(RecordingSource::open(path, Pace::AsFastAsRead)?),
-    })
-}
-
-/// Starts `input` with `sinks` (plus a status line for live sources) and waits for it to end.
+/// Starts what `trace` asks for (`file`: a recording, read as fast as it reads) with `sinks` (plus a
+/// status line for live sources) and waits for it to end. `default`: how long a pid or the demo is
+/// traced unless -d says (`None`: until stopped).
 fn run(
-    input: &Input,
-    target: &Target,
+    file: Option<&Path>,
+    trace: &TraceArgs,
     duration: Option<Duration>,
+    default: Option<Duration>,
     control: &Arc<Control>,
     mut sinks: Vec<Box<dyn Sink>>,
-) -> Result<Finished, String> {
-    let source = start_source(input, target)?;
-    let what = match input {
-        Input::Demo => Some("the demo".to_string()),
-        Input::Live(t) => Some(t.describe()),
-        Input::File(_) => None,
+) -> Result<Finished> {
+    let input = trace.input(file.map(|f| (f.to_path_buf(), Pace::AsFastAsRead)), false)?;
+    let duration = match default {
+        Some(d) => input.default_duration(duration, d),
+        None => duration,
     };
-    if let Some(what) = what {
+    // Stopping early leaves a started command running, as it would run without us.
+    let source = source::open(&input, trace.kernel_options(CommandOutput::Stderr, None))?;
+    if let Some(what) = input.describe() {
         sinks.push(Box::new(StatusLine::new(what, duration)));
     }
-    let opts = SessionOptions {
-        duration,
-        control: control.clone(),
-        idle_frame: target.idle_frame.clone(),
-        ..SessionOptions::default()
-    };
-    let f = Session::start(source, opts, sinks)?.wait()?;
+    let f = Session::start(source, trace.session_options(duration, control), sinks)?.wait()?;
     if let Some(st) = f.exit_status {
-        if !st.success() {
-            eprintln!("futex-trace: the traced command ended with {st}");
+        let code = command_code(st);
+        if code != 0 {
+            eprintln!(
+                "futex-trace: the traced command ended with {st}; futex-trace exits with {code}"
+            );
+            COMMAND_EXIT.store(code, std::sync::atomic::Ordering::Relaxed);
         }
     }
     if let Some(e) = &f.sink_error {
-        return Err(e.clone());
+        return Err(Error::Output(e.clone()));
     }
     Ok(f)
 }
 
+/// The exit code of a traced command that failed (as `perf record -- CMD` does): futex-trace exits with
+/// it once its own work is done.
+static COMMAND_EXIT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// A command's status as a shell gives it: its exit code, or 128 + the signal that ended it.
+fn command_code(st: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(sig)) => 128u8.saturating_add(sig as u8),
+        (None, None) => 1,
+    }
+}
+
 /// Checks, before anything starts and without touching `output`, that it can be created: its directory
 /// exists and is writable. (The file itself is created only once tracing has started.)
-fn check_writable(output: &Path) -> Result<(), String> {
+fn check_writable(output: &Path) -> Result<()> {
     let dir = match output.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    let cannot = |why: String| Error::Usage(format!("cannot write {}: {why}", output.display()));
     if !dir.is_dir() {
-        return Err(format!(
-            "cannot write {}: there is no directory {}",
-            output.display(),
-            dir.display()
-        ));
+        return Err(cannot(format!("there is no directory {}", dir.display())));
     }
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
-        format!(
-            "cannot write {}: the path holds a NUL byte",
-            output.display()
-        )
-    })?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| cannot("the path holds a NUL byte".into()))?;
     // SAFETY: `c` is a valid NUL-terminated path that outlives the call; access(2) only reads it.
     if unsafe { libc::access(c.as_ptr(), libc::W_OK) } != 0 {
-        return Err(format!(
-            "cannot write {}: {} is not writable ({})",
-            output.display(),
+        return Err(cannot(format!(
+            "{} is not writable ({})",
             dir.display(),
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     Ok(())
 }
 
 fn record(
-    target: &Target,
+    trace: &TraceArgs,
     duration: Option<Duration>,
     output: &Path,
     max_size: Option<u64>,
     control: &Arc<Control>,
-) -> Result<(), String> {
-    let input = input(None, target)?;
-    let to_stdout = output == Path::new("-");
-    if !to_stdout {
-        check_writable(output)?;
-    }
-    let existed = !to_stdout && output.exists();
-    let f = run(
-        &input,
-        target,
-        duration,
-        control,
-        vec![Box::new(match max_size {
-            Some(max) => RecordingSink::new(output).max_size(max),
-            None => RecordingSink::new(output),
-        })],
-    )?;
-    let size = if to_stdout {
-        0
-    } else {
-        std::fs::metadata(output).map_or(0, |m| m.len())
+) -> Result<()> {
+    let sink = match max_size {
+        Some(max) => RecordingSink::new(output).max_size(max),
+        None => RecordingSink::new(output),
     };
-    for warning in &f.warnings {
-        eprintln!("futex-trace: warning: {warning}");
+    let target = sink.output().clone();
+    if let Output::File(f) = &target {
+        check_writable(f)?;
     }
-    if existed {
+    let kept_old = sink.kept_old();
+    let f = run(None, trace, duration, None, control, vec![Box::new(sink)])?;
+    let size = match &target {
+        Output::File(f) => std::fs::metadata(f).map_or(0, |m| m.len()),
+        _ => 0,
+    };
+    print_warnings(&f);
+    if kept_old.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!(
             "futex-trace: the earlier {} is kept as {}",
             output.display(),
@@ -544,31 +430,34 @@ fn record(
         );
     }
     eprintln!(
-        "futex-trace: recorded {} events ({} lost), {} stacks, {:.1} s, to {} ({:.1} MB); next: \
+        "futex-trace: recorded {} events ({} lost), {} stacks, {:.1} s, to {}{}; next: \
          futex-trace report {}",
         f.model.totals.events,
         f.model.totals.lost_events,
         f.stacks.as_ref().map_or(0, |s| s.stacks.len()),
         f.duration_s(),
         output.display(),
-        size as f64 / 1e6,
+        match target {
+            Output::File(_) => format!(" ({:.1} MB)", size as f64 / 1e6),
+            _ => String::new(),
+        },
         output.display()
     );
     Ok(())
 }
 
 /// Which stacks `--wakers` asks for; the wakers' need a source that records stacks.
-fn side(f: &Finished, wakers: bool) -> Result<Side, String> {
+fn side(f: &Finished, wakers: bool) -> Result<Side> {
     // futex-core's observer takes the waiting thread's stack; a waker's is taken by eBPF only.
     let observer = f.meta.source.contains("observer");
     match (wakers, &f.stacks) {
         (false, _) => Ok(Side::Waiters),
         (true, Some(_)) if !observer => Ok(Side::Wakers),
-        (true, _) => Err(
+        (true, _) => Err(Error::Usage(
             "--wakers needs wakers' stacks, which the demo's observer does not record (it records \
              the waiting threads' stacks): trace a process through eBPF (-p PID, -- COMMAND, --usdt)"
                 .into(),
-        ),
+        )),
     }
 }
 
@@ -609,13 +498,49 @@ fn push_name(app: &str, labels: &[(String, String)]) -> String {
     format!("{app}{{{}}}", l.join(","))
 }
 
-fn pprof(f: &Finished, wakers: bool, output: &Path) -> Result<(), String> {
+/// Writes `bytes` to `output` (`-`: standard output).
+fn write_out(output: &Path, bytes: &[u8]) -> Result<()> {
+    let written = if output == Path::new("-") {
+        std::io::stdout().lock().write_all(bytes)
+    } else {
+        std::fs::write(output, bytes)
+    };
+    written.map_err(|e| Error::io("write", output, e))
+}
+
+/// Says what `show` drew when it decided by itself: a user who meant to see everything knows how.
+fn say_shown(an: &futex_trace::sites::Analysis<'_>, show: Show) {
+    if show == Show::Auto && show.resolve(an) == Show::Contention {
+        let (c, i, u) = an.wait_split();
+        eprintln!(
+            "futex-trace: drew contention only ({} of {} waited; --show all draws every wait)",
+            secs(c.sum),
+            secs(c.sum + i.sum + u.sum)
+        );
+    }
+}
+
+/// What every reader of a trace says of it (a damaged or cut-short recording, lost events, stacks cut
+/// short), on stderr. The text report carries the same lines itself.
+fn print_warnings(f: &Finished) {
+    for w in &f.warnings {
+        eprintln!("futex-trace: warning: {w}");
+    }
+}
+
+fn secs(ns: u64) -> String {
+    format!("{:.2} s", ns as f64 / 1e9)
+}
+
+fn pprof(f: &Finished, wakers: bool, show: Show, output: &Path) -> Result<()> {
     let side = side(f, wakers)?;
-    let span = futex_trace::pprof::Span {
+    let span = pprof::Span {
         start_unix_ns: (f.meta.started_unix_s * 1e9) as i64,
         duration_ns: (f.duration_s() * 1e9) as i64,
     };
-    let p = futex_trace::pprof::build(&f.model, f.stacks.as_ref(), &f.labels, side, span);
+    let an = f.analysis();
+    let p = pprof::build(&an, side, span, show);
+    say_shown(&an, show);
     if p.sample.is_empty() {
         eprintln!(
             "futex-trace: warning: the profile is empty: no {} stacks were captured (--no-stacks, or \
@@ -623,13 +548,8 @@ fn pprof(f: &Finished, wakers: bool, output: &Path) -> Result<(), String> {
             if wakers { "waker" } else { "waiting" }
         );
     }
-    let bytes = futex_trace::pprof::encode_gz(&p);
-    let written = if output == Path::new("-") {
-        std::io::stdout().lock().write_all(&bytes)
-    } else {
-        std::fs::write(output, &bytes)
-    };
-    written.map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+    write_out(output, &pprof::encode_gz(&p))?;
+    print_warnings(f);
     if output != Path::new("-") {
         eprintln!(
             "futex-trace: wrote {} ({} samples; go tool pprof -top -sample_index=delay {})",
@@ -641,56 +561,216 @@ fn pprof(f: &Finished, wakers: bool, output: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn flamegraph(f: &Finished, wakers: bool, folded: bool, output: &Path) -> Result<(), String> {
+fn flamegraph(f: &Finished, wakers: bool, folded: bool, show: Show, output: &Path) -> Result<()> {
     if f.stacks.as_ref().is_some_and(|s| s.stacks.is_empty()) && f.model.stacks.is_empty() {
         eprintln!("futex-trace: warning: no stacks were captured (--no-stacks, or no wait slept)");
     }
     let side = side(f, wakers)?;
-    let (lines, what) = flame::graph(&f.model, f.stacks.as_ref(), &f.labels, side);
-    let file: Box<dyn Write> = if output == Path::new("-") {
-        Box::new(std::io::stdout().lock())
-    } else {
-        Box::new(
-            std::fs::File::create(output)
-                .map_err(|e| format!("cannot write {}: {e}", output.display()))?,
-        )
-    };
-    let mut out = std::io::BufWriter::new(file);
+    let an = f.analysis();
+    let (lines, what) = flame::graph(&an, side, show);
+    say_shown(&an, show);
+    let mut out = Vec::new();
     if folded {
         for l in &lines {
-            writeln!(out, "{l}").map_err(|e| format!("writing {}: {e}", output.display()))?;
+            out.extend_from_slice(l.as_bytes());
+            out.push(b'\n');
         }
     } else {
+        let by = match side {
+            Side::Waiters => &f.model.stacks,
+            Side::Wakers => &f.model.waker_stacks,
+        };
         let subtitle = format!(
             "{} · pid {} · {:.1} s · {} stack samples · lost events {}",
             f.title,
             f.pid(),
             f.duration_s(),
-            if wakers {
-                f.model
-                    .waker_stacks
-                    .values()
-                    .map(|s| s.samples)
-                    .sum::<u64>()
-            } else {
-                f.model.stacks.values().map(|s| s.samples).sum::<u64>()
-            },
+            by.values().map(|s| s.samples).sum::<u64>(),
             f.model.totals.lost_events
         );
-        flame::svg(&lines, what, &subtitle, &mut out)
-            .map_err(|e| format!("writing {}: {e}", output.display()))?;
+        flame::svg(&lines, &what, &subtitle, &mut out)
+            .map_err(|e| Error::io("write", output, e))?;
     }
-    out.flush()
-        .map_err(|e| format!("writing {}: {e}", output.display()))?;
-    for w in &f.warnings {
-        eprintln!("futex-trace: warning: {w}");
-    }
+    write_out(output, &out)?;
+    print_warnings(f);
     eprintln!(
         "futex-trace: wrote {} ({} stacks)",
         output.display(),
         lines.len()
     );
     Ok(())
+}
+
+fn report(f: &Finished, json: bool, top: usize, slots: Option<u32>) -> Result<()> {
+    let src = SourceInfo::of(f);
+    let out = if json {
+        report::json(&f.analysis(), &src, slots)
+    } else {
+        // The text report carries the warnings itself (so does the JSON one).
+        report::text(&f.analysis(), &src, top, slots)
+    };
+    // A closed stdout (`| head`) is not an error worth a word.
+    let _ = writeln!(std::io::stdout().lock(), "{out}");
+    Ok(())
+}
+
+/// `serve`: a live session served over HTTP until it ends.
+fn serve(
+    trace: &TraceArgs,
+    opts: ServeOptions,
+    max_words: u64,
+    control: &Arc<Control>,
+) -> Result<()> {
+    let input = trace.input(None, false)?;
+    let source = source::open(&input, trace.kernel_options(CommandOutput::Stderr, None))?;
+    let session_opts = SessionOptions {
+        max_words: Some(usize::try_from(max_words).unwrap_or(usize::MAX)),
+        ..trace.session_options(None, control)
+    };
+    let traced = source.meta().pids.clone();
+    let demo = matches!(input, futex_trace::source::Input::Demo(_));
+    let usdt = trace.target.usdt;
+    let session = Session::start(source, session_opts, vec![])?;
+    let f = futex_trace::export::serve::serve(
+        session,
+        opts,
+        |addr| {
+            eprintln!(
+                "futex-trace: serving http://{addr}/ (/metrics, /debug/pprof/block, \
+                 /debug/pprof/mutex, /flamegraph.svg); Ctrl-C stops"
+            );
+            if !addr.ip().is_loopback() {
+                eprintln!(
+                    "futex-trace: warning: listening on {addr}, beyond this machine: anyone who can \
+                     reach it reads the traced programs' stacks, symbols and lock names (--listen \
+                     127.0.0.1:PORT keeps it local)"
+                );
+            }
+            // The programs are attached and the port is bound: what is left needs no root.
+            eprintln!(
+                "futex-trace: {}",
+                futex_trace::privileges::shed(&traced, demo, usdt)
+            );
+        },
+        |problem| eprintln!("futex-trace: {problem}"),
+    )?;
+    eprintln!("futex-trace: stopped ({})", f.reason.as_str());
+    Ok(())
+}
+
+/// How long report, flamegraph and pprof trace a pid or the demo unless told.
+const LIVE_VIEW: Duration = Duration::from_secs(5);
+
+/// Traces what `v` names (or reads its recording) for a view; a pid or the demo for [`LIVE_VIEW`]
+/// unless -d says.
+fn view(v: &ViewArgs, control: &Arc<Control>) -> Result<Finished> {
+    let file = v.file.file.as_deref();
+    run(
+        file,
+        &v.trace,
+        v.run.duration,
+        Some(LIVE_VIEW),
+        control,
+        vec![],
+    )
+}
+
+fn dispatch(command: &Command, control: &Arc<Control>) -> Result<()> {
+    match command {
+        Command::Record {
+            trace,
+            run: r,
+            out,
+            max_size,
+        } => record(trace, r.duration, &out.output, *max_size, control),
+        Command::Report {
+            view: v,
+            json,
+            top,
+            slots,
+        } => report(&view(v, control)?, *json, *top, *slots),
+        Command::Serve {
+            trace,
+            show,
+            listen,
+            top_locks,
+            push,
+            push_every,
+            app_name,
+            push_labels,
+            max_words,
+        } => {
+            let opts = ServeOptions {
+                listen: *listen,
+                top_locks: usize::from(*top_locks),
+                push: push.as_ref().map(|url| PushOptions {
+                    url: url.clone(),
+                    name: push_name(app_name, push_labels),
+                    every: *push_every,
+                }),
+                show: show.show,
+            };
+            serve(trace, opts, *max_words, control)
+        }
+        Command::Pprof {
+            view: v,
+            wakers,
+            show,
+            out,
+        } => pprof(&view(v, control)?, *wakers, show.show, &out.output),
+        Command::Flamegraph {
+            view: v,
+            wakers,
+            folded,
+            show,
+            out,
+        } => flamegraph(&view(v, control)?, *wakers, *folded, show.show, &out.output),
+        Command::Stream { trace, run: r } => {
+            let sink = StreamSink::new(std::io::stdout());
+            run(None, trace, r.duration, None, control, vec![Box::new(sink)]).map(drop)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "futex-trace", &mut script);
+            print_bytes(&script)
+        }
+        Command::Man { subcommand } => man(subcommand.as_deref()),
+    }
+}
+
+/// The man page of futex-trace (its subcommands listed), or of one subcommand (`futex-trace-record`).
+fn man(sub: Option<&str>) -> Result<()> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let page = match sub {
+        None => cmd,
+        Some(name) => {
+            let Some(c) = cmd.find_subcommand(name) else {
+                let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+                return Err(Error::Usage(format!(
+                    "there is no subcommand {name}: give one of {}",
+                    names.join(", ")
+                )));
+            };
+            // clap names are 'static; the process prints one page and ends.
+            let full: &'static str = Box::leak(format!("futex-trace-{name}").into_boxed_str());
+            c.clone().name(full).bin_name(format!("futex-trace {name}"))
+        }
+    };
+    let mut roff = Vec::new();
+    (clap_mangen::Man::new(page).render(&mut roff)).map_err(|e| Error::io("write", "stdout", e))?;
+    print_bytes(&roff)
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| Error::io("write", "stdout", e)),
+    }
 }
 
 fn main() -> ExitCode {
@@ -703,126 +783,18 @@ fn main() -> ExitCode {
             eprintln!("futex-trace: warning: Ctrl-C will not end the run cleanly: {e}");
         }
     }
-    let result = match &cli.command {
-        Command::Record {
-            target,
-            duration,
-            output,
-            max_size,
-        } => record(target, *duration, output, *max_size, &control),
-        Command::Report {
-            file,
-            target,
-            duration,
-            json,
-            top,
-            slots,
-        } => input(file.as_ref(), target).and_then(|inp| {
-            let d = default_duration(&inp, *duration);
-            let f = run(&inp, target, d, &control, vec![])?;
-            let src = SourceInfo::of(&f);
-            let out = if *json {
-                report::json(&f.model, &src, &f.labels, f.stacks.as_ref(), *slots)
-            } else {
-                // The text report carries the warnings itself (so does the JSON one).
-                report::text(&f.model, &src, &f.labels, f.stacks.as_ref(), *top, *slots)
-            };
-            // A closed stdout (`| head`) is not an error worth a word.
-            let _ = writeln!(std::io::stdout().lock(), "{out}");
-            Ok(())
-        }),
-        Command::Serve {
-            target,
-            listen,
-            top_locks,
-            push,
-            push_every,
-            app_name,
-            push_labels,
-            max_words,
-        } => input(None, target).and_then(|inp| {
-            let source = start_source(&inp, target)?;
-            let opts = SessionOptions {
-                duration: None,
-                control: control.clone(),
-                max_words: Some(usize::try_from(*max_words).unwrap_or(usize::MAX)),
-                idle_frame: target.idle_frame.clone(),
-            };
-            let session = Session::start(source, opts, vec![]).map_err(String::from)?;
-            let opts = futex_trace::serve::ServeOptions {
-                listen: *listen,
-                top_locks: usize::from(*top_locks),
-                push: push.as_ref().map(|url| futex_trace::serve::PushOptions {
-                    url: url.clone(),
-                    name: push_name(app_name, push_labels),
-                    every: *push_every,
-                }),
-            };
-            let f = futex_trace::serve::serve(
-                session,
-                opts,
-                |addr| {
-                    eprintln!(
-                        "futex-trace: serving http://{addr}/ (/metrics, /debug/pprof/block, \
-                         /debug/pprof/mutex, /flamegraph.svg); Ctrl-C stops"
-                    )
-                },
-                |problem| eprintln!("futex-trace: {problem}"),
-            )
-            .map_err(String::from)?;
-            eprintln!("futex-trace: stopped ({})", f.reason.as_str());
-            Ok(())
-        }),
-        Command::Pprof {
-            file,
-            target,
-            duration,
-            wakers,
-            output,
-        } => input(file.as_ref(), target).and_then(|inp| {
-            let d = default_duration(&inp, *duration);
-            let f = run(&inp, target, d, &control, vec![])?;
-            pprof(&f, *wakers, output)
-        }),
-        Command::Flamegraph {
-            file,
-            target,
-            duration,
-            wakers,
-            folded,
-            output,
-        } => input(file.as_ref(), target).and_then(|inp| {
-            let d = default_duration(&inp, *duration);
-            let f = run(&inp, target, d, &control, vec![])?;
-            flamegraph(&f, *wakers, *folded, output)
-        }),
-        Command::Stream { target, duration } => input(None, target).and_then(|inp| {
-            let sink = StreamSink::new(std::io::stdout());
-            run(&inp, target, *duration, &control, vec![Box::new(sink)]).map(drop)
-        }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) if msg == futex_trace::ebpf::NEEDS_PRIVILEGES => {
+    match dispatch(&cli.command, &control) {
+        Ok(()) => ExitCode::from(COMMAND_EXIT.load(std::sync::atomic::Ordering::Relaxed)),
+        Err(e @ Error::NeedsPrivileges) => {
             eprintln!(
-                "futex-trace: {msg}, or use --demo to trace the built-in workload without privileges"
+                "futex-trace: {e}, or use --demo to trace the built-in workload without privileges"
             );
             ExitCode::from(2)
         }
-        Err(msg) => {
-            eprintln!("futex-trace: {msg}");
+        Err(e) => {
+            eprintln!("futex-trace: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Live reports and flamegraphs of a pid or the demo last 5 s unless told; a command runs to its end;
-/// a recording is read to its end.
-fn default_duration(inp: &Input, d: Option<Duration>) -> Option<Duration> {
-    match inp {
-        Input::Live(LiveTarget::Command(_)) => d,
-        Input::File(_) => None,
-        _ => d.or(Some(Duration::from_secs(5))),
     }
 }
 

@@ -1,27 +1,116 @@
 //! Sinks that take a session's events as they happen: a JSON-lines stream and a recording. (Reports
-//! and flamegraphs are functions of what a session finished with: [`crate::report`], [`crate::flame`].)
+//! and flamegraphs are functions of what a session finished with: [`crate::export::report`], [`crate::export::flame`].)
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::event::{Event, EventKind};
-use crate::session::{Finished, Sink, SinkError, TraceMeta};
+use crate::recording::TraceWriter;
 use crate::stacks::StackTable;
-use crate::tracefile::TraceWriter;
+use crate::trace::{Finished, Sink, SinkError, TraceMeta};
 
-/// Every event as one JSON object per line (`futex-trace stream`). A write error is taken as the
-/// reader having gone away (`| head`): the session stops quietly.
+/// Every event as one JSON object per line (`futex-trace stream`), addresses in hex as the report
+/// prints them. Each user stack comes once, as a `{"event": "stack", "pid", "stack", "frames"}` line
+/// (frames outermost first) before the first event that names it: events wait for their stacks to be
+/// resolved, at most [`STREAM_HOLD`]. A write error is taken as the reader having gone away (`| head`):
+/// the session stops quietly.
 pub struct StreamSink<W: Write + Send> {
     out: BufWriter<W>,
+    /// Frames of the stacks resolved so far, by (pid, stack id); `None` once written.
+    frames: HashMap<(u32, u32), Option<StackLine>>,
+    /// Events waiting for their stacks (in order), since when.
+    held: Vec<Event>,
+    held_since: Option<Instant>,
 }
+
+/// A stack's frames (outermost first) and whether it was cut short.
+type StackLine = (Vec<String>, bool);
+
+/// The longest an event waits for its stacks' frames before it is written without them.
+pub const STREAM_HOLD: Duration = Duration::from_secs(3);
 
 impl<W: Write + Send> StreamSink<W> {
     pub fn new(out: W) -> Self {
         StreamSink {
             out: BufWriter::new(out),
+            frames: HashMap::new(),
+            held: Vec::new(),
+            held_since: None,
         }
     }
+
+    /// Writes `e` (with its stacks first) if its stacks are resolved, or `force`; false if it waits.
+    fn write(&mut self, e: &Event, force: bool) -> std::io::Result<bool> {
+        let keys = e.stack_keys();
+        let ready = keys.iter().flatten().all(|k| self.frames.contains_key(k));
+        if !ready && !force {
+            return Ok(false);
+        }
+        for k in keys.into_iter().flatten() {
+            if let Some(slot) = self.frames.get_mut(&k) {
+                if let Some((frames, truncated)) = slot.take() {
+                    let line = serde_json::json!({
+                        "event": "stack", "pid": k.0, "stack": k.1, "frames": frames,
+                        "truncated": truncated,
+                    });
+                    serde_json::to_writer(&mut self.out, &line).map_err(std::io::Error::other)?;
+                    self.out.write_all(b"\n")?;
+                }
+            }
+        }
+        serde_json::to_writer(&mut self.out, &hexed(e)).map_err(std::io::Error::other)?;
+        self.out.write_all(b"\n")?;
+        Ok(true)
+    }
+
+    /// Writes the held events whose stacks are resolved, in order; all of them when `force` or when
+    /// they waited [`STREAM_HOLD`].
+    fn release(&mut self, force: bool) -> std::io::Result<()> {
+        let force = force || self.held_since.is_some_and(|t| t.elapsed() >= STREAM_HOLD);
+        let held = std::mem::take(&mut self.held);
+        let mut rest = held.into_iter();
+        for e in rest.by_ref() {
+            if !self.write(&e, force)? {
+                self.held.push(e);
+                break;
+            }
+        }
+        self.held.extend(rest);
+        if self.held.is_empty() {
+            self.held_since = None;
+        }
+        Ok(())
+    }
+
+    fn learn(&mut self, stacks: &StackTable) {
+        for &k in stacks.stacks.keys() {
+            self.frames
+                .entry(k)
+                .or_insert_with(|| Some((stacks.frame_names(k), stacks.truncated.contains(&k))));
+        }
+    }
+}
+
+/// An event as JSON, its addresses (`addr`, `final_addr`, a requeue's `from` and `to`) in hex.
+fn hexed(e: &Event) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    let hex = |v: &mut serde_json::Value, key: &str| {
+        if let Some(n) = v.get(key).and_then(serde_json::Value::as_u64) {
+            v[key] = format!("{n:#x}").into();
+        }
+    };
+    for key in ["addr", "final_addr", "from", "to"] {
+        hex(&mut v, key);
+    }
+    if let Some(of) = v.get_mut("of") {
+        hex(of, "addr");
+    }
+    v
 }
 
 impl<W: Write + Send> Sink for StreamSink<W> {
@@ -31,29 +120,89 @@ impl<W: Write + Send> Sink for StreamSink<W> {
 
     fn events(&mut self, batch: &[Event]) -> Result<(), SinkError> {
         let mut write = || -> std::io::Result<()> {
+            self.release(false)?;
             for e in batch {
-                serde_json::to_writer(&mut self.out, e).map_err(std::io::Error::other)?;
-                self.out.write_all(b"\n")?;
+                if !self.held.is_empty() || !self.write(e, false)? {
+                    self.held.push(*e);
+                    self.held_since.get_or_insert_with(Instant::now);
+                }
             }
             self.out.flush()
         };
         write().map_err(|_| SinkError::Closed)
     }
+
+    fn stacks(&mut self, stacks: &StackTable) -> Result<(), SinkError> {
+        self.learn(stacks);
+        (self.release(false).and_then(|()| self.out.flush())).map_err(|_| SinkError::Closed)
+    }
+
+    fn finish(&mut self, f: &Finished) -> Result<(), SinkError> {
+        if let Some(t) = &f.stacks {
+            self.learn(t);
+        }
+        (self.release(true).and_then(|()| self.out.flush())).map_err(|_| SinkError::Closed)
+    }
 }
 
 /// Where an existing recording is kept when a new one takes its name: `FILE.old`.
-pub fn old_path(path: &std::path::Path) -> PathBuf {
+pub fn old_path(path: &Path) -> PathBuf {
+    suffixed(path, ".old")
+}
+
+/// Where a recording is written until it holds data: `FILE.partial`, beside `FILE`.
+pub fn partial_path(path: &Path) -> PathBuf {
+    suffixed(path, ".partial")
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(".old");
+    p.push(suffix);
     PathBuf::from(p)
 }
 
-/// Writes a recording (`.ftr`, `FORMAT.md`) to a file, or to standard output for the path `-`. The file
-/// is created only once tracing has started; an existing file of that name is kept as `FILE.old` then.
+/// What an output path names: standard output (`-`), a stream (a device, a FIFO, a socket,
+/// `/dev/stdout`: written as it is, never renamed or replaced), or a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stream(PathBuf),
+    /// A regular file (or one to create); a symbolic link to one is followed to it.
+    File(PathBuf),
+}
+
+impl Output {
+    pub fn of(path: &Path) -> Output {
+        if path == Path::new("-") {
+            return Output::Stdout;
+        }
+        // /dev/stdout, /dev/fd/N, /proc/self/fd/N: whatever the descriptor is, it is written, not replaced.
+        let through_fd = ["/dev/std", "/dev/fd/", "/proc/"]
+            .iter()
+            .any(|p| path.to_string_lossy().starts_with(p));
+        match std::fs::metadata(path) {
+            Err(_) if !through_fd => Output::File(path.to_path_buf()),
+            Ok(m) if m.is_file() && !through_fd => {
+                Output::File(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()))
+            }
+            _ => Output::Stream(path.to_path_buf()),
+        }
+    }
+}
+
+/// Writes a recording (`.ftr`, `FORMAT.md`) to a file, a stream, or standard output. A file is written
+/// beside its name (`FILE.partial`) and moved into place once it holds data (its first events, or a
+/// second of tracing); only then is an existing `FILE` kept as `FILE.old`. A start or write that
+/// fails before that leaves `FILE` and `FILE.old` as they were.
 pub struct RecordingSink {
-    /// `-`: standard output.
+    output: Output,
+    /// The path the user gave (for messages).
     path: PathBuf,
     writer: Option<TraceWriter<Box<dyn Write + Send>>>,
+    /// A file's recording is in place under its name (not `FILE.partial` any more).
+    placed: bool,
+    /// An earlier file was kept as `FILE.old` when this one took its place.
+    kept_old: Arc<AtomicBool>,
     /// The stacks written so far (each second's chunk holds only what is new).
     written: StackTable,
     /// Stop once the file holds this many bytes (`--max-size`).
@@ -67,9 +216,13 @@ const MAX_SIZE_SLICE: usize = 1024;
 
 impl RecordingSink {
     pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
         RecordingSink {
-            path: path.into(),
+            output: Output::of(&path),
+            path,
             writer: None,
+            placed: false,
+            kept_old: Arc::default(),
             written: StackTable::default(),
             max_size: None,
             full: false,
@@ -82,11 +235,60 @@ impl RecordingSink {
         self
     }
 
+    /// What the path names: standard output, a stream, or a file (its target, links followed).
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// Set once an existing file was kept as `FILE.old` (read it after the session).
+    pub fn kept_old(&self) -> Arc<AtomicBool> {
+        self.kept_old.clone()
+    }
+
     fn failed(&self, e: impl std::fmt::Display) -> SinkError {
+        let kept = match &self.output {
+            Output::File(f) if !self.placed => format!(
+                "; {} is as it was, what was recorded is in {}",
+                f.display(),
+                partial_path(f).display()
+            ),
+            _ => "; the events before the failure are in the file".into(),
+        };
         SinkError::Failed(format!(
-            "writing {} failed ({e}); the events before the failure are in the file",
+            "writing {} failed ({e}){kept}",
             self.path.display()
         ))
+    }
+
+    /// Moves a file's recording into place under its name, keeping an earlier file as `FILE.old`.
+    fn place(&mut self) -> Result<(), SinkError> {
+        let Output::File(f) = &self.output else {
+            return Ok(());
+        };
+        if self.placed {
+            return Ok(());
+        }
+        if f.exists() {
+            let old = old_path(f);
+            std::fs::rename(f, &old).map_err(|e| {
+                SinkError::Failed(format!(
+                    "cannot keep the existing {} as {}: {e}; this recording is in {}",
+                    f.display(),
+                    old.display(),
+                    partial_path(f).display()
+                ))
+            })?;
+            self.kept_old.store(true, Ordering::Relaxed);
+        }
+        std::fs::rename(partial_path(f), f).map_err(|e| {
+            SinkError::Failed(format!(
+                "cannot move {} to {}: {e}",
+                partial_path(f).display(),
+                f.display()
+            ))
+        })?;
+        self.placed = true;
+        Ok(())
     }
 }
 
@@ -95,24 +297,30 @@ impl Sink for RecordingSink {
         let cannot = |e: std::io::Error| {
             SinkError::Failed(format!("cannot write {}: {e}", self.path.display()))
         };
-        if self.path == std::path::Path::new("-") {
-            let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
-            self.writer = Some(TraceWriter::new(out, meta).map_err(cannot)?);
-            return Ok(());
+        let out: Box<dyn Write + Send> = match &self.output {
+            Output::Stdout => Box::new(std::io::stdout()),
+            Output::Stream(p) => Box::new(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(p)
+                    .map_err(cannot)?,
+            ),
+            Output::File(f) => {
+                let partial = partial_path(f);
+                // A FILE.partial left by a recorder that was killed before its data was in place.
+                std::fs::remove_file(&partial).ok();
+                Box::new(File::create_new(&partial).map_err(cannot)?)
+            }
+        };
+        match TraceWriter::new(out, meta) {
+            Ok(w) => self.writer = Some(w),
+            Err(e) => {
+                if let Output::File(f) = &self.output {
+                    std::fs::remove_file(partial_path(f)).ok();
+                }
+                return Err(cannot(e));
+            }
         }
-        // An earlier recording of the same name is kept as FILE.old (perf's habit with perf.data).
-        if self.path.exists() {
-            let old = old_path(&self.path);
-            std::fs::rename(&self.path, &old).map_err(|e| {
-                SinkError::Failed(format!(
-                    "cannot keep the existing {} as {}: {e}",
-                    self.path.display(),
-                    old.display()
-                ))
-            })?;
-        }
-        let file: Box<dyn Write + Send> = Box::new(File::create_new(&self.path).map_err(cannot)?);
-        self.writer = Some(TraceWriter::new(file, meta).map_err(cannot)?);
         Ok(())
     }
 
@@ -127,7 +335,8 @@ impl Sink for RecordingSink {
             let Some(w) = self.writer.as_mut() else {
                 return Ok(());
             };
-            return w.events(&counts).map_err(|e| self.failed(e));
+            w.events(&counts).map_err(|e| self.failed(e))?;
+            return self.place();
         }
         // With a size limit, a large batch (a reader that fell behind) is written a slice at a time,
         // so that the recording stops near the limit rather than a whole batch past it.
@@ -142,6 +351,7 @@ impl Sink for RecordingSink {
             };
             let (wrote, bytes) = (w.events(part), w.bytes());
             wrote.map_err(|e| self.failed(e))?;
+            self.place()?;
             if self.max_size.is_some_and(|m| bytes >= m) {
                 self.full = true;
                 self.events(&batch[((i + 1) * slice).min(batch.len())..])?;
@@ -166,10 +376,14 @@ impl Sink for RecordingSink {
             Some(w) if !new.is_empty() => {
                 w.stacks(&new).map_err(|e| self.failed(e))?;
                 self.written.merge(new);
-                Ok(())
             }
-            _ => Ok(()),
+            _ => {}
         }
+        // A second of tracing with its header written: in place, even if nothing happened yet.
+        if self.writer.is_some() {
+            self.place()?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self, f: &Finished) -> Result<(), SinkError> {
@@ -182,7 +396,7 @@ impl Sink for RecordingSink {
             .map(|s| s.since(&self.written))
             .unwrap_or_default();
         w.finish(&last, &f.end.clone().unwrap_or_default())
-            .map(drop)
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed(e))?;
+        self.place()
     }
 }

@@ -4,7 +4,7 @@
 
 use btf_rs::{Btf, Type};
 
-use futex_trace::abi::{
+use futex_trace::ebpf::abi::{
     self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, RawUsdtArg,
     RawUsdtSpec, RawUstack, RawUstackHead,
 };
@@ -164,7 +164,12 @@ fn a_swapped_field_is_caught() {
     let btf = object_btf();
     let mut swapped = RawEvent::FIELDS.to_vec();
     swapped.swap(9, 10); // pid and tid
-    let wrong = check(&btf, RawEvent::C_NAME, &swapped, 128);
+    let wrong = check(
+        &btf,
+        RawEvent::C_NAME,
+        &swapped,
+        std::mem::size_of::<RawEvent>(),
+    );
     assert_eq!(wrong.len(), 2, "{wrong:?}");
 }
 

@@ -1,18 +1,17 @@
 //! `futex-trace report|stream --demo` end to end, as a user runs it.
 
+#[macro_use]
 mod common;
-use common::succeeded;
+use common::{bin, succeeded};
 
 use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_futex-trace"))
-}
-
 #[test]
 fn report_json_shows_contention_collisions_and_requeue_edges() {
+    // 3 s: on a loaded machine the broadcast's waiters may find a new generation before they sleep for
+    // a while (a requeue then moves nobody); over 1500 broadcasts some find them asleep.
     let out = bin()
-        .args(["report", "--demo", "-d", "1500ms", "--json"])
+        .args(["report", "--demo", "-d", "3s", "--json"])
         .output()
         .unwrap();
     succeeded(&out);
@@ -109,11 +108,34 @@ fn stream_prints_json_lines() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let mut kinds = std::collections::HashSet::new();
+    // Each stack's frames come once, before the first event that names it.
+    let mut stacks = std::collections::HashSet::new();
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         kinds.insert(v["event"].as_str().unwrap().to_string());
+        let key = |id: &serde_json::Value| (v["pid"].as_u64().unwrap(), id.as_u64().unwrap());
+        if v["event"] == "stack" {
+            assert!(stacks.insert(key(&v["stack"])), "a stack twice: {v}");
+            assert!(!v["frames"].as_array().unwrap().is_empty(), "{v}");
+            continue;
+        }
         assert!(v["ts_ns"].as_u64().unwrap() > 0);
+        for id in [&v["kernel"]["stack"], &v["stack"]] {
+            if !id.is_null() {
+                assert!(
+                    stacks.contains(&key(id)),
+                    "a stack named before its frames: {v}"
+                );
+            }
+        }
+        // Addresses in hex, as the report prints them.
+        for k in ["addr", "final_addr", "from", "to"] {
+            if !v[k].is_null() {
+                assert!(v[k].as_str().is_some_and(|a| a.starts_with("0x")), "{v}");
+            }
+        }
     }
+    assert!(!stacks.is_empty(), "no stack line");
     for k in ["wait_start", "wait_end", "wake", "requeue"] {
         assert!(kinds.contains(k), "no {k} event in {kinds:?}");
     }
@@ -263,7 +285,7 @@ fn demo_recording_reports_and_a_bad_output_directory_is_refused_first() {
         .output()
         .unwrap();
     succeeded(&out);
-    let t = futex_trace::tracefile::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
+    let t = futex_trace::recording::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
     assert!(
         t.meta.started_mono_ns > 0,
         "the real start time is recorded"
@@ -299,14 +321,16 @@ fn demo_recording_reports_and_a_bad_output_directory_is_refused_first() {
 }
 
 #[test]
-fn a_zero_duration_is_refused_by_the_parser() {
-    let out = bin()
-        .args(["report", "--demo", "-d", "0s"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("'0s' traces nothing"), "{err}");
+fn a_duration_under_a_millisecond_is_refused_by_the_parser() {
+    for d in ["0s", "1ns"] {
+        let out = bin().args(["report", "--demo", "-d", d]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("'{d}' is too short to trace: give at least 1ms")),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -365,5 +389,54 @@ fn an_existing_recording_survives_every_failed_start_and_is_kept_as_old() {
     succeeded(&out);
     assert_eq!(std::fs::read(&old).unwrap(), yesterday);
     assert!(String::from_utf8_lossy(&out.stderr).contains("is kept as"));
-    futex_trace::tracefile::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
+    futex_trace::recording::read(std::fs::File::open(&rec).unwrap(), |_| {}).unwrap();
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_definition_as_help() {
+    // bash: the script parses and registers futex-trace's completion.
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    succeeded(&out);
+    let script = String::from_utf8(out.stdout).unwrap();
+    let check = Command::new("bash")
+        .args(["-c", "source /dev/stdin && complete -p futex-trace"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("futex-trace"),
+        "bash did not register the completion"
+    );
+    for shell in ["zsh", "fish"] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        succeeded(&out);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("record"));
+    }
+    // The man page lists every subcommand; a subcommand's page has its options.
+    let out = bin().arg("man").output().unwrap();
+    succeeded(&out);
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH futex-trace 1"), "{page}");
+    for sub in ["record", "report", "flamegraph", "pprof", "serve", "stream"] {
+        assert!(
+            page.contains(&format!("futex\\-trace\\-{sub}(1)")),
+            "{sub} missing"
+        );
+    }
+    let out = bin().args(["man", "record"]).output().unwrap();
+    succeeded(&out);
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains("\\-\\-max\\-size"), "{page}");
+    // A subcommand that is not: one line that says which are.
+    let out = bin().args(["man", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("give one of record, report"), "{err}");
 }

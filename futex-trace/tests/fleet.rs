@@ -4,18 +4,15 @@
 //! flamegraph parsed; `futex-trace pprof --demo` read by `go tool pprof`. No root needed. Without those
 //! tools a test says why it skips; under CI=true it fails instead.
 
+#[macro_use]
 mod common;
 use common::serve::{get, Served};
-use common::succeeded;
+use common::{bin, succeeded};
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_futex-trace"))
-}
 
 /// True when `tool` runs; otherwise says why the test skips (fails under CI=true).
 fn have(test: &str, tool: &str, package: &str) -> bool {
@@ -151,6 +148,30 @@ fn a_prometheus_server_scrapes_serve_and_promtool_finds_its_metrics_clean() {
     );
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+    // Per process, with what a fleet groups by: its pid, name and cgroup; and the tracer's own version
+    // and skipped runs.
+    let (_, body) = get(
+        &web,
+        "/api/v1/query?query=futex_process_waits_slept_total",
+        "*/*",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let m = &v["data"]["result"][0]["metric"];
+    assert!(
+        m["pid"].as_str().is_some_and(|p| p.parse::<u32>().is_ok())
+            && m["comm"] == "futex-trace"
+            && m["cgroup"].as_str().is_some_and(|c| c.starts_with('/')),
+        "{v}"
+    );
+    for q in ["futex_trace_build_info", "futex_trace_missed_runs_total"] {
+        let (_, body) = get(&web, &format!("/api/v1/query?query={q}"), "*/*");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["data"]["result"].as_array().map(Vec::len),
+            Some(1),
+            "{q}: {v}"
+        );
+    }
 }
 
 /// `go tool pprof -top` of `what` (a file or a URL): its output.
@@ -199,6 +220,20 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
     let (status, body) = get(&served.addr, "/debug/pprof/block?seconds=0", "*/*");
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("from 1 to"));
+    // As Go answers: an index of the profiles, and debug=1 as text (frames by name).
+    let (status, body) = get(&served.addr, "/debug/pprof/", "*/*");
+    let index = String::from_utf8_lossy(&body);
+    assert!(status == 200 && index.contains("block?debug=1") && index.contains("mutex?debug=1"));
+    let (status, body) = get(&served.addr, "/debug/pprof/block?debug=1", "*/*");
+    let text = String::from_utf8(body).expect("debug=1 is text");
+    assert_eq!(status, 200);
+    assert!(
+        text.starts_with("--- contention:\ncycles/second=")
+            && text.contains("\tfutex_trace::demo::"),
+        "{text}"
+    );
+    let (status, _) = get(&served.addr, "/debug/pprof/block?debug=7", "*/*");
+    assert_eq!(status, 400);
     // The live flamegraph: an SVG with the hot lock, for a browser.
     let (status, svg) = get(&served.addr, "/flamegraph.svg?seconds=1", "*/*");
     assert_eq!(status, 200);
@@ -235,6 +270,14 @@ fn go_tool_pprof_pulls_serves_block_profile_and_reads_a_pprof_file() {
         "{tags}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // And with the process's cgroup, as a fleet groups profiles (by service, by container).
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    if let Some(cgroup) = own.lines().find_map(|l| l.strip_prefix("0::")) {
+        assert!(
+            tags.contains(" cgroup: ") && tags.contains(cgroup),
+            "{tags}"
+        );
+    }
 }
 
 /// One HTTP request as a receiver sees it: the request line, the headers (lowercase names) and body.
@@ -361,7 +404,7 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
     let ct = &headers["content-type"];
     assert!(ct.starts_with("multipart/form-data"), "{ct}");
     let profile = form_field(&body, ct, "profile").expect("a profile field");
-    let p = futex_trace::pprof::decode(profile).unwrap();
+    let p = futex_trace::export::pprof::decode(profile).unwrap();
     let s = |i: i64| p.string_table[i as usize].as_str();
     let types: Vec<&str> = p.sample_type.iter().map(|t| s(t.r#type)).collect();
     assert_eq!(types, ["contentions", "delay"]);
@@ -403,7 +446,8 @@ fn serve_pushes_each_intervals_profile_to_a_pyroscope_ingest_retrying_failures()
         .expect("no second interval arrived");
     assert_eq!(n2, 2);
     let ct2 = &headers2["content-type"];
-    let p2 = futex_trace::pprof::decode(form_field(&body2, ct2, "profile").unwrap()).unwrap();
+    let p2 =
+        futex_trace::export::pprof::decode(form_field(&body2, ct2, "profile").unwrap()).unwrap();
     let every_ns = 2_000_000_000;
     let slack_ns = 800_000_000;
     for (i, q) in [&p, &p2].iter().enumerate() {
@@ -449,13 +493,24 @@ fn a_push_that_cannot_reach_its_server_is_said_and_serving_goes_on() {
         line.contains("failed") && line.contains("dropped"),
         "{line}"
     );
+    // The interval in readable UTC times, not epoch seconds.
+    let when = line.split("the profile of ").nth(1).unwrap_or("");
+    assert!(when.contains('T') && when.contains("Z.."), "{line}");
+    // Said once: the next failures (one a second) are summed up a minute later, not a line each.
+    std::thread::sleep(Duration::from_secs(4));
     let (status, m) = get(&served.addr, "/metrics", "*/*");
     assert_eq!(status, 200, "still serving");
     let m = String::from_utf8(m).unwrap();
-    assert!(
-        m.contains("futex_trace_pushes_total{result=\"failed\"}"),
-        "{m}"
-    );
+    let failed: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("futex_trace_pushes_total{result=\"failed\"} "))
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0.0);
+    assert!(failed >= 2.0, "{m}");
+    drop(served);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(!rest.contains("push to"), "failures said again: {rest}");
 }
 
 #[test]
@@ -472,7 +527,7 @@ fn a_server_that_never_answers_drops_intervals_past_the_queue_and_says_so() {
     let (served, mut err) = Served::start(&["--demo", "--push", &push, "--push-every", "1s"]);
     // Cutting does not wait for the stuck push: the queue fills (in about 6 s) long before the first
     // try times out (after 11 s).
-    let line = first_line_saying(&mut err, "behind", Some("push to"));
+    let line = first_line_saying(&mut err, "behind", None);
     assert!(line.contains("dropped"), "{line}");
     let (status, m) = get(&served.addr, "/metrics", "*/*");
     assert_eq!(status, 200, "still serving");

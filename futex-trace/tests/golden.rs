@@ -102,7 +102,7 @@ fn the_fixtures_are_version_1_and_read_whole() {
         assert_eq!(&bytes[..8], b"FUTEXTRC");
         assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1, "{fixture}");
         let mut events = 0u64;
-        let t = futex_trace::tracefile::read(&bytes[..], |_| events += 1).unwrap();
+        let t = futex_trace::recording::read(&bytes[..], |_| events += 1).unwrap();
         let end = t.end.expect("the fixture ended cleanly");
         assert_eq!(end.events, events, "{fixture}");
         assert!(t.warning.is_none(), "{fixture}: {:?}", t.warning);

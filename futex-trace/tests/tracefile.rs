@@ -3,11 +3,12 @@
 //! test run; `fuzz/` has the libFuzzer target for longer runs).
 
 use futex_trace::event::{
-    Counts, Event, EventKind, FutexOp, HistOf, Kernel, KernelHash, Outcome, WaitKind, Waker,
+    Counts, Event, EventKind, FutexOp, HistOf, Kernel, KernelHash, Outcome, ThreadName, WaitKind,
+    Waker,
 };
 use futex_trace::model::BucketOrigin;
+use futex_trace::recording::{self, ReadError, TraceEnd, TraceMeta, TraceWriter};
 use futex_trace::stacks::{Mapping, ProcessInfo, StackTable};
-use futex_trace::tracefile::{self, ReadError, TraceEnd, TraceMeta, TraceWriter};
 
 fn meta() -> TraceMeta {
     TraceMeta {
@@ -48,6 +49,7 @@ fn every_kind() -> Vec<Event> {
             waker: Some(Waker {
                 tid: 77,
                 stack: None,
+                pid: 0,
             }),
             kernel: Some(Kernel {
                 op: None,
@@ -168,6 +170,7 @@ fn every_kind() -> Vec<Event> {
             waker: Some(Waker {
                 tid: 9,
                 stack: Some(3),
+                pid: 43,
             }),
             stack: Some(4),
             stack_rate_ns: 1_000_000,
@@ -185,6 +188,19 @@ fn every_kind() -> Vec<Event> {
             stack: None,
             stack_rate_ns: 0,
             waker_every: 0,
+        },
+        EventKind::ThreadName {
+            name: ThreadName::new("ledger-0"),
+        },
+        EventKind::Counts {
+            addr: 0x7000,
+            op: FutexOp::Wake,
+            hash: Some(KernelHash::Shared),
+            counts: Counts {
+                calls: 3,
+                woken: 2,
+                ..Counts::default()
+            },
         },
     ];
     kinds
@@ -212,7 +228,11 @@ fn stacks() -> StackTable {
                 offset: 0,
                 path: "/bin/app".into(),
                 exec: true,
+                dev: "08:01".into(),
+                inode: 4242,
+                deleted: true,
             }],
+            cgroup: "/system.slice/app.service".into(),
         },
     );
     t.symbols
@@ -258,7 +278,7 @@ fn every_event_kind_round_trips() {
     let events = every_kind();
     let bytes = file(&events);
     let mut back = Vec::new();
-    let t = tracefile::read(&bytes[..], |e| back.push(*e)).unwrap();
+    let t = recording::read(&bytes[..], |e| back.push(*e)).unwrap();
     assert_eq!(back, events);
     assert_eq!(t.meta, meta());
     assert_eq!(t.stacks, stacks());
@@ -281,7 +301,7 @@ fn truncation_keeps_whole_chunks_and_warns() {
     };
     for cut in header_len..bytes.len() {
         let mut n = 0;
-        let t = tracefile::read(&bytes[..cut], |_| n += 1)
+        let t = recording::read(&bytes[..cut], |_| n += 1)
             .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         assert!(n == 0 || n == 3 || n == events.len(), "cut {cut}: {n}");
         let w = t.warning.unwrap_or_default();
@@ -294,7 +314,7 @@ fn truncation_keeps_whole_chunks_and_warns() {
 
 #[test]
 fn not_a_recording_and_future_versions_are_clear_errors() {
-    let msg = |b: &[u8]| match tracefile::read(b, |_| {}) {
+    let msg = |b: &[u8]| match recording::read(b, |_| {}) {
         Err(ReadError::Format(m)) => m,
         other => panic!("{other:?}"),
     };
@@ -309,7 +329,7 @@ fn not_a_recording_and_future_versions_are_clear_errors() {
     let events_chunk = chunks(&v)[1].0;
     v[events_chunk + 2] = 200; // the first events chunk's type
     let mut n = 0;
-    let t = tracefile::read(&v[..], |_| n += 1).unwrap();
+    let t = recording::read(&v[..], |_| n += 1).unwrap();
     assert_eq!(
         n,
         every_kind().len() - 3,
@@ -362,7 +382,7 @@ fn mutated_files_never_panic() {
                 break;
             }
         }
-        match tracefile::read(&v[..], |_| {}) {
+        match recording::read(&v[..], |_| {}) {
             Ok(_) => ok += 1,
             Err(ReadError::Format(m)) => {
                 assert!(!m.is_empty());
@@ -390,6 +410,7 @@ fn stacks_written_each_second_add_up_and_a_cut_keeps_them() {
         ProcessInfo {
             comm: "app".into(),
             maps: vec![lib],
+            cgroup: String::new(),
         },
     );
     let mut last = StackTable::default();
@@ -402,7 +423,7 @@ fn stacks_written_each_second_add_up_and_a_cut_keeps_them() {
     let cut_at = w.finish(&last, &TraceEnd::default()).unwrap();
     all.merge(second.clone());
     all.merge(last.clone());
-    let t = tracefile::read(&cut_at[..], |_| {}).unwrap();
+    let t = recording::read(&cut_at[..], |_| {}).unwrap();
     assert_eq!(t.stacks, all, "the chunks merge into the whole table");
     assert_eq!(t.stacks.processes[&42].maps.len(), 2);
     assert_eq!(t.meta.labels, meta().labels, "labels travel in the header");
@@ -411,7 +432,7 @@ fn stacks_written_each_second_add_up_and_a_cut_keeps_them() {
     // Drop the final STACKS and END chunks.
     let starts: Vec<usize> = chunks(&cut).iter().map(|c| c.0).collect();
     cut.truncate(starts[starts.len() - 2]);
-    let t = tracefile::read(&cut[..], |_| {}).unwrap();
+    let t = recording::read(&cut[..], |_| {}).unwrap();
     assert!(t.end.is_none());
     assert!(t.warning.unwrap().contains("did not end cleanly"));
     let mut want = stacks();
@@ -434,7 +455,7 @@ fn damage_loses_only_what_it_hits() {
     let cs = chunks(&whole);
     let count = |b: &[u8]| {
         let mut n = 0;
-        let t = tracefile::read(b, |_| n += 1).unwrap();
+        let t = recording::read(b, |_| n += 1).unwrap();
         (n, t)
     };
     assert_eq!(count(&whole).0, 10 * events.len());

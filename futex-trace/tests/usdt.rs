@@ -1,9 +1,10 @@
 //! USDT over eBPF: futex-core's probes in a real binary, and (as root) traced through uprobes.
 
+#[macro_use]
 mod common;
-use common::{privileged, succeeded};
+use common::succeeded;
 
-use futex_trace::usdt::{parse_args, parse_notes, Note};
+use futex_trace::ebpf::usdt::{parse_args, parse_notes, Note};
 
 #[test]
 fn notes_of_a_real_binary_with_futex_core_probes() {
@@ -42,9 +43,7 @@ static WORKLOAD: std::sync::LazyLock<String> =
 
 #[test]
 fn usdt_buckets_equal_futex_core_statistics() {
-    if !privileged("usdt_buckets_equal_futex_core_statistics") {
-        return;
-    }
+    require_privileges!();
     let dir = std::env::temp_dir().join(format!("futex-trace-usdt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("usdt.ftr");
@@ -109,9 +108,7 @@ fn usdt_buckets_equal_futex_core_statistics() {
 
 #[test]
 fn usdt_by_pid_and_a_binary_without_probes() {
-    if !privileged("usdt_by_pid_and_a_binary_without_probes") {
-        return;
-    }
+    require_privileges!();
     use std::io::Write;
     let mut w = std::process::Command::new(WORKLOAD.as_str())
         .args(["--wait-stdin", "--futex-core", "1"])
@@ -161,9 +158,7 @@ fn usdt_by_pid_and_a_binary_without_probes() {
 
 #[test]
 fn notify_all_is_one_woken_and_the_rest_moved_onto_the_mutex() {
-    if !privileged("notify_all_is_one_woken_and_the_rest_moved_onto_the_mutex") {
-        return;
-    }
+    require_privileges!();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_futex-trace"))
         .args([
             "stream",
@@ -196,7 +191,8 @@ fn notify_all_is_one_woken_and_the_rest_moved_onto_the_mutex() {
         })
         .expect("the workload's line on stderr");
     let truth = &truth;
-    let hex = |v: &serde_json::Value| format!("{:#x}", v.as_u64().unwrap());
+    // Addresses are printed in hex, as the report prints them.
+    let hex = |v: &serde_json::Value| v.as_str().unwrap().to_string();
     let requeues: Vec<&serde_json::Value> = lines
         .iter()
         .filter(|e| e["event"] == "requeue" && hex(&e["from"]) == truth["condvar"])

@@ -15,11 +15,13 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use futex_trace::demo::DemoConfig;
-use futex_trace::ebpf::TraceError;
 use futex_trace::event::{Event, EventKind, Outcome, WaitKind};
 use futex_trace::model::BucketOrigin;
-use futex_trace::session::{Control, Session, SessionOptions, SourceEnd, TraceMeta};
-use futex_trace::source::{DemoSource, Poll, Source};
+use futex_trace::session::{Session, SessionOptions};
+use futex_trace::source::DemoSource;
+use futex_trace::trace::{Control, SourceEnd, TraceMeta};
+use futex_trace::trace::{Poll, Source};
+use futex_trace::Error;
 use futex_tui::app::App;
 
 /// CPU time (user + system) of the calling thread.
@@ -83,7 +85,7 @@ impl Source for Synthetic {
         self.meta.clone()
     }
 
-    fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> Result<Poll, TraceError> {
+    fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> Result<Poll, Error> {
         thread::sleep(self.next.saturating_duration_since(Instant::now()));
         self.next += Duration::from_millis(10);
         let per_batch = self.per_batch;

@@ -4,10 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 
 use futex_trace::event::{KernelHash, WaitKind};
+use futex_trace::model::StackKey;
 use futex_trace::model::{KernelBucketStats, Model};
-use futex_trace::report::word_name;
-use futex_trace::session::SPEEDS;
-use futex_trace::stacks::StackTable;
+use futex_trace::sites::{Analysis, Class, Rules};
+use futex_trace::stacks::{Names, StackTable};
+use futex_trace::trace::SPEEDS;
 
 /// Seconds of per-bucket history kept (futex-core's buckets: their rates and the hottest one).
 pub const HISTORY: usize = 60;
@@ -120,6 +121,38 @@ impl SortBy {
     }
 }
 
+/// What the locks panel lists: wait sites (where in the program threads wait, every word and thread
+/// there together) or words (futex addresses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockView {
+    Sites,
+    Words,
+}
+
+/// One wait site, as the report ranks it: contention first, then idle, then unclassified.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteRow {
+    /// `process: frame ← caller [group]`.
+    pub label: String,
+    pub class: Class,
+    /// What decided the class.
+    pub why: String,
+    pub threads: usize,
+    /// Its threads by name (`teller-N ×4`), when names are known.
+    pub thread_names: Option<String>,
+    pub waits: u64,
+    pub wait_ns: u64,
+    /// Of all time waited at sites.
+    pub share: f64,
+    /// The words waited on, by name, the hottest first.
+    pub words: Vec<String>,
+    /// Where its waiters were released from, the hottest first.
+    pub released_from: Vec<String>,
+    /// Its waiting stacks, the hottest first.
+    pub stacks: Vec<(StackKey, u64)>,
+    pub truncated_share: f64,
+}
+
 /// One row of the top-locks table, precomputed at update time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LockRow {
@@ -127,6 +160,8 @@ pub struct LockRow {
     pub addr: u64,
     pub label: Option<String>,
     pub kind: WaitKind,
+    /// Its class, by behaviour (the class of the site where it was waited on longest).
+    pub class: Class,
     pub waits: u64,
     pub waits_per_sec: f64,
     pub wait_ns_total: u64,
@@ -179,6 +214,13 @@ pub struct App {
     pub heat: VecDeque<Vec<u64>>,
     /// Contention rows, sorted by `sort`.
     pub locks: Vec<LockRow>,
+    /// Wait sites (traces with stacks), recomputed once a second.
+    pub sites: Vec<SiteRow>,
+    /// Each word's class by behaviour, from the same analysis.
+    pub classes: HashMap<(u32, u64), Class>,
+    /// Sites or words in the locks panel (`v`).
+    pub view: LockView,
+    pub site_selected: usize,
     /// Idle (condvar) waits per second, all addresses.
     pub idle_per_sec: f64,
     pub edge_rates: HashMap<(u64, u64), f64>,
@@ -195,6 +237,8 @@ pub struct App {
     pub warning: Option<String>,
     /// Stacks and symbols of an eBPF source (none for the observer).
     pub stacks: Option<StackTable>,
+    /// The user's rules for wait classes (`--idle-frame`, `--lock-frame`).
+    pub rules: Rules,
     /// The tracer's own cost, for the header: BPF run time per second (eBPF sources), or the observer's
     /// session thread's CPU per second (the demo).
     pub tracer_cost: Option<String>,
@@ -235,6 +279,11 @@ pub struct App {
 }
 
 impl App {
+    /// How the trace names words and frames.
+    pub fn names(&self) -> Names<'_> {
+        Names::new(&self.labels, self.stacks.as_ref())
+    }
+
     pub fn new(source: String, pid: u32, model: Model, labels: HashMap<u64, String>) -> Self {
         App {
             source,
@@ -245,6 +294,10 @@ impl App {
             events_per_sec: 0.0,
             heat: VecDeque::with_capacity(HISTORY),
             locks: Vec::new(),
+            sites: Vec::new(),
+            classes: HashMap::new(),
+            view: LockView::Sites,
+            site_selected: 0,
             idle_per_sec: 0.0,
             edge_rates: HashMap::new(),
             focus: Focus::Locks,
@@ -257,6 +310,7 @@ impl App {
             message: None,
             warning: None,
             stacks: None,
+            rules: Rules::default(),
             tracer_cost: None,
             speed: None,
             series: VecDeque::with_capacity(SERIES),
@@ -314,12 +368,10 @@ impl App {
             self.events_per_sec =
                 self.model.totals.events.saturating_sub(self.prev_events) as f64 / dt;
             self.prev_events = self.model.totals.events;
-            let idle: u64 = self
-                .model
-                .addresses
-                .values()
-                .filter(|a| a.kind_in(self.stacks.as_ref()).is_idle())
-                .map(|a| a.waits)
+            self.rebuild_sites();
+            let idle: u64 = (self.model.addresses.iter())
+                .filter(|(&w, a)| self.class_of(w, a).is_idle())
+                .map(|(_, a)| a.waits)
                 .sum();
             self.idle_per_sec = idle.saturating_sub(self.prev_idle) as f64 / dt;
             self.prev_idle = idle;
@@ -351,6 +403,99 @@ impl App {
         }
     }
 
+    /// A word's class by behaviour: as the last analysis found it, else (a word newer than it) by its
+    /// primitive.
+    pub fn class_of(&self, word: (u32, u64), a: &futex_trace::model::AddrStats) -> Class {
+        self.classes
+            .get(&word)
+            .copied()
+            .unwrap_or_else(|| match a.kind_in(self.stacks.as_ref()) {
+                WaitKind::Mutex | WaitKind::RwLock => Class::Lock,
+                WaitKind::Raw | WaitKind::Kernel => Class::Unclassified,
+                _ => Class::Work,
+            })
+    }
+
+    /// The wait sites and each word's class, as the report decides them (once a second: the analysis
+    /// walks every stack).
+    fn rebuild_sites(&mut self) {
+        let an = Analysis::new(&self.model, self.names(), &self.rules);
+        let classes = (self.model.addresses.keys())
+            .map(|&w| (w, an.word_class(w)))
+            .collect();
+        let all: u64 = an.sites.sites.iter().map(|s| s.wait_ns).sum();
+        let mut rows: Vec<SiteRow> = (an.sites.sites.iter())
+            .filter(|s| s.wait_ns > 0)
+            .map(|s| SiteRow {
+                label: s.label(),
+                class: s.class,
+                why: s.evidence.clone(),
+                threads: s.threads,
+                thread_names: s.thread_groups(an.names),
+                waits: s.waits.round() as u64,
+                wait_ns: s.wait_ns,
+                share: if all == 0 {
+                    0.0
+                } else {
+                    s.wait_ns as f64 / all as f64
+                },
+                words: (s.words.iter())
+                    .map(|w| an.names.word(w.pid, w.addr))
+                    .collect(),
+                released_from: s.released_from.iter().map(|(f, _)| f.clone()).collect(),
+                stacks: s.stacks.clone(),
+                truncated_share: s.truncated_share,
+            })
+            .collect();
+        // Contention first, then idle, then what is unclassified; the most time waited first in each.
+        let rank = |c: Class| {
+            if c.is_contention() {
+                0
+            } else if c.is_idle() {
+                1
+            } else {
+                2
+            }
+        };
+        rows.sort_by(|a, b| {
+            (rank(a.class).cmp(&rank(b.class)))
+                .then(b.wait_ns.cmp(&a.wait_ns))
+                .then(a.label.cmp(&b.label))
+        });
+        self.classes = classes;
+        self.sites = rows;
+        self.site_selected = self.site_selected.min(self.sites.len().saturating_sub(1));
+    }
+
+    /// Rows of the locks panel (sites or words).
+    pub fn rows(&self) -> usize {
+        if self.shows_sites() {
+            self.sites.len()
+        } else {
+            self.locks.len()
+        }
+    }
+
+    /// `v`: sites ↔ words; a trace without stacks has no sites, and says so.
+    fn switch_view(&mut self) {
+        if self.sites.is_empty() {
+            self.message = Some(
+                "v: no wait sites: they come from stacks, and this trace has none (yet)".into(),
+            );
+            return;
+        }
+        self.view = match self.view {
+            LockView::Sites => LockView::Words,
+            LockView::Words => LockView::Sites,
+        };
+        self.detail = false;
+    }
+
+    /// The locks panel shows sites: chosen, and the trace has stacks to find them in.
+    pub fn shows_sites(&self) -> bool {
+        self.view == LockView::Sites && !self.sites.is_empty()
+    }
+
     fn rebuild_locks(&mut self, rates: Option<&HashMap<(u32, u64), f64>>) {
         let old: HashMap<(u32, u64), f64> = self
             .locks
@@ -362,17 +507,14 @@ impl App {
             .model
             .addresses
             .iter()
-            .map(|(k, s)| (k, s, s.kind_in(self.stacks.as_ref())))
-            .filter(|(_, _, kind)| !kind.is_idle())
-            .map(|(&(pid, addr), s, kind)| LockRow {
+            .map(|(&k, s)| (k, s, self.class_of(k, s)))
+            .filter(|(_, s, class)| !class.is_idle() && s.waits_blocked + s.timeouts > 0)
+            .map(|((pid, addr), s, class)| LockRow {
                 pid,
                 addr,
-                label: self.labels.get(&addr).cloned().or_else(|| {
-                    self.stacks
-                        .as_ref()
-                        .and_then(|t| t.addr_symbols.get(&(s.pid, addr)).cloned())
-                }),
-                kind,
+                label: self.names().label(s.pid, addr).map(str::to_string),
+                kind: s.kind_in(self.stacks.as_ref()),
+                class,
                 waits: s.waits,
                 waits_per_sec: rates
                     .and_then(|r| r.get(&(pid, addr)))
@@ -390,10 +532,10 @@ impl App {
                     .stacks
                     .as_ref()
                     .zip(s.top_stack())
-                    .and_then(|(t, (id, _))| {
+                    .and_then(|(t, (key, _))| {
                         // The program's own frame that waited (not glibc's or std's lock code).
-                        let names = t.frame_names((s.pid, id));
-                        t.program_frame((s.pid, id))
+                        let names = t.frame_names(key);
+                        t.program_frame(key)
                             .and_then(|i| names.get(i).cloned())
                             .or_else(|| names.last().cloned())
                     }),
@@ -449,7 +591,7 @@ impl App {
                 .insert(*k, (a.waits_blocked, a.wait_ns_total))
                 .unwrap_or_default();
             blocked_rates.insert(*k, a.waits_blocked.saturating_sub(slept0) as f64 / dt);
-            if a.kind_in(self.stacks.as_ref()).is_idle() || !tracked.contains(k) {
+            if self.class_of(*k, a).is_idle() || !tracked.contains(k) {
                 continue;
             }
             let prev = self.prev_lock_hist.entry(*k).or_default();
@@ -483,7 +625,9 @@ impl App {
             .buckets
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.waits + b.wakes + b.requeued_in > 0 || b.depth != 0)
+            .filter(|(_, b)| {
+                b.counters.waits + b.counters.wakes + b.counters.requeued_in > 0 || b.depth != 0
+            })
             .map(|(i, b)| {
                 let mut w = words.remove(&i).unwrap_or_default();
                 w.sort_by(|x, y| y.cmp(x));
@@ -492,10 +636,10 @@ impl App {
                     slept_per_sec: last.and_then(|r| r.get(i)).copied().unwrap_or(0) as f64,
                     depth: b.depth,
                     max_depth: b.max_depth,
-                    collisions: b.collisions,
+                    collisions: b.counters.collisions,
                     words: w
                         .into_iter()
-                        .map(|(_, pid, a)| word_name(pid, a, &self.labels, self.stacks.as_ref()))
+                        .map(|(_, pid, a)| self.names().word(pid, a))
                         .collect(),
                 }
             })
@@ -550,7 +694,7 @@ impl App {
                 words: m
                     .hottest_first(pid, &b.addresses)
                     .into_iter()
-                    .map(|a| word_name(pid, a, &self.labels, self.stacks.as_ref()))
+                    .map(|a| self.names().word(pid, a))
                     .collect(),
             })
             .collect();
@@ -583,11 +727,22 @@ impl App {
         };
         if areas.locks.contains(at) {
             self.focus = Focus::Locks;
-            if let Some(i) = row(areas.locks, self.selected).filter(|&i| i < self.locks.len()) {
-                if i == self.selected {
+            let sites = self.shows_sites();
+            let selected = if sites {
+                &mut self.site_selected
+            } else {
+                &mut self.selected
+            };
+            let rows = if sites {
+                self.sites.len()
+            } else {
+                self.locks.len()
+            };
+            if let Some(i) = row(areas.locks, *selected).filter(|&i| i < rows) {
+                if i == *selected {
                     self.detail = !self.detail;
                 }
-                self.selected = i;
+                *selected = i;
             }
         } else if areas.edges.contains(at) {
             self.focus = Focus::Edges;
@@ -627,7 +782,7 @@ impl App {
 
     /// A word of the traced process by name: its label, its static symbol, or its address.
     pub fn name(&self, addr: u64) -> String {
-        word_name(self.pid, addr, &self.labels, self.stacks.as_ref())
+        self.names().word(self.pid, addr)
     }
 
     /// The selected lock's row, if any.
@@ -657,8 +812,7 @@ impl App {
             Key::Char('b') => {
                 if self.kernel_table.is_none() {
                     self.message = Some(
-                        "no kernel futex hash to show: b switches between the kernel's buckets and \
-                         futex-core's for kernel traces of a multithreaded process"
+                        "b: no kernel futex hash here (kernel traces of threaded processes have one)"
                             .into(),
                     );
                 } else {
@@ -681,6 +835,14 @@ impl App {
                 return Action::Speed(s.unwrap_or(1.0));
             }
             Key::Char('n') if self.speed.is_some() => return Action::Step,
+            Key::Char('+' | '-' | 'n') => {
+                self.message =
+                    Some("+, - and n steer a replay (--replay FILE): this is live".into())
+            }
+            Key::Char('v') => self.switch_view(),
+            Key::Char('s') if self.shows_sites() => {
+                self.message = Some("sites rank by class, then time: s sorts the words (v)".into())
+            }
             Key::Char('s') => {
                 self.sort = self.sort.next();
                 self.rebuild_locks(None);
@@ -692,6 +854,10 @@ impl App {
                 }
             }
             Key::Down | Key::Char('j') => match self.focus {
+                Focus::Locks if self.shows_sites() => {
+                    self.site_selected =
+                        (self.site_selected + 1).min(self.sites.len().saturating_sub(1))
+                }
                 Focus::Locks => {
                     self.selected = (self.selected + 1).min(self.locks.len().saturating_sub(1))
                 }
@@ -701,12 +867,18 @@ impl App {
                 }
             },
             Key::Up | Key::Char('k') => match self.focus {
+                Focus::Locks if self.shows_sites() => {
+                    self.site_selected = self.site_selected.saturating_sub(1)
+                }
                 Focus::Locks => self.selected = self.selected.saturating_sub(1),
                 Focus::Edges => self.edge_selected = self.edge_selected.saturating_sub(1),
             },
             Key::Enter => {
-                if self.focus == Focus::Locks && !self.locks.is_empty() {
+                if self.focus == Focus::Locks && self.rows() > 0 {
                     self.detail = !self.detail;
+                } else if self.focus == Focus::Edges {
+                    self.message =
+                        Some("Enter opens a lock's detail: Tab back to the locks".into());
                 }
             }
             Key::Click(x, y) => self.click(x, y),

@@ -15,13 +15,11 @@ use ratatui::crossterm::event::{
     KeyModifiers, MouseButton, MouseEventKind,
 };
 
-use futex_trace::demo::DemoConfig;
-use futex_trace::ebpf;
-use futex_trace::session::{Control, Session, SessionOptions, Status};
-use futex_trace::source::{
-    CommandOutput, DemoSource, KernelOptions, KernelSource, LiveTarget, Pace, RecordingSource,
-    Source,
-};
+use futex_trace::cli::{parse, TraceArgs};
+use futex_trace::session::Session;
+use futex_trace::source::{self, CommandOutput, Input, LiveTarget, Pace};
+use futex_trace::trace::{Control, Source, Status};
+use futex_trace::Error;
 use futex_tui::app::{Action, App, Key};
 
 #[derive(Parser)]
@@ -41,57 +39,31 @@ use futex_tui::app::{Action, App, Key};
                   n replay step, ? help"
 )]
 struct Cli {
-    /// Demo: threads contending on the heat-graded locks (1 to 256).
-    #[arg(long, default_value_t = 4, value_parser = futex_trace::args::threads)]
-    threads: usize,
-    /// Demo: heat ratio between consecutive locks, in (0, 1].
-    #[arg(long, default_value_t = 0.5, value_parser = futex_trace::args::skew)]
-    skew: f64,
-    /// Trace a running process through eBPF (needs root).
-    #[arg(short, long, value_name = "PID", conflicts_with = "replay")]
-    pid: Option<u32>,
+    #[command(flatten)]
+    trace: TraceArgs,
     /// Play a recording made by `futex-trace record`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pids", "comm", "command", "demo"])]
     replay: Option<PathBuf>,
     /// Replay speed (1 = as recorded; 0.0625 to 64).
-    #[arg(long, default_value_t = 1.0, requires = "replay", value_parser = futex_trace::args::speed)]
+    #[arg(long, default_value_t = 1.0, requires = "replay", value_parser = parse::speed)]
     speed: f64,
-    /// eBPF: capture no stacks (cheapest; no stack column or stack flamegraphs).
-    #[arg(long)]
-    no_stacks: bool,
-    /// eBPF: how user stacks are taken: `dwarf` copies each sampled stack's top and unwinds it from CFI
-    /// (whole stacks through glibc and code without frame pointers); `fp` walks frame pointers in the
-    /// kernel (cheaper, cut at the first function without one).
-    #[arg(long, value_enum, default_value = "dwarf")]
-    unwind: futex_trace::args::UnwindArg,
-    /// A wait whose stack has a frame matching REGEX is idle (waiting for work), not contention: it
-    /// leaves the locks table. Built in: condvar, join and semaphore waits are idle.
-    #[arg(long, value_name = "REGEX", value_parser = futex_trace::args::regex)]
-    idle_frame: Option<regex::Regex>,
-    /// eBPF: trace futex-core's own probes (USDT) of a program that links futex-core: its real buckets.
-    #[arg(long)]
-    usdt: bool,
     /// eBPF: what-if for the kernel's buckets: `b` also shows the traced process's private futex words
     /// in a kernel hash of N slots (a power of two), as prctl(PR_FUTEX_HASH_SET_SLOTS, N) would give.
-    #[arg(long, value_name = "N", value_parser = futex_trace::args::slots)]
+    #[arg(long, value_name = "N", value_parser = parse::slots)]
     slots: Option<u32>,
     /// Latencies from this long are shown yellow (worth a look; below: green).
-    #[arg(long, value_name = "DURATION", default_value = "100us", value_parser = futex_trace::args::duration)]
+    #[arg(long, value_name = "DURATION", default_value = "100us", value_parser = parse::duration)]
     warn: Duration,
     /// Latencies from this long are shown red (bad).
-    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = futex_trace::args::duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse::duration)]
     crit: Duration,
-    /// Where `f` writes flamegraphs.
+    /// Where `f` writes flamegraphs (and a started command's output, futex-tui-command.log).
     #[arg(long, default_value = ".", value_name = "DIR")]
     out_dir: PathBuf,
     /// Leave a command started with `--` running when futex-tui quits (by default it is ended: SIGTERM,
     /// then SIGKILL after 2 s).
     #[arg(long, requires = "command")]
     leave_running: bool,
-    /// Start this command and trace it and its children through eBPF (after `--`; needs root). Its
-    /// output goes to futex-tui-command.log in --out-dir; quitting ends it (see --leave-running).
-    #[arg(last = true, value_name = "COMMAND", conflicts_with_all = ["pid", "replay"])]
-    command: Vec<String>,
 }
 
 /// Restores the terminal however the UI ends (return, `?`, panic unwinding through main).
@@ -104,15 +76,13 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    let msg = msg.to_string();
-    if msg == ebpf::NEEDS_PRIVILEGES {
-        eprintln!(
-            "futex-tui: {msg}, or run futex-tui without -p or a command: its built-in demo needs no \
+fn fail(e: Error) -> ExitCode {
+    match e {
+        Error::NeedsPrivileges => eprintln!(
+            "futex-tui: {e}, or run futex-tui without -p or a command: its built-in demo needs no \
              privileges"
-        );
-    } else {
-        eprintln!("futex-tui: {msg}");
+        ),
+        e => eprintln!("futex-tui: {e}"),
     }
     ExitCode::from(2)
 }
@@ -120,39 +90,23 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 /// How long a command started with `--` has to exit after SIGTERM when futex-tui quits.
 const END_GRACE: Duration = Duration::from_secs(2);
 
-/// The source the command line asks for.
-fn source(cli: &Cli) -> Result<Box<dyn Source>, String> {
-    if let Some(path) = &cli.replay {
-        return Ok(Box::new(RecordingSource::open(path, Pace::Recorded)?));
+impl Cli {
+    /// What the command line asks to trace: a recording, live processes, or the demo (the default).
+    fn input(&self) -> Result<Input, Error> {
+        let file = self.replay.clone().map(|f| (f, Pace::Recorded));
+        self.trace.input(file, true)
     }
-    let live = if !cli.command.is_empty() {
-        Some(LiveTarget::Command(cli.command.clone()))
-    } else {
-        cli.pid.map(|p| LiveTarget::Pids(vec![p]))
-    };
-    Ok(match live {
-        Some(target) => Box::new(KernelSource::start(
-            &target,
-            KernelOptions {
-                command_output: CommandOutput::File(cli.out_dir.join("futex-tui-command.log")),
-                end_command: (!cli.leave_running).then_some(END_GRACE),
-                no_stacks: cli.no_stacks,
-                usdt: cli.usdt,
-                unwind: cli
-                    .unwind
-                    .with_bytes(futex_trace::ebpf::DEFAULT_STACK_BYTES),
-                ..KernelOptions::default()
-            },
-        )?),
-        None => Box::new(DemoSource::start(&DemoConfig {
-            threads: cli.threads,
-            skew: cli.skew,
-        })?),
-    })
+
+    /// The source the command line asks for, started.
+    fn source(&self, input: &Input) -> Result<Box<dyn Source>, Error> {
+        let log = CommandOutput::File(self.out_dir.join("futex-tui-command.log"));
+        let end = (!self.leave_running).then_some(END_GRACE);
+        source::open(input, self.trace.kernel_options(log, end))
+    }
 }
 
 /// How the header names the source.
-fn title(cli: &Cli, session: &Session) -> String {
+fn title(cli: &Cli, input: &Input, session: &Session) -> String {
     if let Some(path) = &cli.replay {
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -160,16 +114,18 @@ fn title(cli: &Cli, session: &Session) -> String {
         );
         return format!("replay of {name} ({})", session.meta().source);
     }
-    let what = if cli.usdt {
-        "futex-core probes (USDT)"
-    } else if cli.pid.is_some() || !cli.command.is_empty() {
-        "kernel futexes (eBPF)"
-    } else {
+    let Input::Live(target) = input else {
         return session.title().to_string();
     };
-    match cli.command.is_empty() {
-        true => what.to_string(),
-        false => format!("{what} of `{}`", cli.command.join(" ")),
+    let what = if cli.trace.target.usdt {
+        "futex-core probes (USDT)"
+    } else {
+        "kernel futexes (eBPF)"
+    };
+    match target {
+        LiveTarget::Command(argv) => format!("{what} of `{}`", argv.join(" ")),
+        LiveTarget::Comm(c) => format!("{what} of processes named {c}"),
+        LiveTarget::Pids(_) => what.to_string(),
     }
 }
 
@@ -310,61 +266,51 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // What can be checked before anything starts is checked first, so a wrong pid or a missing file is
     // the message a user sees, whatever else is wrong.
-    if cli.pid.is_some() || !cli.command.is_empty() {
-        let checks = ebpf::check_can_trace().and_then(|_| cli.pid.map_or(Ok(()), ebpf::check_pid));
-        if let Err(e) = checks {
-            return fail(e);
-        }
-    }
-    if let Some(path) = &cli.replay {
-        if let Err(e) = std::fs::File::open(path) {
-            return fail(format!("cannot open {}: {e}", path.display()));
-        }
-    }
+    let input = match cli.input().and_then(|i| i.preflight().map(|()| i)) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
     if cli.crit <= cli.warn {
-        return fail(format!(
+        return fail(Error::Usage(format!(
             "--crit ({}) must be longer than --warn ({}): latencies from --warn are yellow, from --crit red",
             futex_tui::ui::ns(cli.crit.as_nanos() as u64),
             futex_tui::ui::ns(cli.warn.as_nanos() as u64)
-        ));
+        )));
     }
     if !std::io::stdout().is_terminal() {
-        return fail(
+        return fail(Error::Usage(
             "needs a terminal (standard output is not one); for a report without a terminal, \
-             run `futex-trace report --demo` (or `futex-trace report -p PID`)",
-        );
+             run `futex-trace report --demo` (or `futex-trace report -p PID`)"
+                .into(),
+        ));
     }
     // Everything that can fail is checked, and the source started, before the terminal is taken over.
     let control = Arc::new(Control::default());
     if cli.replay.is_some() {
         control.set_speed(cli.speed);
     }
-    let session = match source(&cli).and_then(|s| {
-        let opts = SessionOptions {
-            duration: None,
-            control: control.clone(),
-            idle_frame: cli.idle_frame.clone(),
-            ..SessionOptions::default()
-        };
-        Session::start(s, opts, vec![]).map_err(String::from)
-    }) {
+    let session = match cli
+        .source(&input)
+        .and_then(|s| Session::start(s, cli.trace.session_options(None, &control), vec![]))
+    {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
     let pid = session.meta().pids.first().copied().unwrap_or(0);
     let mut app = App::new(
-        title(&cli, &session),
+        title(&cli, &input, &session),
         pid,
         session.snapshot(),
         session.labels().clone(),
     );
     app.speed = cli.replay.as_ref().map(|_| control.speed());
+    app.rules = session.rules().clone();
     app.what_if_slots = cli.slots;
     app.thresholds = futex_tui::app::Thresholds {
         warn_ns: cli.warn.as_nanos() as u64,
         crit_ns: cli.crit.as_nanos() as u64,
     };
-    if !cli.command.is_empty() {
+    if !cli.trace.target.command.is_empty() {
         app.message = Some(format!(
             "the command's output goes to {}",
             cli.out_dir.join("futex-tui-command.log").display()

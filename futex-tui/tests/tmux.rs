@@ -210,8 +210,9 @@ fn demo_in_tmux_shows_contention_writes_a_flamegraph_and_quits_cleanly() {
         .contains(" Help ")));
     d.keys("Escape");
     // Resized while running, it fills the new size at once: 200×60 gains the activity panel and the
-    // selected lock's detail; back at 80×24 the footer is on the last row again.
-    for (w, h, want) in [(200, 60, "Selected lock"), (80, 24, "slept/s")] {
+    // selected row's detail (a site's, or a word's before the sites are known); back at 80×24 the
+    // footer is on the last row again.
+    for (w, h, want) in [(200, 60, "┌ Selected "), (80, 24, "slept/s")] {
         d.tmux(&[
             "resize-window",
             "-t",
@@ -281,14 +282,25 @@ fn a_traced_pid_in_tmux_shows_its_lock_and_stacks() {
     let mut screen = String::new();
     let shown = until(Duration::from_secs(20), || {
         screen = d.screen();
-        // A lock row (an address) and the buckets of the process's own kernel futex hash.
+        // A site row (where the workload's threads wait, classed) and the buckets of the process's own
+        // kernel futex hash.
         screen.contains(&format!("pid {pid}"))
             && screen.contains(&format!("pid {pid}'s kernel futex hash"))
             && screen
                 .lines()
-                .any(|l| l.contains("│0x") && l.contains("kernel"))
+                .any(|l| l.contains("│futex-workload: futex_workload::") && l.contains("hand-off"))
     });
-    assert!(shown, "the traced workload's lock never showed:\n{screen}");
+    assert!(
+        shown,
+        "the traced workload's wait site never showed:\n{screen}"
+    );
+    // v: the words beneath, the ping-pong's word among them.
+    d.keys("v");
+    let shown = until(Duration::from_secs(10), || {
+        screen = d.screen();
+        screen.contains("PINGPONG_TURN") || screen.lines().any(|l| l.contains("│0x"))
+    });
+    assert!(shown, "v did not show the words:\n{screen}");
     // b: futex-core's hash of the same addresses, labelled a what-if.
     d.keys("b");
     let shown = until(Duration::from_secs(10), || {

@@ -682,6 +682,57 @@ fn pingpong(secs: f64) {
 
 /// futex-trace's demo (futex-core Mutexes, a Condvar broadcast, colliding locks) for `secs`, then
 /// futex-core's own statistics of its default table, per queue, as JSON: what a USDT trace must equal.
+/// `--shared N`: a parent and the child it forks hand a turn back and forth N times through one word of
+/// a MAP_SHARED mapping, with shared (not private) futex calls: the parent waits while the word is 0 and
+/// the child while it is 1. Each side waits, then flips the word and wakes the other, so both wait and
+/// wake about N times. Prints `{"pid", "child", "addr", "turns"}` (the mapping is inherited: the word
+/// has the same address in both). The child stays a second after its turns.
+fn shared_pingpong(turns: u32) {
+    // SAFETY: an anonymous shared mapping of one page, checked below; it outlives both processes' use.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(page != libc::MAP_FAILED, "mmap a shared page");
+    // SAFETY: the page is mapped, zeroed, aligned and lives for the whole program.
+    let word: &AtomicU32 = unsafe { &*(page as *const AtomicU32) };
+    let turn = |mine: u32| {
+        for _ in 0..turns {
+            while word.load(Ordering::Acquire) != mine {
+                futex_op(word, libc::FUTEX_WAIT, 1 - mine, None, 0, None, 0);
+            }
+            word.store(1 - mine, Ordering::Release);
+            futex_op(word, libc::FUTEX_WAKE, 1, None, 0, None, 0);
+        }
+    };
+    // SAFETY: fork in a single-threaded program; the child only runs `turn` and exits.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork");
+    if child == 0 {
+        turn(1);
+        // Stay a second: a tracer reads a process's maps (where the shared word lies) once it sees it,
+        // and a process gone by then cannot be read.
+        std::thread::sleep(Duration::from_secs(1));
+        // SAFETY: _exit ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    turn(0);
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    println!(
+        "{{\"pid\": {}, \"child\": {child}, \"addr\": \"{:#x}\", \"turns\": {turns}}}",
+        std::process::id(),
+        page as u64
+    );
+}
+
 fn futex_core_demo(secs: f64) {
     let demo = futex_trace::demo::Demo::start(&futex_trace::demo::DemoConfig::default());
     std::thread::sleep(Duration::from_secs_f64(secs));
@@ -691,11 +742,11 @@ fn futex_core_demo(secs: f64) {
         .iter()
         .map(|q| {
             serde_json::json!({
-                "bucket": q.index, "waits": q.waits, "mismatches": q.mismatches,
-                "timeouts": q.timeouts, "wakes": q.wakes, "woken": q.woken,
-                "requeues": q.requeues, "requeued_in": q.requeued_in,
-                "requeued_out": q.requeued_out, "collisions": q.collisions,
-                "lock_contended": q.lock_contended, "lock_wait_ns": q.lock_wait_ns,
+                "bucket": q.index, "waits": q.counters.waits, "mismatches": q.counters.mismatches,
+                "timeouts": q.counters.timeouts, "wakes": q.counters.wakes, "woken": q.counters.woken,
+                "requeues": q.counters.requeues, "requeued_in": q.counters.requeued_in,
+                "requeued_out": q.counters.requeued_out, "collisions": q.counters.collisions,
+                "lock_contended": q.counters.lock_contended, "lock_wait_ns": q.counters.lock_wait_ns,
             })
         })
         .collect();
@@ -850,6 +901,11 @@ struct Mode {
     /// shared futex (MAP_SHARED, no private flag). See --slots and --resize-to.
     #[arg(long, value_name = "WORDS", value_parser = clap::value_parser!(u16).range(2..=256))]
     kernel_hash: Option<u16>,
+    /// N turns handed between two processes (this one and a child it forks) through one futex word
+    /// in shared memory (MAP_SHARED, no private flag); prints the word's address in each and the
+    /// counts each side made.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    shared: Option<u32>,
 }
 
 fn main() {
@@ -888,6 +944,8 @@ fn main() {
         condvar_queue(secs)
     } else if let Some(n) = m.kernel_hash {
         kernel_hash::run(n.into(), cli.slots, cli.resize_to)
+    } else if let Some(n) = m.shared {
+        shared_pingpong(n)
     } else {
         exact()
     }

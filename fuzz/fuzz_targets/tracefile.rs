@@ -5,5 +5,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut n = 0u64;
-    let _ = futex_trace::tracefile::read(data, |_| n += 1);
+    let _ = futex_trace::recording::read(data, |_| n += 1);
 });

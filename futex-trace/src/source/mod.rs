@@ -1,93 +1,90 @@
-//! Sources: where a session's events come from. Each produces the one [`Event`] type; the
-//! [`crate::session::Session`] folds them.
+//! Sources: where a session's events come from. Each produces the one [`crate::event::Event`] type and
+//! implements [`crate::trace::Source`]; the [`crate::session::Session`] folds them.
 //!
 //! - [`ObserverSource`]: futex-core's in-process observer (no root); [`DemoSource`] runs the built-in
-//!   demo workload under it;
-//! - [`KernelSource`]: any process's kernel futexes through eBPF, or futex-core's USDT probes (root);
+//!   [`crate::demo`] workload under it;
+//! - [`KernelSource`]: live processes through eBPF — by pid, by name, or a command started here — their
+//!   kernel futexes, or futex-core's USDT probes in them (root);
 //! - [`RecordingSource`]: a recording, as fast as it reads or paced as recorded (pause, speed, step).
+//!
+//! [`open`] is the one place a source is chosen from what the user asked for ([`Input`]).
 
-mod kernel;
+mod live;
 mod observer;
-mod recording;
+mod replay;
 
-use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-pub use kernel::{CommandOutput, KernelOptions, KernelSource, LiveTarget, BUCKETS};
+pub use live::{CommandOutput, KernelOptions, KernelSource, LiveTarget, BUCKETS};
 pub use observer::{DemoSource, ObserverSource};
-pub use recording::{Pace, RecordingSource};
+pub use replay::{Pace, RecordingSource};
 
-use crate::ebpf::{StackMap, TraceError};
-use crate::event::Event;
-use crate::session::{Control, Health, SourceEnd, StopReason, TraceMeta};
-use crate::stacks::StackTable;
+use crate::trace::Source;
+use crate::Result;
 
-/// What a poll found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Poll {
-    /// Go on polling.
-    More,
-    /// The source has nothing more (the traced processes exited, the recording ended).
-    Ended(StopReason),
+/// What to trace: the demo, live processes, or a recording.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// The built-in demo workload, in this process.
+    Demo(crate::demo::DemoConfig),
+    /// Live processes through eBPF.
+    Live(LiveTarget),
+    /// A recording, read at this pace.
+    File(PathBuf, Pace),
 }
 
-/// Where the stacks of a source's events come from.
-pub enum StackSource {
-    /// Its events carry no stacks (the observer).
-    None,
-    /// Stack ids resolved and symbolized while the session runs: the kernel's stack map (`--unwind
-    /// fp`), stacks unwound from copies (`--unwind dwarf`), or the observer's frame-pointer walks.
-    Live(StackMap),
-    /// A recording's table, complete.
-    Recorded(StackTable),
+impl Input {
+    /// How messages name what is traced: "the demo", "pid 12", "`./server`"; `None` for a recording
+    /// (it names itself).
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Input::Demo(_) => Some("the demo".into()),
+            Input::Live(t) => Some(t.describe()),
+            Input::File(..) => None,
+        }
+    }
+
+    /// How long a live report of this input lasts unless told: a command runs to its end, a recording
+    /// is read to its end, a pid or the demo is traced for `default`.
+    pub fn default_duration(&self, asked: Option<Duration>, default: Duration) -> Option<Duration> {
+        match self {
+            Input::Live(LiveTarget::Command(_)) => asked,
+            Input::File(..) => None,
+            _ => asked.or(Some(default)),
+        }
+    }
 }
 
-/// A source of events for a [`crate::session::Session`]. Everything runs on the session's fold thread.
-pub trait Source: Send {
-    /// What is traced (a recording's header, for a recording).
-    fn meta(&self) -> TraceMeta;
-    /// How the session shows its source; by default the meta's `source`.
-    fn title(&self) -> String {
-        self.meta().source
+impl Input {
+    /// Checks what can be checked before anything starts, so that a wrong pid or a missing file is the
+    /// message a user sees whatever else is wrong: privileges, tracefs and the pids of a live trace;
+    /// that a recording can be opened.
+    pub fn preflight(&self) -> Result<()> {
+        match self {
+            Input::Demo(_) => Ok(()),
+            Input::Live(target) => {
+                crate::ebpf::check_can_trace()?;
+                if let LiveTarget::Pids(pids) = target {
+                    for &p in pids {
+                        crate::ebpf::check_pid(p)?;
+                    }
+                }
+                Ok(())
+            }
+            Input::File(path, _) => std::fs::File::open(path)
+                .map(drop)
+                .map_err(|e| crate::Error::io("open", path, e)),
+        }
     }
-    /// Names of futex words the source knows (the demo's locks).
-    fn labels(&self) -> HashMap<u64, String> {
-        HashMap::new()
-    }
-    /// Where stacks come from; asked once, before the first poll.
-    fn stacks(&self) -> StackSource {
-        StackSource::None
-    }
-    /// Waits up to `wait` for events and appends them to `out` (a few thousand at most per call).
-    fn poll(
-        &mut self,
-        control: &Control,
-        out: &mut Vec<Event>,
-        wait: Duration,
-    ) -> Result<Poll, TraceError>;
-    /// Its counters and cost so far.
-    fn health(&self) -> Health {
-        Health::default()
-    }
-    /// A paced recording's position (the session's elapsed time otherwise).
-    fn position(&self) -> Option<Duration> {
-        None
-    }
-    /// Things the user should know that arose since the last call (asked after every poll).
-    fn take_notes(&mut self) -> Vec<String> {
-        Vec::new()
-    }
-    /// Stops (ends a workload, detaches) and appends whatever events are still pending.
-    fn finish(&mut self, out: &mut Vec<Event>) -> SourceEnd;
 }
 
-/// A process is gone when /proc has no entry for it or it is a zombie.
-pub(crate) fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(true),
-    }
+/// Starts the source `input` names: the demo's threads, the eBPF programs (then the command), or the
+/// recording's first pass. Everything a user can get wrong fails here, in one line.
+pub fn open(input: &Input, live: KernelOptions) -> Result<Box<dyn Source>> {
+    Ok(match input {
+        Input::Demo(cfg) => Box::new(DemoSource::start(cfg)?),
+        Input::Live(target) => Box::new(KernelSource::start(target, live)?),
+        Input::File(path, pace) => Box::new(RecordingSource::open(path, *pace)?),
+    })
 }

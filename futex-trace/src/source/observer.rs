@@ -6,19 +6,19 @@ use std::time::Duration;
 use futex_core::{SubscribeError, Subscription};
 
 use crate::demo::{Demo, DemoConfig};
-use crate::ebpf::TraceError;
 use crate::event::{Event, EventKind};
 use crate::model::BucketOrigin;
-use crate::session::{Control, Health, SourceEnd, TraceMeta};
-use crate::source::{Poll, Source, StackSource};
-use crate::unwind::{StackInterner, Unwound};
+use crate::stacks::{StackInterner, Unwound};
+use crate::trace::{Control, Health, SourceEnd, TraceMeta};
+use crate::trace::{Poll, Source, StackSource};
+use crate::Error;
 
 /// futex-core's observer on the process-wide default table of this process.
 pub struct ObserverSource {
     sub: Subscription<'static>,
     pid: u32,
     dropped_reported: u64,
-    buf: Vec<futex_core::Event>,
+    buf: Vec<futex_core::QueueEvent>,
     stacks: Vec<futex_core::frames::Stack>,
     /// The observer's stack ids (per subscription) → interned ids.
     stack_ids: HashMap<u32, u32>,
@@ -107,10 +107,10 @@ impl Source for ObserverSource {
 
     /// The waiting threads' stacks (frame-pointer walks in futex-core), interned here.
     fn stacks(&self) -> StackSource {
-        StackSource::Live(crate::ebpf::StackMap::Unwound(self.interner.stacks.clone()))
+        StackSource::Live(std::sync::Arc::new(self.interner.stacks.clone()))
     }
 
-    fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> Result<Poll, TraceError> {
+    fn poll(&mut self, _: &Control, out: &mut Vec<Event>, _: Duration) -> crate::Result<Poll> {
         // The observer cannot wake us: drain it at its own period.
         std::thread::sleep(PERIOD);
         self.drain(out);
@@ -143,9 +143,9 @@ pub struct DemoSource {
 
 impl DemoSource {
     /// Subscribes to the observer, then starts the demo's threads.
-    pub fn start(cfg: &DemoConfig) -> Result<DemoSource, TraceError> {
+    pub fn start(cfg: &DemoConfig) -> crate::Result<DemoSource> {
         let mut observer = ObserverSource::new(1 << 20)
-            .map_err(|e| TraceError(format!("cannot observe futex-core: {e}")))?;
+            .map_err(|e| Error::Thread(format!("cannot observe futex-core: {e}")))?;
         observer.meta.source = "demo (futex-core observer)".into();
         let demo = Demo::start(cfg);
         Ok(DemoSource {
@@ -169,7 +169,7 @@ impl Source for DemoSource {
         self.observer.stacks()
     }
 
-    fn poll(&mut self, c: &Control, out: &mut Vec<Event>, w: Duration) -> Result<Poll, TraceError> {
+    fn poll(&mut self, c: &Control, out: &mut Vec<Event>, w: Duration) -> crate::Result<Poll> {
         self.observer.poll(c, out, w)
     }
 

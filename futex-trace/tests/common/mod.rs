@@ -1,4 +1,5 @@
-//! What the root-only test files share.
+//! What the test files share: the binary, its JSON report of a recording, the workload, and the
+//! privilege check of root-only tests (`require_privileges!()`, which names the test itself).
 
 #[allow(dead_code, reason = "only the ebpf tests and the bench use bpftrace")]
 pub(crate) mod bpftrace;
@@ -16,6 +17,58 @@ pub(crate) fn succeeded(out: &std::process::Output) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The name of the function it is used in (a test's name).
+#[allow(
+    unused_macros,
+    reason = "not every test file that includes this module is root-only"
+)]
+macro_rules! function_name {
+    () => {{
+        fn f() {}
+        let n = std::any::type_name_of_val(&f);
+        let n = n.strip_suffix("::f").unwrap_or(n);
+        n.rsplit("::").next().unwrap_or(n)
+    }};
+}
+
+/// Returns from the calling test when it cannot run here (not root, or no tracefs), saying why under
+/// the test's own name; under CI=true it fails instead (see [`privileged`]).
+#[allow(
+    unused_macros,
+    reason = "not every test file that includes this module is root-only"
+)]
+macro_rules! require_privileges {
+    () => {
+        if !crate::common::privileged(function_name!()) {
+            return;
+        }
+    };
+}
+
+/// The `futex-trace` binary of this build.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module runs it"
+)]
+pub(crate) fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_futex-trace"))
+}
+
+/// `futex-trace report --json` of a recording.
+#[allow(
+    dead_code,
+    reason = "not every test file that includes this module reads reports"
+)]
+pub(crate) fn report_json(trace: &std::path::Path) -> serde_json::Value {
+    let out = bin()
+        .args(["report", "--json"])
+        .arg(trace)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// True when a root-only test may run (root or CAP_BPF + CAP_PERFMON, and tracefs mounted). Otherwise

@@ -9,15 +9,31 @@ use crate::app::{App, Focus};
 
 use super::{focused, si};
 
+/// A requeue's two ends, told apart however narrow the columns: the destination without the words it
+/// shares with the source (`demo: broadcast condvar` → `…mutex`).
+fn ends(from: &str, to: &str) -> (String, String) {
+    let common = from
+        .split_inclusive(' ')
+        .zip(to.split_inclusive(' '))
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len())
+        .sum::<usize>();
+    if common == 0 || common >= to.len() {
+        return (from.to_string(), to.to_string());
+    }
+    (from.to_string(), format!("…{}", &to[common..]))
+}
+
 pub fn draw_edges(f: &mut Frame, area: Rect, app: &App) {
     // The bucket columns only where the words keep room (numbers are never cut: a column goes first).
     let buckets = area.width >= 60;
     let rows = app.edges().into_iter().map(|((from, to), e)| {
-        let mut cells = vec![Cell::from(app.name(from))];
+        let (from_name, to_name) = ends(&app.name(from), &app.name(to));
+        let mut cells = vec![Cell::from(from_name)];
         if buckets {
             cells.push(Cell::from(e.from_bucket.to_string()));
         }
-        cells.push(Cell::from(app.name(to)));
+        cells.push(Cell::from(to_name));
         if buckets {
             cells.push(Cell::from(e.to_bucket.to_string()));
         }
@@ -31,9 +47,9 @@ pub fn draw_edges(f: &mut Frame, area: Rect, app: &App) {
     let (widths, header) = if buckets {
         (
             vec![
-                Constraint::Min(8),
+                Constraint::Fill(3),
                 Constraint::Length(5),
-                Constraint::Min(8),
+                Constraint::Fill(2),
                 Constraint::Length(5),
                 Constraint::Length(5),
                 Constraint::Length(7),
@@ -43,8 +59,8 @@ pub fn draw_edges(f: &mut Frame, area: Rect, app: &App) {
     } else {
         (
             vec![
-                Constraint::Min(6),
-                Constraint::Min(6),
+                Constraint::Fill(3),
+                Constraint::Fill(2),
                 Constraint::Length(5),
                 Constraint::Length(7),
             ],
@@ -60,4 +76,17 @@ pub fn draw_edges(f: &mut Frame, area: Rect, app: &App) {
         ));
     let mut state = TableState::default().with_selected(Some(app.edge_selected));
     f.render_stateful_widget(table, area, &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_requeues_ends_differ_in_what_is_shown() {
+        assert_eq!(
+            super::ends("demo: broadcast condvar", "demo: broadcast mutex"),
+            ("demo: broadcast condvar".into(), "…mutex".into())
+        );
+        assert_eq!(super::ends("0x10", "0x20"), ("0x10".into(), "0x20".into()));
+        assert_eq!(super::ends("a b", "a b"), ("a b".into(), "a b".into()));
+    }
 }

@@ -12,44 +12,42 @@ use super::{ns, si};
 
 pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.model.totals;
-    let lost = if t.lost_events > 0 {
-        Span::styled(
-            format!("lost {}", si(t.lost_events as f64)),
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        )
-    } else {
-        Span::raw("lost 0")
-    };
-    let line1 = Line::from(vec![
-        Span::styled("futex-tui ", Style::new().bold()),
-        Span::styled(
-            if app.paused { "PAUSED · " } else { "" },
+    // Flags first (a damaged recording, a pause, a replay's speed, lost events), so that a narrow
+    // screen cuts the figures, never the flags.
+    let mut spans = vec![Span::styled("futex-tui ", Style::new().bold())];
+    let alarm = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+    if let Some(w) = &app.warning {
+        spans.push(Span::styled(format!("{w} · "), alarm));
+    }
+    if app.paused {
+        spans.push(Span::styled(
+            "PAUSED · ",
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(match app.speed {
-            Some(x) => format!("replay ×{x} · "),
-            None => String::new(),
-        }),
-        Span::raw(format!(
-            "up {} · {} · pid {} · {} ev/s · ",
-            ns((app.uptime_s * 1e9) as u64),
-            app.source,
-            app.pid,
-            si(app.events_per_sec)
-        )),
-        lost,
-        Span::raw(match &app.tracer_cost {
-            Some(c) => format!(" · {c}"),
-            None => String::new(),
-        }),
-        Span::styled(
-            match &app.warning {
-                Some(w) => format!(" · {w}"),
-                None => String::new(),
-            },
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-        ),
-    ]);
+        ));
+    }
+    if let Some(x) = app.speed {
+        spans.push(Span::raw(format!("replay ×{x} · ")));
+    }
+    if t.lost_events > 0 {
+        spans.push(Span::styled(
+            format!("lost {} · ", si(t.lost_events as f64)),
+            alarm,
+        ));
+    }
+    spans.push(Span::raw(format!(
+        "up {} · {} · pid {} · {} ev/s",
+        ns((app.uptime_s * 1e9) as u64),
+        app.source,
+        app.pid,
+        si(app.events_per_sec)
+    )));
+    if t.lost_events == 0 {
+        spans.push(Span::raw(" · lost 0"));
+    }
+    if let Some(c) = &app.tracer_cost {
+        spans.push(Span::raw(format!(" · {c}")));
+    }
+    let line1 = Line::from(spans);
     // The totals, in units that fit; what does not fit the width is left off whole, from the end.
     let table = match app.kernel_table {
         Some((_, slots)) if app.shows_kernel_buckets() => {

@@ -12,11 +12,15 @@ pub fn draw_help(f: &mut Frame, app: &App) {
     let lines: Vec<Line> = [
         "Keys  q/Esc quit (Esc first closes a popup) · p pause · f flamegraph (SVG)",
         "  j k ↑ ↓ select (or click; the wheel scrolls) · Tab: locks / requeues",
-        "  Enter: the selected lock's detail (or click it again) · s sort locks",
+        "  Enter: the selected site's or word's detail (or click it again) · s sort",
         "  b buckets: the kernel's, the --slots what-if, futex-core's · ? help",
         "  replay: + / - speed, n one second on, p pauses playback",
-        "Top locks: contention per futex word (idle condvar waits apart); now =",
-        "  threads waiting now; bkt = its bucket in the buckets panel.",
+        "  v: wait sites / futex words (sites need stacks: eBPF sources, the demo)",
+        "Where threads wait: each site is a place in the program (the frame above",
+        "  the lock's plumbing), every thread and word there together, classed by",
+        "  behaviour: lock, hand-off (contention); work, sleep (idle); unclassified.",
+        "Top words: contention per futex word; now = threads waiting now; bkt =",
+        "  its bucket in the buckets panel.",
         "Buckets: kernel traces show the process's own kernel futex hash (Linux",
         "  6.17+); otherwise futex-core's queues (demo, --usdt) or its hash of",
         "  the addresses (a what-if). Bar and rate: waits that slept per second;",
@@ -31,7 +35,8 @@ pub fn draw_help(f: &mut Frame, app: &App) {
             ns(app.thresholds.warn_ns),
             ns(app.thresholds.crit_ns)
         ),
-        "  red in the header: lost events · cyan border: the focused panel",
+        "  yellow: contention · dim: idle · magenta: unclassified · red in the",
+        "  header: lost events, a damaged recording · cyan border: focused panel",
     ]
     .into_iter()
     .map(|l| Line::from(l.to_string()))

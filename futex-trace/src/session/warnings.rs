@@ -1,0 +1,133 @@
+//! What a reader of a trace must know, said the same way by every view.
+
+use crate::model::Model;
+use crate::stacks::{StackTable, SHORT_STACKS_HELP};
+use crate::trace::TraceEnd;
+
+/// What a reader of a trace must know: losses, and stacks cut short.
+pub fn trace_warnings(
+    model: &Model,
+    stacks: Option<&StackTable>,
+    end: Option<&TraceEnd>,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    if let Some(end) = end {
+        if end.lost_events > 0 {
+            w.push(format!(
+                "{} events were lost (the ring buffer was full, or a call's return was not seen): \
+                 counts are lower bounds",
+                end.lost_events
+            ));
+        }
+        if end.untraced_calls > 0 {
+            w.push(format!(
+                "{} futex calls were not counted (no room in the kernel's maps for their thread or \
+                 their futex word: more than 65,536 of either)",
+                end.untraced_calls
+            ));
+        }
+        if end.missed_runs > 0 {
+            w.push(format!(
+                "the kernel skipped {} runs of futex-trace's eBPF programs (they would have started \
+                 while another BPF program ran on that CPU, e.g. an interrupt that woke a task during \
+                 one): a traced waiter's wakeup among them lost its waker, wake-to-return time and \
+                 scheduler delay (the counts are whole)",
+                end.missed_runs
+            ));
+        }
+        if end.stack_errors > 0 {
+            w.push(format!(
+                "{} stacks could not be stored (their ring was full: a burst of sampled waits, raise \
+                 --ring-size; with --unwind fp, the kernel's stack map full or a hash collision)",
+                end.stack_errors
+            ));
+        }
+    }
+    if let Some(stacks) = stacks {
+        let weights = || model.stacks.iter().map(|(k, s)| (k, s.wait_ns));
+        let short = stacks.short_stack_share(weights());
+        let cut = stacks.truncated_share(weights());
+        if short > 0.5 {
+            w.push(SHORT_STACKS_HELP.to_string());
+        } else if cut > 0.1 {
+            w.push(format!(
+                "{:.0}% of the sampled waiting time is in stacks cut short (truncated): a frame-pointer \
+                 walk (--unwind fp) that met code without frame pointers (the default, --unwind dwarf, \
+                 unwinds it), or a stack deeper than --stack-bytes (raise it, up to 24576)",
+                cut * 100.0
+            ));
+        }
+        w.extend(replaced_binaries(stacks));
+    }
+    w
+}
+
+/// Files replaced on disk since a process mapped them (a package upgrade), whose frames have no names
+/// because the running copy could not be read: said plainly, with what would have read it.
+fn replaced_binaries(stacks: &StackTable) -> Vec<String> {
+    let mut said = std::collections::BTreeSet::new();
+    if !(stacks.processes.values()).any(|p| p.maps.iter().any(|m| m.deleted)) {
+        return Vec::new();
+    }
+    for (&(pid, _), ips) in &stacks.stacks {
+        for &ip in ips {
+            let Some(m) = stacks.mapping_of(pid, ip) else {
+                continue;
+            };
+            if m.deleted
+                && !stacks.symbols.contains_key(&(pid, ip))
+                && crate::stacks::mapped_file(pid, m).is_none()
+            {
+                said.insert((m.path.clone(), pid));
+            }
+        }
+    }
+    (said.into_iter())
+        .map(|(path, pid)| {
+            format!(
+                "{path} was replaced on disk after pid {pid} mapped it, and the running copy could \
+                 not be read (the process has ended, or /proc/{pid}/map_files needs root): its frames \
+                 are unnamed rather than named from the new file"
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stacks::{Mapping, ProcessInfo, StackTable};
+
+    #[test]
+    fn a_replaced_binary_whose_copy_cannot_be_read_is_said_and_a_named_one_is_not() {
+        // A pid no process has, a file no longer there: nothing can read the mapped copy.
+        let pid = 0x7fff_fff0;
+        let mut t = StackTable::default();
+        t.processes.insert(
+            pid,
+            ProcessInfo {
+                comm: "app".into(),
+                maps: vec![Mapping {
+                    start: 0x1000,
+                    end: 0x2000,
+                    offset: 0,
+                    path: "/nonexistent/app".into(),
+                    exec: true,
+                    dev: "08:01".into(),
+                    inode: 7,
+                    deleted: true,
+                }],
+                cgroup: String::new(),
+            },
+        );
+        t.stacks.insert((pid, 1), vec![0x1100]);
+        let w = super::replaced_binaries(&t);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("/nonexistent/app was replaced on disk"),
+            "{w:?}"
+        );
+        // Named while it ran (through map_files): nothing to say.
+        t.symbols.insert((pid, 0x1100), vec!["main".into()]);
+        assert!(super::replaced_binaries(&t).is_empty());
+    }
+}
