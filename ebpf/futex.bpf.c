@@ -172,6 +172,15 @@ struct {
     __type(value, struct ustack_scratch);
 } ustack_scratch SEC(".maps");
 
+// Processes whose stacks need more than CFG_STACK_PAGES (tgid → pages, at most FT_USTACK_PAGES): written
+// by userspace when their stacks end at the end of their copy (a deep stack: V8's, a JVM's).
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, u32);
+    __type(value, u32);
+} stack_pages SEC(".maps");
+
 struct ft_ustack ft_ustack_btf __attribute__((unused));
 
 // The user registers of the current task (x86-64 names), read through its BTF pointer.
@@ -211,6 +220,9 @@ static __always_inline s32 copy_stack(void)
     if (bpf_probe_read_user(s->rec.data, first, (void *)sp) == 0) {
         len = first;
         u64 pages = cfg(CFG_STACK_PAGES);
+        u32 *own = bpf_map_lookup_elem(&stack_pages, &s->rec.head.pid);
+        if (own && *own > pages)
+            pages = *own;
 #pragma unroll
         for (int i = 0; i < FT_USTACK_PAGES; i++) {
             // Hidden from clang, which would otherwise prove the bound below and drop it, leaving the

@@ -65,7 +65,7 @@
                            // map); 1: the top of the user stack is copied with the registers
                            // (`struct ft_ustack` on the `ustacks` ring) and unwound in userspace from CFI
 #define CFG_STACK_PAGES 6  // CFG_UNWIND: whole pages copied above the page the stack pointer is in
-                           // (at most FT_USTACK_PAGES)
+                           // (at most FT_USTACK_PAGES); a process in the `stack_pages` map gets its own
 #define CFG_NCONFIG 8
 
 // The largest CFG_STACK_RATE (the sampling draws 32 random bits): about 4.3 s.
@@ -75,8 +75,8 @@
 // The most whole pages of user stack one `ft_ustack` carries above the stack pointer's own page, and
 // the size of its data: that partial page and these pages.
 // rust: usize
-#define FT_USTACK_PAGES 5
-#define FT_USTACK_BYTES 24576
+#define FT_USTACK_PAGES 6
+#define FT_USTACK_BYTES 28672
 // Bits of `ft_ustack.id` that number the stacks of one CPU (the CPU is in the bits above).
 // rust: u32
 #define FT_USTACK_SEQ_BITS 20

@@ -197,7 +197,7 @@ mirror! {
 
 mirror! {
     /// A whole `ustacks` record (`struct ft_ustack`); records on the ring end after `head.len` bytes.
-    pub struct RawUstack = C "ft_ustack", size 24616 {
+    pub struct RawUstack = C "ft_ustack", size 28712 {
         pub head @ 0: RawUstackHead,
         pub data @ 40: [u8; FT_USTACK_BYTES],
     }

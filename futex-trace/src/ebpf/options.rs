@@ -42,9 +42,11 @@ pub struct StackOptions {
     /// pointers: cheaper per stack, but a stack stops at the first function built without them.
     #[arg(long, value_enum, default_value = "dwarf", conflicts_with = "demo")]
     pub unwind: Unwind,
-    /// With --unwind dwarf: bytes of stack copied per stack, from the stack pointer up (4096 to 24576,
+    /// With --unwind dwarf: bytes of stack copied per stack, from the stack pointer up (4096 to 28672,
     /// in pages: the rest of the stack pointer's page, then whole pages, at most BYTES rounded up to a
-    /// page in all). A stack deeper than the copy is cut there (reported as truncated).
+    /// page in all), where copies start: a process whose stacks are seen to go on above their copies
+    /// (V8's, a JVM's) gets the largest from then on. A stack deeper than its copy is cut there
+    /// (reported as truncated).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_STACK_BYTES, conflicts_with = "demo",
           value_parser = stack_bytes)]
     pub stack_bytes: usize,

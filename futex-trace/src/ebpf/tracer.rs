@@ -209,6 +209,8 @@ pub struct KernelTracer {
     stacks: Arc<dyn StackLookup>,
     /// `--unwind dwarf`: the ring of stack copies, and their unwinder.
     ustacks: Option<(RingBuf<MapData>, StackUnwinder)>,
+    /// `--unwind dwarf`: the processes whose copies are larger than --stack-bytes (their stacks are).
+    stack_pages: Option<BpfHashMap<MapData, u32, u32>>,
     counters: PerCpuArray<MapData, u64>,
     aggs: BpfHashMap<MapData, RawAggKey, RawAgg>,
     inflight: BpfHashMap<MapData, u32, RawInflight>,
@@ -346,8 +348,13 @@ impl KernelTracer {
         if let Some(bin) = &target.usdt {
             attach_usdt(&mut bpf, bin)?;
         }
+        let stack_pages = match ustacks {
+            Some(_) => Some(take(&mut bpf, "stack_pages")?),
+            None => None,
+        };
         let mut tracer = KernelTracer {
             targets: take(&mut bpf, "targets")?,
+            stack_pages,
             stacks,
             ustacks,
             counters: take(&mut bpf, "counters")?,
@@ -640,6 +647,13 @@ impl KernelTracer {
                 };
                 unwinder.add_copy(&item);
             }
+            // A process whose stacks go on above their copies gets the largest copy from now on.
+            if let Some(pages) = &mut self.stack_pages {
+                for pid in unwinder.deeper() {
+                    // A full map only keeps the copies at --stack-bytes: nothing to say.
+                    let _ = pages.insert(pid, FT_USTACK_PAGES as u32, 0);
+                }
+            }
             for r in &mut raw {
                 for id in [&mut r.stack_id, &mut r.waker_stack_id] {
                     *id = unwinder.translate(*id).map_or(-1, |i| i as i32);
@@ -653,6 +667,9 @@ impl KernelTracer {
                     self.last.threads.retain(|_, (pid, _)| *pid != e.pid);
                     if let Some((_, u)) = &mut self.ustacks {
                         u.forget(e.pid);
+                    }
+                    if let Some(pages) = &mut self.stack_pages {
+                        let _ = pages.remove(&e.pid);
                     }
                 }
                 if r.kind == abi::FT_SAMPLE {

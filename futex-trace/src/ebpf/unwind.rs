@@ -11,7 +11,7 @@
 //! stack as it does with the kernel's stack map; events name the copies by the copy's id, translated
 //! here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +60,10 @@ pub struct StackUnwinder {
     generation_start: Instant,
     /// Forked processes' parents: child → parent.
     parents: HashMap<u32, u32>,
+    /// Processes a stack of which ended at the end of its copy, before its thread's first frame: their
+    /// copies should be larger (see [`StackUnwinder::deeper`]); and those already told.
+    deeper: Vec<u32>,
+    told_deeper: HashSet<u32>,
 }
 
 /// How long a copy's id is remembered: at least this, at most twice it.
@@ -75,6 +79,8 @@ impl Default for StackUnwinder {
             copies: [HashMap::new(), HashMap::new()],
             generation_start: Instant::now(),
             parents: HashMap::new(),
+            deeper: Vec::new(),
+            told_deeper: HashSet::new(),
         }
     }
 }
@@ -109,6 +115,13 @@ impl StackUnwinder {
     /// A process ended: its unwinder goes (its stacks stay).
     pub fn forget(&mut self, pid: u32) {
         self.processes.remove(&pid);
+        self.told_deeper.remove(&pid);
+    }
+
+    /// The processes found since the last call whose stacks are deeper than their copies, each once
+    /// while it lives: their copies should be the largest.
+    pub fn deeper(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.deeper)
     }
 
     /// `parent` forked `child`: until the child's own maps can be read, it has its parent's (a fork
@@ -129,13 +142,19 @@ impl StackUnwinder {
             if !self.refresh(pid, at) {
                 break;
             }
-            let (stack, outside) = walk(&self.processes[&pid], &mut self.cache, ip, sp, bp, data);
-            match outside {
-                Some(addr) => {
+            let (stack, end) = walk(&self.processes[&pid], &mut self.cache, ip, sp, bp, data);
+            match end {
+                Walked::Outside(addr) => {
                     at = addr;
                     cut = stack;
                 }
-                None => return stack,
+                Walked::CopyEnd => {
+                    if self.told_deeper.insert(pid) {
+                        self.deeper.push(pid);
+                    }
+                    return stack;
+                }
+                Walked::Whole => return stack,
             }
         }
         cut
@@ -190,8 +209,17 @@ impl StackUnwinder {
     }
 }
 
-/// Unwinds with `proc`'s modules; also returns the first frame outside its executable mappings, where
-/// the stack was cut.
+/// How a walk ended.
+enum Walked {
+    /// At the thread's first frame (or an unwinding error).
+    Whole,
+    /// At a frame outside the process's executable mappings (where it was cut).
+    Outside(u64),
+    /// At the end of the copy: a frame's caller lay above what was copied.
+    CopyEnd,
+}
+
+/// Unwinds with `proc`'s modules, and says how the walk ended.
 fn walk(
     proc: &Process,
     cache: &mut CacheX86_64,
@@ -199,10 +227,15 @@ fn walk(
     sp: u64,
     bp: u64,
     data: &[u8],
-) -> (Unwound, Option<u64>) {
+) -> (Unwound, Walked) {
     let mut out = Unwound::default();
+    let mut ran_out = false;
     let mut read_stack = |addr: u64| -> Result<u64, ()> {
         let off = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
+        // Just above the copy (as far as a frame reaches): the stack goes on there.
+        if off >= data.len() && off < data.len() + 4096 {
+            ran_out = true;
+        }
         let b = data.get(off..off + 8).ok_or(())?;
         Ok(u64::from_le_bytes(b.try_into().map_err(|_| ())?))
     };
@@ -221,7 +254,7 @@ fn walk(
                 };
                 if !in_code(&proc.maps, addr) {
                     out.truncated = true;
-                    return (out, Some(addr));
+                    return (out, Walked::Outside(addr));
                 }
                 out.ips.push(addr);
                 if out.ips.len() == MAX_FRAMES {
@@ -236,7 +269,12 @@ fn walk(
             }
         }
     }
-    (out, None)
+    let end = if out.truncated && ran_out {
+        Walked::CopyEnd
+    } else {
+        Walked::Whole
+    };
+    (out, end)
 }
 
 /// Whether `addr` lies in an executable file mapping.
