@@ -249,7 +249,14 @@ fn python_lock_contention_is_contention_and_its_queue_waits_are_idle() {
         "{top}"
     );
     assert_eq!(top["threads"], 8, "{top}");
-    assert_eq!(top["words"].as_array().unwrap().len(), 1, "{top}");
+    // Its hottest word is one Lock, waited on by all 8 tellers. (Without Python frames both Locks'
+    // waits are at one C place: the other Lock, seldom contended, may be a second word here.)
+    let word = &top["words"][0];
+    assert_eq!(word["threads"], 8, "{top}");
+    assert!(
+        word["wait_ns"].as_f64().unwrap() >= 0.9 * top["wait_ns"].as_f64().unwrap(),
+        "{top}"
+    );
     reconcile(&trace);
     std::fs::remove_dir_all(dir).ok();
 }
@@ -302,6 +309,29 @@ fn tids_of(said: &Value, role: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The share of a thread group's time waited (folded lines: `process;thread;…`) in stacks that pass
+/// through a frame containing `frame`.
+fn reaching(lines: &[(String, u64)], threads: &str, frame: &str) -> f64 {
+    let of_group = lines
+        .iter()
+        .filter(|(stack, _)| stack.split(';').nth(1) == Some(threads));
+    let all: u64 = of_group.clone().map(|(_, ns)| ns).sum();
+    let reach: u64 = of_group
+        .filter(|(stack, _)| stack.split(';').any(|f| f.contains(frame)))
+        .map(|(_, ns)| ns)
+        .sum();
+    reach as f64 / all.max(1) as f64
+}
+
+/// Removes the perf maps (`/tmp/perf-PID.map`) the runtimes of a report's processes wrote.
+fn remove_perf_maps(r: &Value) {
+    for s in r["sites"].as_array().unwrap() {
+        for pid in s["pids"].as_array().unwrap() {
+            std::fs::remove_file(format!("/tmp/perf-{pid}.map")).ok();
+        }
+    }
+}
+
 /// Java 17: `synchronized` (the monitor's waiters park on per-thread events) and `ReentrantLock`
 /// (`LockSupport.park`, a per-thread condvar) are contention; a pool's workers waiting in
 /// `LinkedBlockingQueue.take` (the same `Unsafe_Park`) are idle; each lock is one site of its 4 threads.
@@ -331,6 +361,8 @@ fn java_monitor_and_reentrantlock_contention_is_contention_and_its_pool_waits_ar
         &[
             &java,
             "-XX:+PreserveFramePointer",
+            "-XX:+UnlockDiagnosticVMOptions",
+            "-XX:+DumpPerfMapAtExit",
             "-cp",
             classes,
             "Bank",
@@ -344,7 +376,25 @@ fn java_monitor_and_reentrantlock_contention_is_contention_and_its_pool_waits_ar
         part.get(thread).copied().unwrap_or(0) as f64 / all[thread] as f64
     };
     let r = report_json(&trace);
+    remove_perf_maps(&r);
     let sites = summary(&r);
+    // Stacks go on through the JIT code by frame pointers and are named from the JVM's perf map:
+    // the lock waits reach the method that takes the lock.
+    let every = folded(&trace, "all");
+    for (threads, method) in [
+        ("teller-N", "Bank.transferFunds"),
+        ("clerk-N", "Bank.appendLedger"),
+    ] {
+        let s = reaching(&every, threads, method);
+        assert!(
+            s >= 0.8,
+            "{threads}: {s:.2} of the waiting time has a stack reaching {method}; the sites: \
+             {sites:#?}"
+        );
+        let site = (r["sites"].as_array().unwrap().iter())
+            .find(|s| s["frames"].to_string().contains(method));
+        assert!(site.is_some(), "no site at {method}: {sites:#?}");
+    }
     for (threads, lock) in [("teller-N", "transferFunds"), ("clerk-N", "appendLedger")] {
         let s = share(&contention, threads);
         assert!(
@@ -413,10 +463,48 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
     let dir = scratch(test);
     let trace = dir.join("atomics.ftr");
     let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/atomics_lock.js");
-    let said = record(&trace, &[&node, program.to_str().unwrap(), "5"]);
+    // V8's perf map, with a copy of the interpreter per function so that interpreted functions are
+    // named too (what the report tells a user to run).
+    let said = record(
+        &trace,
+        &[
+            &node,
+            "--perf-basic-prof",
+            "--interpreted-frames-native-stack",
+            program.to_str().unwrap(),
+            "5",
+        ],
+    );
     let (tellers, consumers) = (tids_of(&said, "teller"), tids_of(&said, "consumer"));
     assert_eq!((tellers.len(), consumers.len()), (4, 2), "{said}");
     let r = report_json(&trace);
+    remove_perf_maps(&r);
+    // The waits reach the JavaScript function that waits: the lock's, and the mailbox's. Where
+    // TurboFan inlined the lock's function into its caller (a fifth to a quarter of the lock's time
+    // here) the code is its caller's, and named so, as perf names it: 80% is not reached on this
+    // program, 70% is asserted.
+    for (tids, function) in [
+        (&tellers, "js::acquireAccountLock (atomics_lock.js:"),
+        (&consumers, "js::waitForJob (atomics_lock.js:"),
+    ] {
+        let (mut reach, mut all) = (0u64, 0u64);
+        for s in r["sites"].as_array().unwrap() {
+            let at = s["frames"].to_string().contains(function);
+            for th in s["by_thread"].as_array().unwrap() {
+                if tids.contains(&th["tid"].as_u64().unwrap()) {
+                    let ns = th["wait_ns"].as_u64().unwrap();
+                    all += ns;
+                    reach += if at { ns } else { 0 };
+                }
+            }
+        }
+        let share = reach as f64 / all.max(1) as f64;
+        assert!(
+            share >= 0.7,
+            "{share:.2} of the waiting time of threads {tids:?} is at {function}: {:#?}",
+            summary(&r)
+        );
+    }
     let (contention, _) = shares_of(&r, &tellers);
     assert!(
         contention >= 0.9,

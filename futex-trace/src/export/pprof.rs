@@ -200,7 +200,7 @@ impl<'a> Builder<'a> {
                 .1
                 .maps
                 .iter()
-                .filter(|m| m.exec)
+                .filter(|m| m.exec && m.is_file())
                 .map(|m| m.start)
                 .min()
             {

@@ -11,7 +11,7 @@ use super::{Seen, Shared};
 use crate::event::{Event, EventKind, OpClass};
 use crate::lock;
 use crate::stacks::StackLookup;
-use crate::stacks::{new_symbolizer, StackTable};
+use crate::stacks::{new_symbolizer, PerfMaps, StackTable};
 use crate::trace::process_gone;
 
 pub(super) enum ResolverMsg {
@@ -43,6 +43,7 @@ impl Resolver {
             .name("futex-stacks".into())
             .spawn(move || {
                 let symbolizer = new_symbolizer();
+                let mut perf_maps = PerfMaps::default();
                 let mut table = StackTable::default();
                 let mut pending: BTreeSet<(u32, u32)> = BTreeSet::new();
                 let mut pending_addrs: Vec<(u32, u64)> = Vec::new();
@@ -97,6 +98,10 @@ impl Resolver {
                         // before the symbols are ready still has them), then their names.
                         *lock(&shared.stacks) = Some(table.clone());
                         table.symbolize_with(&symbolizer);
+                    }
+                    // JIT code is named as its runtime's perf map grows (a JVM may write its map
+                    // only at exit), so each round, not only for new stacks.
+                    if table.name_jit(&mut perf_maps) || new {
                         table.classify(None);
                     }
                     if !pending_addrs.is_empty() {

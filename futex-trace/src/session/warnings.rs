@@ -50,16 +50,80 @@ pub fn trace_warnings(
         if short > 0.5 {
             w.push(SHORT_STACKS_HELP.to_string());
         } else if cut > 0.1 {
+            let into_jit = stacks.cut_in_jit_share(weights());
+            let cause = if into_jit * 2.0 > cut {
+                "a frame-pointer walk through JIT code that keeps no frame pointers (a JVM: start it \
+                 with -XX:+PreserveFramePointer)"
+                    .to_string()
+            } else {
+                "a stack deeper than its copy (a process's copies grow to the largest once its \
+                 stacks are seen to be deeper: its first ones may be cut; --stack-bytes sets where \
+                 they start), or a frame-pointer walk (--unwind fp) through code without frame \
+                 pointers"
+                    .to_string()
+            };
             w.push(format!(
-                "{:.0}% of the sampled waiting time is in stacks cut short (truncated): a frame-pointer \
-                 walk (--unwind fp) that met code without frame pointers (the default, --unwind dwarf, \
-                 unwinds it), or a stack deeper than --stack-bytes (raise it, up to 24576)",
+                "{:.0}% of the sampled waiting time is in stacks cut short (truncated): {cause}",
                 cut * 100.0
             ));
         }
+        w.extend(unnamed_jit(stacks, model));
         w.extend(replaced_binaries(stacks));
     }
     w
+}
+
+/// The code V8 interprets every JavaScript function with (by its name in node's own symbols).
+const V8_INTERPRETER: &str = "Builtins_InterpreterEntryTrampoline";
+
+/// Processes whose waits pass through JIT code that no perf map names, with what would name it, by
+/// runtime (the share is of the sampled waiting time).
+fn unnamed_jit(stacks: &StackTable, model: &Model) -> Vec<String> {
+    let mut by_pid: std::collections::BTreeMap<u32, (u64, u64)> = Default::default();
+    for (key, s) in &model.stacks {
+        let Some(ips) = stacks.stacks.get(key) else {
+            continue;
+        };
+        let e = by_pid.entry(key.0).or_default();
+        e.1 += s.wait_ns;
+        let name = |ip: u64| stacks.symbols.get(&(key.0, ip)).and_then(|n| n.first());
+        let unnamed = ips.iter().any(|&ip| {
+            stacks.mapping_of(key.0, ip).is_some_and(|m| !m.is_file()) && name(ip).is_none()
+        });
+        // V8's interpreter runs every function in one piece of code: the innermost JavaScript frame
+        // is the interpreter's, not the function's, unless V8 gives each function its own copy.
+        let interpreted = (ips.iter().filter_map(|&ip| name(ip)))
+            .find(|n| n.starts_with("js::") || *n == V8_INTERPRETER)
+            .is_some_and(|n| n == V8_INTERPRETER);
+        let unnamed = unnamed || interpreted;
+        if unnamed {
+            e.0 += s.wait_ns;
+        }
+    }
+    (by_pid.into_iter())
+        .filter(|(_, (unnamed, all))| *unnamed * 10 > *all)
+        .map(|(pid, (unnamed, all))| {
+            let maps = || stacks.processes.get(&pid).into_iter().flat_map(|p| &p.maps);
+            let how = if maps().any(|m| m.path.ends_with("/libjvm.so")) {
+                format!(
+                    "a JVM: start it with -XX:+PreserveFramePointer, and run `jcmd {pid} \
+                     Compiler.perfmap` as its user while tracing (or start it with \
+                     -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit)"
+                )
+            } else if maps().any(|m| m.path.ends_with("/node") || m.path.contains("/libnode.so")) {
+                "Node: start it with --perf-basic-prof --interpreted-frames-native-stack"
+                    .to_string()
+            } else {
+                format!("its runtime must write the perf map /tmp/perf-{pid}.map")
+            };
+            format!(
+                "{:.0}% of pid {pid}'s sampled waiting time passes through JIT or interpreted code \
+                 without names (shown as {} or {V8_INTERPRETER}): {how}",
+                unnamed as f64 * 100.0 / all.max(1) as f64,
+                crate::stacks::UNNAMED_JIT
+            )
+        })
+        .collect()
 }
 
 /// Files replaced on disk since a process mapped them (a package upgrade), whose frames have no names

@@ -335,6 +335,11 @@ fn locate(t: &StackTable, model: &Model, key: StackKey) -> Located {
         if !shown.is_empty() && is_thread_entry(n) {
             break;
         }
+        // A program frame's caller in its runtime's own code (an interpreter, which runs every
+        // function in one piece of code) names no place: the caller is further out, if anywhere.
+        if !shown.is_empty() && program.is_some() && is_plumbing(n, frames[i].1) {
+            continue;
+        }
         shown.push(key_name(n));
         // The frame and its caller, then on to the first named caller.
         if (at - i >= 1 && !unnamed(n)) || shown.len() >= 8 {
@@ -360,6 +365,36 @@ fn locate(t: &StackTable, model: &Model, key: StackKey) -> Located {
         depth,
         truncated: t.truncated.contains(&key),
         in_plumbing: program.is_none(),
+    }
+}
+
+/// A program frame without a caller to show (called from an interpreter: the interpreted caller is
+/// unnamed) is the same place as that frame called from compiled code, as a runtime runs a function
+/// interpreted first and compiled later: its draft joins the busiest draft of the same frame.
+fn merge_callerless(
+    drafts: &mut BTreeMap<(String, String, String), Draft>,
+    stack_draft: &mut HashMap<StackKey, (String, String, String)>,
+) {
+    let lone: Vec<(String, String, String)> = (drafts.iter())
+        .filter(|(k, d)| k.2.is_empty() && d.located.as_ref().is_some_and(|l| !l.in_plumbing))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in lone {
+        let into = (drafts.iter())
+            .filter(|(o, _)| o.0 == k.0 && o.1 == k.1 && !o.2.is_empty())
+            .max_by_key(|(o, d)| (d.wait_ns, std::cmp::Reverse((*o).clone())))
+            .map(|(o, _)| o.clone());
+        let Some(into) = into else { continue };
+        let Some(d) = drafts.remove(&k) else { continue };
+        let t = drafts.get_mut(&into).expect("found above");
+        t.waits += d.waits;
+        t.wait_ns += d.wait_ns;
+        t.samples += d.samples;
+        t.truncated_ns += d.truncated_ns;
+        t.stacks.extend(d.stacks);
+        for dk in stack_draft.values_mut().filter(|dk| **dk == k) {
+            *dk = into.clone();
+        }
     }
 }
 
@@ -457,6 +492,7 @@ impl Sites {
                 d.located = Some(l);
             }
         }
+        merge_callerless(&mut drafts, &mut stack_draft);
         // Each thread's time at its site, as the flamegraph draws it (a stack's time by thread).
         for a in model.addresses.values() {
             for (&(k, tid), &ns) in &a.thread_stacks {

@@ -8,6 +8,7 @@
 
 mod classify;
 mod intern;
+mod jit;
 mod names;
 mod plumbing;
 mod symbols;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use classify::{frame_class, stack_class};
 pub use intern::{StackInterner, StackLookup, Unwound, UnwoundStacks};
+pub use jit::{PerfMaps, UNNAMED as UNNAMED_JIT};
 pub use names::{hex, thread_group, Names};
 pub use plumbing::{
     is_observer_frame, is_plumbing, is_plumbing_name, is_release, is_thread_entry, waits_in_acquire,
@@ -49,6 +51,16 @@ pub struct Mapping {
     pub deleted: bool,
 }
 
+impl Mapping {
+    /// A file's mapping; else anonymous code (a runtime's JIT code: see [`jit`]).
+    pub fn is_file(&self) -> bool {
+        self.path.starts_with('/')
+    }
+}
+
+/// The path given to anonymous executable mappings: code a runtime compiled (see [`jit`]).
+pub const ANON: &str = "[anon]";
+
 fn is_false(v: &bool) -> bool {
     !*v
 }
@@ -68,6 +80,9 @@ fn is_zero(v: &u64) -> bool {
 /// map_files needs privileges we do not have): better no name than the new file's wrong one.
 pub fn mapped_file(pid: u32, m: &Mapping) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
+    if !m.is_file() {
+        return None;
+    }
     let same = |meta: &std::fs::Metadata| {
         let dev = meta.dev();
         let (major, minor) = (libc::major(dev), libc::minor(dev));
@@ -88,7 +103,8 @@ pub fn mapped_file(pid: u32, m: &Mapping) -> Option<String> {
     (!m.deleted).then(|| m.path.clone())
 }
 
-/// Parses `/proc/PID/maps` text, keeping mappings of files (code and data).
+/// Parses `/proc/PID/maps` text, keeping mappings of files (code and data) and anonymous code (JIT
+/// code, as [`ANON`]; `[vdso]` and the like are not a program's).
 pub fn parse_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|l| {
@@ -98,8 +114,11 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
             let offset = u64::from_str_radix(it.next()?, 16).ok()?;
             let dev = it.next()?.to_string();
             let inode = it.next()?.parse().ok()?;
-            let path: String = it.collect::<Vec<_>>().join(" ");
-            if !path.starts_with('/') {
+            let mut path: String = it.collect::<Vec<_>>().join(" ");
+            let exec = perms.contains('x');
+            if exec && (path.is_empty() || path.starts_with("[anon")) {
+                path = ANON.to_string();
+            } else if !path.starts_with('/') {
                 return None;
             }
             let (s, e) = range.split_once('-')?;
@@ -108,7 +127,7 @@ pub fn parse_maps(text: &str) -> Vec<Mapping> {
                 end: u64::from_str_radix(e, 16).ok()?,
                 offset,
                 path: path.trim_end_matches(" (deleted)").to_string(),
-                exec: perms.contains('x'),
+                exec,
                 dev,
                 inode,
                 deleted: path.ends_with(" (deleted)"),
@@ -281,6 +300,27 @@ impl StackTable {
         self.stacks.insert(key, ips);
     }
 
+    /// The share (0..=1) of the given stacks, weighted, that were cut short in JIT code (their
+    /// outermost frame is in anonymous code: a walk that went on by frame pointers the code keeps not).
+    pub fn cut_in_jit_share<'a>(&self, weighted: impl Iterator<Item = (&'a StackKey, u64)>) -> f64 {
+        let (mut cut, mut all) = (0u64, 0u64);
+        for (key, w) in weighted {
+            let Some(ips) = self.stacks.get(key) else {
+                continue;
+            };
+            all += w;
+            let outer = ips.last().and_then(|&ip| self.mapping_of(key.0, ip));
+            if self.truncated.contains(key) && outer.is_some_and(|m| !m.is_file()) {
+                cut += w;
+            }
+        }
+        if all == 0 {
+            0.0
+        } else {
+            cut as f64 / all as f64
+        }
+    }
+
     /// The share (0..=1) of the given stacks, weighted, that were cut short.
     pub fn truncated_share<'a>(&self, weighted: impl Iterator<Item = (&'a StackKey, u64)>) -> f64 {
         let (mut cut, mut all) = (0u64, 0u64);
@@ -391,6 +431,12 @@ impl StackTable {
                 .flatten();
             match (names, at) {
                 (Some(names), _) => out.extend(names.iter().map(|n| (n.clone(), at.map(|a| a.0)))),
+                // JIT code no perf map names: one frame for a run of them.
+                (None, Some((ANON, _))) => {
+                    if out.last().is_none_or(|(n, _)| n != jit::UNNAMED) {
+                        out.push((jit::UNNAMED.to_string(), Some(ANON)));
+                    }
+                }
                 (None, Some((path, off))) => {
                     let file = path.rsplit('/').next().unwrap_or(path);
                     out.push((format!("{file}+{off:#x}"), Some(path)));

@@ -43,8 +43,10 @@ const NAMES: &[&str] = &[
     // HotSpot (libjvm is plumbing by its file) and the JDK's own concurrency code.
     r"^(java\.util\.concurrent\.|jdk\.internal\.misc\.Unsafe\.|java\.lang\.Object\.wait|java\.lang\.Thread\.(sleep|join|onSpinWait))",
     r"^(Interpreter|StubRoutines|Stub|call_stub)",
+    // JIT code no perf map named, and the runtimes' own generated code (see `jit`).
+    r"^(\[JIT code\]$|v8:[A-Z]|jit:)",
     // V8, libuv and node's platform threads.
-    r"^(v8::internal::FutexEmulation::|v8::internal::Builtin_Atomics|Builtins_|v8::internal::Execution::|v8::Function::Call|v8::base::|v8::platform::)",
+    r"^(v8::internal::Object v8::internal::FutexEmulation::|v8::internal::FutexEmulation::|v8::internal::Builtin_Atomics|Builtins_|v8::internal::Execution::|v8::Function::Call|v8::base::|v8::platform::)",
     r"^(node::(InternalMakeCallback|AsyncWrap::|worker::MessagePort::|TaskQueue|NodePlatform|PerIsolatePlatformData|\(anonymous namespace\)::PlatformWorkerThread)|uv_|uv__)",
     // MariaDB's lock wrappers and its thread pool's own waits.
     r"^(inline_mysql_|my_cond_|my_mutex_|psi_|tpool::thread_pool_generic::(wait_begin|wait_end))",

@@ -110,6 +110,33 @@ impl StackTable {
     }
 }
 
+impl StackTable {
+    /// Names the frames in JIT code not named yet from their processes' perf maps (see
+    /// [`super::jit`]); whether any got a name.
+    pub fn name_jit(&mut self, perf: &mut super::PerfMaps) -> bool {
+        perf.round();
+        let mut named = Vec::new();
+        for (&(pid, _), ips) in &self.stacks {
+            for &ip in ips {
+                if self.symbols.contains_key(&(pid, ip))
+                    || self.mapping_of(pid, ip).is_none_or(|m| m.is_file())
+                {
+                    continue;
+                }
+                // A return address points after the call: the call is in the code before it.
+                if let Some(name) = perf.name(pid, ip - 1) {
+                    named.push(((pid, ip), name));
+                }
+            }
+        }
+        let any = !named.is_empty();
+        for (key, name) in named {
+            self.symbols.insert(key, vec![name]);
+        }
+        any
+    }
+}
+
 /// A symbolizer. It demangles nothing itself: its demangler reads any name as a C++ type (a C function
 /// `w` came out as `wchar_t`), so names are demangled by [`demangle`], which looks at their scheme.
 pub fn new_symbolizer() -> Symbolizer {
