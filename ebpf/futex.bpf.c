@@ -183,6 +183,65 @@ struct {
 
 struct ft_ustack ft_ustack_btf __attribute__((unused));
 
+// CPython processes: where their interpreter frames are (tgid → struct ft_python), written by userspace.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, u32);
+    __type(value, struct ft_python);
+} pythons SEC(".maps");
+
+struct ft_python ft_python_btf __attribute__((unused));
+
+static __always_inline u64 read_u64(u64 addr)
+{
+    u64 v = 0;
+    if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+        return 0;
+    return v;
+}
+
+// The current thread's interpreter frames, if its process is a CPython one userspace described: its
+// thread state found by native thread id in the main interpreter's list, then the frame chain from the
+// current frame outwards (each frame's code object; the low bit set on a frame its eval loop entered).
+// The frames are read where the thread stopped: a thread waiting for a lock released the GIL but keeps
+// its frames.
+static __always_inline void python_frames(struct ft_ustack_head *h)
+{
+    h->py_len = 0;
+    struct ft_python *py = bpf_map_lookup_elem(&pythons, &h->pid);
+    if (!py)
+        return;
+    u64 interp = read_u64(py->threads);
+    if (!interp)
+        return;
+    u64 ts = read_u64(interp + py->interp_threads);
+    int found = 0;
+    for (int i = 0; i < FT_PY_THREADS && ts; i++) {
+        if ((u32)read_u64(ts + py->tstate_tid) == h->tid) {
+            found = 1;
+            break;
+        }
+        ts = read_u64(ts + py->tstate_next);
+    }
+    if (!found)
+        return;
+    u64 cframe = read_u64(ts + py->tstate_cframe);
+    u64 frame = cframe ? read_u64(cframe + py->cframe_frame) : 0;
+    u32 n = 0;
+    for (int i = 0; i < FT_PY_FRAMES && frame; i++) {
+        u64 code = read_u64(frame + py->frame_code);
+        u8 entry = 0;
+        bpf_probe_read_user(&entry, 1, (void *)(frame + py->frame_is_entry));
+        if (!code)
+            break;
+        h->py[i] = code | (entry ? 1 : 0);
+        n = i + 1;
+        frame = read_u64(frame + py->frame_previous);
+    }
+    h->py_len = n;
+}
+
 // The user registers of the current task (x86-64 names), read through its BTF pointer.
 struct pt_regs {
     unsigned long bp;
@@ -213,6 +272,7 @@ static __always_inline s32 copy_stack(void)
     u32 seq = s->seq++;
     s->rec.head.id = (s32)(((bpf_get_smp_processor_id() << FT_USTACK_SEQ_BITS) |
                             (seq & ((1 << FT_USTACK_SEQ_BITS) - 1))) & 0x7fffffff);
+    python_frames(&s->rec.head);
     // The rest of the stack pointer's page, then whole pages: a page that is not mapped ends the copy
     // there (the top of the thread's stack), never losing what was below it.
     u32 first = PAGE - (sp & (PAGE - 1));

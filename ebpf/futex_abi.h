@@ -77,6 +77,11 @@
 // rust: usize
 #define FT_USTACK_PAGES 6
 #define FT_USTACK_BYTES 28672
+// The most interpreter frames a stack copy carries, and the most thread states searched for the
+// current thread's.
+// rust: usize
+#define FT_PY_FRAMES 32
+#define FT_PY_THREADS 128
 // Bits of `ft_ustack.id` that number the stacks of one CPU (the CPU is in the bits above).
 // rust: u32
 #define FT_USTACK_SEQ_BITS 20
@@ -175,6 +180,25 @@ struct ft_ustack_head {
     ft_u32 tid;
     ft_s32 id;  // (cpu << FT_USTACK_SEQ_BITS) | that CPU's count, never negative
     ft_u32 len; // bytes of data
+    ft_u32 py_len; // a CPython thread's interpreter frames in `py` (0: not one, or none found)
+    ft_u32 pad;
+    ft_u64 py[FT_PY_FRAMES]; // innermost first: each frame's code object, | 1 if it is the first frame
+                             // its evaluation loop entered (`is_entry`: the C stack's eval frame ends there)
+};
+
+// Where a CPython process keeps its threads' interpreter frames (a value of the `pythons` map, tgid →
+// this): written by userspace, which finds `_PyRuntime` in the interpreter's ELF and knows its version's
+// layouts. Offsets are of the version's C structures.
+struct ft_python {
+    ft_u64 threads;          // the address of `_PyRuntime.interpreters.head`
+    ft_u16 interp_threads;   // PyInterpreterState.threads.head
+    ft_u16 tstate_next;      // PyThreadState.next
+    ft_u16 tstate_tid;       // PyThreadState.native_thread_id
+    ft_u16 tstate_cframe;    // PyThreadState.cframe
+    ft_u16 cframe_frame;     // _PyCFrame.current_frame
+    ft_u16 frame_code;       // _PyInterpreterFrame.f_code
+    ft_u16 frame_previous;   // _PyInterpreterFrame.previous
+    ft_u16 frame_is_entry;   // _PyInterpreterFrame.is_entry
 };
 
 struct ft_ustack {

@@ -5,8 +5,8 @@
 use btf_rs::{Btf, Type};
 
 use futex_trace::ebpf::abi::{
-    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, RawUsdtArg,
-    RawUsdtSpec, RawUstack, RawUstackHead,
+    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, RawPython,
+    RawUsdtArg, RawUsdtSpec, RawUstack, RawUstackHead,
 };
 
 fn object_btf() -> Btf {
@@ -151,6 +151,11 @@ fn the_rust_mirror_has_the_layout_of_the_objects_btf() {
             RawUstack::C_NAME,
             RawUstack::FIELDS,
             std::mem::size_of::<RawUstack>(),
+        ),
+        (
+            RawPython::C_NAME,
+            RawPython::FIELDS,
+            std::mem::size_of::<RawPython>(),
         ),
     ] {
         wrong.extend(check(&btf, name, fields, size));

@@ -241,16 +241,37 @@ fn python_lock_contention_is_contention_and_its_queue_waits_are_idle() {
         (0.7..=1.3).contains(&(measured / own)),
         "tellers waited {own:.1} s by their own clock, {measured:.1} s in the contention view"
     );
-    // Each Lock is one site (all the tellers' threads, one word), not a row per thread.
+    // The waits reach the Python function that waits, with its file and line: the interpreter's own
+    // frames, read from its thread states by the eBPF side (Debian's python3.11, no flags).
+    let every = folded(&trace, "all");
+    let tellers = reaching(&every, "teller-N", "py::bank.transfer_funds (bank.py:")
+        + reaching(&every, "teller-N", "py::bank.append_ledger (bank.py:");
+    assert!(
+        tellers >= 0.8,
+        "{tellers:.2} of the tellers' waiting time reaches their Python functions"
+    );
+    let auditors = reaching(&every, "auditor-N", "py::bank.auditor (bank.py:");
+    assert!(
+        auditors >= 0.8,
+        "{auditors:.2} of the auditors' waiting time reaches their Python function"
+    );
+    // Each Lock is one site (all the tellers' threads), not a row per thread, at its Python function.
     let r = report_json(&trace);
     let top = &r["sites"][0];
+    assert!(
+        top["frames"][0]
+            .as_str()
+            .is_some_and(|f| f.starts_with("py::bank.transfer_funds")
+                || f.starts_with("py::bank.append_ledger")),
+        "{top}"
+    );
     assert!(
         top["class"] == "hand_off" || top["class"] == "lock",
         "{top}"
     );
     assert_eq!(top["threads"], 8, "{top}");
-    // Its hottest word is one Lock, waited on by all 8 tellers. (Without Python frames both Locks'
-    // waits are at one C place: the other Lock, seldom contended, may be a second word here.)
+    // Its hottest word is its Lock, waited on by all 8 tellers (the GIL, re-taken after the Lock, may
+    // be another word of the same place).
     let word = &top["words"][0];
     assert_eq!(word["threads"], 8, "{top}");
     assert!(

@@ -182,7 +182,7 @@ mirror! {
 
 mirror! {
     /// The head of a `ustacks` record (`struct ft_ustack_head`): registers and what the copy holds.
-    pub struct RawUstackHead = C "ft_ustack_head", size 40 {
+    pub struct RawUstackHead = C "ft_ustack_head", size 304 {
         pub ip @ 0: u64,
         pub sp @ 8: u64,
         pub bp @ 16: u64,
@@ -192,14 +192,34 @@ mirror! {
         pub id @ 32: i32,
         /// Bytes of stack that follow the head.
         pub len @ 36: u32,
+        /// A CPython thread's interpreter frames in `py`.
+        pub py_len @ 40: u32,
+        pub pad @ 44: u32,
+        /// Innermost first: code objects, | 1 on a frame its eval loop entered.
+        pub py @ 48: [u64; FT_PY_FRAMES],
     }
 }
 
 mirror! {
     /// A whole `ustacks` record (`struct ft_ustack`); records on the ring end after `head.len` bytes.
-    pub struct RawUstack = C "ft_ustack", size 28712 {
+    pub struct RawUstack = C "ft_ustack", size 28976 {
         pub head @ 0: RawUstackHead,
-        pub data @ 40: [u8; FT_USTACK_BYTES],
+        pub data @ 304: [u8; FT_USTACK_BYTES],
+    }
+}
+
+mirror! {
+    /// A value of the `pythons` map (`struct ft_python`): where a CPython process's frames are.
+    pub struct RawPython = C "ft_python", size 24 {
+        pub threads @ 0: u64,
+        pub interp_threads @ 8: u16,
+        pub tstate_next @ 10: u16,
+        pub tstate_tid @ 12: u16,
+        pub tstate_cframe @ 14: u16,
+        pub cframe_frame @ 16: u16,
+        pub frame_code @ 18: u16,
+        pub frame_previous @ 20: u16,
+        pub frame_is_entry @ 22: u16,
     }
 }
 
@@ -212,7 +232,15 @@ macro_rules! pod {
     )*};
 }
 
-pod!(RawAggKey, RawAgg, RawInflight, RawEdgeKey, RawEdge, RawHist);
+pod!(
+    RawAggKey,
+    RawAgg,
+    RawInflight,
+    RawEdgeKey,
+    RawEdge,
+    RawHist,
+    RawPython
+);
 
 impl RawEvent {
     /// Reads a record from the ring buffer's bytes; `None` if it is too short (never expected: the

@@ -13,6 +13,7 @@ pub mod abi;
 pub mod decode;
 mod host;
 mod options;
+mod python;
 mod tracer;
 pub mod unwind;
 pub mod usdt;

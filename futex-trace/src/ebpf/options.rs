@@ -40,6 +40,9 @@ pub struct StackOptions {
     /// --call-graph dwarf` does: whole stacks through glibc and through programs built without frame
     /// pointers (most distribution packages, Rust's release profile). `fp` lets the kernel walk frame
     /// pointers: cheaper per stack, but a stack stops at the first function built without them.
+    /// With dwarf, Java and JavaScript frames are walked by frame pointers and named from the runtime's
+    /// perf map (java -XX:+PreserveFramePointer and `jcmd PID Compiler.perfmap`; node --perf-basic-prof
+    /// --interpreted-frames-native-stack), and CPython 3.11's frames are read from the interpreter.
     #[arg(long, value_enum, default_value = "dwarf", conflicts_with = "demo")]
     pub unwind: Unwind,
     /// With --unwind dwarf: bytes of stack copied per stack, from the stack pointer up (4096 to 28672,

@@ -14,10 +14,10 @@ use aya::programs::TracePoint;
 use aya::Ebpf;
 
 use super::abi::{
-    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, CFG_FOLLOW_FORKS,
-    CFG_NO_STACKS, CFG_ONE_PID, CFG_STACK_PAGES, CFG_STACK_RATE, CFG_UNWIND, CFG_WAKER_EVERY,
-    C_AGG_FULL, C_INFLIGHT_FULL, C_LOST_EVENTS, C_MISSED_EXITS, C_STACK_ERRORS, FT_USTACK_PAGES,
-    LAT_KINDS,
+    self, RawAgg, RawAggKey, RawEdge, RawEdgeKey, RawEvent, RawHist, RawInflight, RawPython,
+    CFG_FOLLOW_FORKS, CFG_NO_STACKS, CFG_ONE_PID, CFG_STACK_PAGES, CFG_STACK_RATE, CFG_UNWIND,
+    CFG_WAKER_EVERY, C_AGG_FULL, C_INFLIGHT_FULL, C_LOST_EVENTS, C_MISSED_EXITS, C_STACK_ERRORS,
+    FT_USTACK_PAGES, LAT_KINDS,
 };
 use super::host::{check_privileges, tracefs};
 use super::unwind::StackUnwinder;
@@ -211,6 +211,8 @@ pub struct KernelTracer {
     ustacks: Option<(RingBuf<MapData>, StackUnwinder)>,
     /// `--unwind dwarf`: the processes whose copies are larger than --stack-bytes (their stacks are).
     stack_pages: Option<BpfHashMap<MapData, u32, u32>>,
+    /// `--unwind dwarf`: the CPython processes whose interpreter frames are copied with their stacks.
+    pythons: Option<BpfHashMap<MapData, u32, RawPython>>,
     counters: PerCpuArray<MapData, u64>,
     aggs: BpfHashMap<MapData, RawAggKey, RawAgg>,
     inflight: BpfHashMap<MapData, u32, RawInflight>,
@@ -348,13 +350,17 @@ impl KernelTracer {
         if let Some(bin) = &target.usdt {
             attach_usdt(&mut bpf, bin)?;
         }
-        let stack_pages = match ustacks {
-            Some(_) => Some(take(&mut bpf, "stack_pages")?),
-            None => None,
+        let (stack_pages, pythons) = match ustacks {
+            Some(_) => (
+                Some(take(&mut bpf, "stack_pages")?),
+                Some(take(&mut bpf, "pythons")?),
+            ),
+            None => (None, None),
         };
         let mut tracer = KernelTracer {
             targets: take(&mut bpf, "targets")?,
             stack_pages,
+            pythons,
             stacks,
             ustacks,
             counters: take(&mut bpf, "counters")?,
@@ -654,6 +660,12 @@ impl KernelTracer {
                     let _ = pages.insert(pid, FT_USTACK_PAGES as u32, 0);
                 }
             }
+            // A CPython process's copies carry its threads' interpreter frames from now on.
+            if let Some(pythons) = &mut self.pythons {
+                for (pid, py) in unwinder.pythons() {
+                    let _ = pythons.insert(pid, py, 0);
+                }
+            }
             for r in &mut raw {
                 for id in [&mut r.stack_id, &mut r.waker_stack_id] {
                     *id = unwinder.translate(*id).map_or(-1, |i| i as i32);
@@ -670,6 +682,9 @@ impl KernelTracer {
                     }
                     if let Some(pages) = &mut self.stack_pages {
                         let _ = pages.remove(&e.pid);
+                    }
+                    if let Some(pythons) = &mut self.pythons {
+                        let _ = pythons.remove(&e.pid);
                     }
                 }
                 if r.kind == abi::FT_SAMPLE {

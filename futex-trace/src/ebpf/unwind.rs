@@ -20,7 +20,7 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 
 use super::abi::{RawUstackHead, FT_USTACK_BYTES};
-use crate::stacks::{parse_maps, Mapping, StackInterner, StackLookup, Unwound};
+use crate::stacks::{parse_maps, Mapping, StackInterner, StackLookup, Unwound, INTERPRETER_FRAME};
 
 /// Most frames kept of one stack (as the kernel's stack map: 127).
 pub const MAX_FRAMES: usize = 127;
@@ -46,6 +46,8 @@ struct Process {
     /// Start addresses of the mappings added to `unwinder`.
     added: Vec<u64>,
     last_read: Option<Instant>,
+    /// A CPython process: what its interpreter frames need.
+    python: Option<super::python::Python>,
 }
 
 /// Unwinds stack copies and interns the stacks.
@@ -64,6 +66,8 @@ pub struct StackUnwinder {
     /// copies should be larger (see [`StackUnwinder::deeper`]); and those already told.
     deeper: Vec<u32>,
     told_deeper: HashSet<u32>,
+    /// CPython processes found since the last call (see [`StackUnwinder::pythons`]).
+    pythons: Vec<(u32, super::abi::RawPython)>,
 }
 
 /// How long a copy's id is remembered: at least this, at most twice it.
@@ -81,6 +85,7 @@ impl Default for StackUnwinder {
             parents: HashMap::new(),
             deeper: Vec::new(),
             told_deeper: HashSet::new(),
+            pythons: Vec::new(),
         }
     }
 }
@@ -91,7 +96,22 @@ impl StackUnwinder {
         let Some((head, data)) = RawUstackHead::from_bytes(record) else {
             return;
         };
-        let stack = self.unwind(head.pid, head.ip, head.sp, head.bp, data);
+        let mut stack = self.unwind(head.pid, head.ip, head.sp, head.bp, data);
+        let py = &head.py[..(head.py_len as usize).min(head.py.len())];
+        let eval = (self.processes.get(&head.pid))
+            .and_then(|p| p.python.as_ref())
+            .map(|p| p.eval.clone());
+        if let (Some(eval), false) = (eval, py.is_empty()) {
+            stack.ips = super::python::splice(&stack.ips, py, &eval);
+            // Each code object named once, now, while its process runs.
+            let names = &self.interner.stacks;
+            for &f in stack.ips.iter().filter(|&&ip| ip & INTERPRETER_FRAME != 0) {
+                if !names.has_name(head.pid, f) {
+                    let name = super::python::code_name(head.pid, f & !INTERPRETER_FRAME);
+                    names.set_name(head.pid, f, name.unwrap_or_else(|| "py::[unknown]".into()));
+                }
+            }
+        }
         let id = self.interner.intern(head.pid, stack);
         if self.generation_start.elapsed() >= COPY_GENERATION {
             self.copies.swap(0, 1);
@@ -122,6 +142,12 @@ impl StackUnwinder {
     /// while it lives: their copies should be the largest.
     pub fn deeper(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.deeper)
+    }
+
+    /// The CPython processes found since the last call, each with what the eBPF side needs to copy its
+    /// threads' interpreter frames.
+    pub fn pythons(&mut self) -> Vec<(u32, super::abi::RawPython)> {
+        std::mem::take(&mut self.pythons)
     }
 
     /// `parent` forked `child`: until the child's own maps can be read, it has its parent's (a fork
@@ -169,6 +195,7 @@ impl StackUnwinder {
             maps: Vec::new(),
             added: Vec::new(),
             last_read: None,
+            python: None,
         });
         let stale =
             !in_code(&p.maps, ip) && p.last_read.is_none_or(|t| t.elapsed() >= REREAD_EVERY);
@@ -188,6 +215,14 @@ impl StackUnwinder {
                 }
             }
             self.interner.stacks.set_maps(pid, &p.maps);
+            // Looked for until found: the first maps read may be of the process before it ran the
+            // interpreter (a command's child before its exec) or before libpython was loaded.
+            if p.python.is_none() {
+                p.python = super::python::detect(pid, &p.maps);
+                if let Some(py) = &p.python {
+                    self.pythons.push((pid, py.raw));
+                }
+            }
             for m in p.maps.iter().filter(|m| m.exec) {
                 if p.added.contains(&m.start) {
                     continue;

@@ -68,6 +68,7 @@ pub fn trace_warnings(
             ));
         }
         w.extend(unnamed_jit(stacks, model));
+        w.extend(python_unnamed(stacks));
         w.extend(replaced_binaries(stacks));
     }
     w
@@ -126,6 +127,36 @@ fn unnamed_jit(stacks: &StackTable, model: &Model) -> Vec<String> {
         .collect()
 }
 
+/// CPython processes whose Python functions no stack names: a version whose frames are not read.
+fn python_unnamed(stacks: &StackTable) -> Vec<String> {
+    let mut out = Vec::new();
+    for (&pid, p) in &stacks.processes {
+        let version = (p.maps.iter()).find_map(|m| {
+            let file = m.path.rsplit('/').next()?;
+            let v = (file
+                .strip_prefix("libpython3.")
+                .or_else(|| file.strip_prefix("python3.")))?;
+            let minor: String = v.chars().take_while(char::is_ascii_digit).collect();
+            minor.parse::<u32>().ok()
+        });
+        let Some(minor) = version else { continue };
+        let named = (stacks.symbols.range((pid, 0)..=(pid, u64::MAX)))
+            .any(|(_, n)| n.iter().any(|n| n.starts_with("py::")));
+        if named || !stacks.stacks.keys().any(|k| k.0 == pid) {
+            continue;
+        }
+        let how = if minor >= 12 {
+            "start it with -X perf (or PYTHONPERFSUPPORT=1): its perf map names them"
+        } else {
+            "futex-trace reads the interpreter frames of CPython 3.11 only"
+        };
+        out.push(format!(
+            "pid {pid} runs Python 3.{minor}, and no stack names its Python functions: {how}"
+        ));
+    }
+    out
+}
+
 /// Files replaced on disk since a process mapped them (a package upgrade), whose frames have no names
 /// because the running copy could not be read: said plainly, with what would have read it.
 fn replaced_binaries(stacks: &StackTable) -> Vec<String> {
@@ -160,6 +191,46 @@ fn replaced_binaries(stacks: &StackTable) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use crate::stacks::{Mapping, ProcessInfo, StackTable};
+
+    #[test]
+    fn a_python_whose_functions_no_stack_names_is_told_what_would() {
+        let mut t = StackTable::default();
+        let map = |path: &str| Mapping {
+            start: 0x1000,
+            end: 0x2000,
+            offset: 0,
+            path: path.into(),
+            exec: true,
+            dev: String::new(),
+            inode: 0,
+            deleted: false,
+        };
+        for (pid, path) in [
+            (1, "/usr/bin/python3.12"),
+            (2, "/usr/lib/libpython3.10.so.1.0"),
+        ] {
+            t.processes.insert(
+                pid,
+                ProcessInfo {
+                    maps: vec![map(path)],
+                    ..Default::default()
+                },
+            );
+            t.stacks.insert((pid, 1), vec![0x1100]);
+        }
+        let w = super::python_unnamed(&t);
+        assert!(
+            w[0].contains("Python 3.12") && w[0].contains("-X perf"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("Python 3.10") && w[1].contains("3.11 only"),
+            "{w:?}"
+        );
+        // Named (a 3.12 with -X perf): nothing to say of it.
+        t.symbols.insert((1, 0x1100), vec!["py::app.handle".into()]);
+        assert_eq!(super::python_unnamed(&t).len(), 1);
+    }
 
     #[test]
     fn a_replaced_binary_whose_copy_cannot_be_read_is_said_and_a_named_one_is_not() {

@@ -17,6 +17,12 @@ pub trait StackLookup: Send + Sync {
     fn maps(&self, _pid: u32) -> Option<Vec<Mapping>> {
         None
     }
+
+    /// The name of a frame the source named itself (an interpreter's: see
+    /// [`super::INTERPRETER_FRAME`]), which no symbol file holds.
+    fn frame_name(&self, _pid: u32, _ip: u64) -> Option<String> {
+        None
+    }
 }
 
 /// A stack of one process, unwound: instruction pointers (innermost first) and whether it was cut
@@ -34,12 +40,24 @@ pub struct UnwoundStacks {
     stacks: Arc<Mutex<HashMap<u32, (u32, Unwound)>>>,
     /// The maps the unwinder read of each process (a process gone before the resolver read its own).
     maps: Arc<Mutex<HashMap<u32, Vec<Mapping>>>>,
+    /// Names of interpreter frames, (pid, frame) → name, read while their process ran.
+    names: Arc<Mutex<HashMap<(u32, u64), String>>>,
 }
 
 impl UnwoundStacks {
     /// Keeps `maps` as process `pid`'s.
     pub fn set_maps(&self, pid: u32, maps: &[Mapping]) {
         crate::lock(&self.maps).insert(pid, maps.to_vec());
+    }
+
+    /// Whether frame `ip` of `pid` has a name already.
+    pub fn has_name(&self, pid: u32, ip: u64) -> bool {
+        crate::lock(&self.names).contains_key(&(pid, ip))
+    }
+
+    /// Names frame `ip` of `pid`.
+    pub fn set_name(&self, pid: u32, ip: u64, name: String) {
+        crate::lock(&self.names).insert((pid, ip), name);
     }
 }
 
@@ -52,6 +70,10 @@ impl StackLookup for UnwoundStacks {
 
     fn maps(&self, pid: u32) -> Option<Vec<Mapping>> {
         crate::lock(&self.maps).get(&pid).cloned()
+    }
+
+    fn frame_name(&self, pid: u32, ip: u64) -> Option<String> {
+        crate::lock(&self.names).get(&(pid, ip)).cloned()
     }
 }
 

@@ -58,6 +58,11 @@ impl Mapping {
     }
 }
 
+/// Marks a stack's frame that is an interpreter's (a CPython frame: its code object's address), not an
+/// instruction pointer: user addresses never have this bit. Named from the interpreter's memory by the
+/// source (see [`StackLookup::frame_name`]).
+pub const INTERPRETER_FRAME: u64 = 1 << 63;
+
 /// The path given to anonymous executable mappings: code a runtime compiled (see [`jit`]).
 pub const ANON: &str = "[anon]";
 
@@ -287,7 +292,8 @@ impl StackTable {
         let (pid, _) = key;
         let known = self.processes.get(&pid).is_some_and(|p| !p.maps.is_empty());
         let cut = if known {
-            ips.iter().position(|&ip| self.locate(pid, ip).is_none())
+            (ips.iter())
+                .position(|&ip| ip & INTERPRETER_FRAME == 0 && self.locate(pid, ip).is_none())
         } else {
             None
         };

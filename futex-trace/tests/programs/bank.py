@@ -18,6 +18,7 @@ ledger_lock = threading.Lock()
 balances = [0] * 64
 ledger = []
 lock_wait = [0.0] * 8
+transfers = [0] * 8
 queue_wait = [0.0] * 2
 
 
@@ -49,6 +50,7 @@ def teller(i, stop):
     while not stop.is_set():
         transfer_funds(i)
         append_ledger(i)
+        transfers[i] += 1
 
 
 def auditor(i, work):
@@ -78,7 +80,8 @@ def main():
         work.put(None)
     for t in tellers + auditors:
         t.join()
-    print(json.dumps({"lock_wait_s": sum(lock_wait), "queue_wait_s": sum(queue_wait)}))
+    print(json.dumps({"lock_wait_s": sum(lock_wait), "queue_wait_s": sum(queue_wait),
+                      "transfers": sum(transfers)}))
 
 
 main()
