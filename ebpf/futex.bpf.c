@@ -416,8 +416,13 @@ static __always_inline u32 log2_slot(u64 v)
 // jhash2(page, offset) & hash_mask of task->mm->futex_phash; everything else to the global table. Only
 // the fields read here are declared; CO-RE relocates them against the running kernel's BTF, and a
 // kernel without them (older, or built without the option) has no private hashes.
+struct futex_hash_bucket {
+    int waiters;
+} __attribute__((preserve_access_index));
+
 struct futex_private_hash {
     unsigned int hash_mask;
+    struct futex_hash_bucket queues[];
 } __attribute__((preserve_access_index));
 
 struct mm_struct {
@@ -529,6 +534,7 @@ static __always_inline int enter(void *ctx, u8 op, u64 uaddr, u64 uaddr2, u32 va
     st->stack_id = STACK_NOT_YET;
     st->waker_stack_id = -1;
     st->waker_every = 0;
+    st->spin_start = 0;
     st->woken_seen = 0;
     st->tgid = tgid;
     st->flags = flags;
@@ -1067,4 +1073,70 @@ int usdt_probe(struct regs *ctx)
     e->waker_stack_id = -1;
     submit(e);
     return 0;
+}
+
+// Contention on the futex buckets' own locks, from the kernel's lock contention tracepoints (as `perf lock
+// contention` reads them): a traced thread, inside a futex call, that spins for a lock of its process's
+// private futex hash (the lock's address within the table's buckets, as CO-RE lays them out on this
+// kernel) counts a spin and the time spun on the call's word, whose bucket userspace names. The global
+// table's locks are not told apart from other kernel locks here, and not counted.
+struct lock_contention_args {
+    u64 common;
+    u64 lock_addr;
+    u32 flags;
+};
+
+#define LCB_F_SPIN 1
+
+static __always_inline int private_bucket_lock(u64 lock)
+{
+    if (!bpf_core_field_exists(((struct mm_struct *)0)->futex_phash))
+        return 0;
+    struct task_struct *t = bpf_get_current_task_btf();
+    struct mm_struct *mm = t->mm;
+    if (!mm)
+        return 0;
+    struct futex_private_hash *fph = mm->futex_phash;
+    if (!fph)
+        return 0;
+    u64 base = (u64)fph + bpf_core_field_offset(struct futex_private_hash, queues);
+    u64 size = bpf_core_type_size(struct futex_hash_bucket);
+    u64 n = (u64)fph->hash_mask + 1;
+    return lock >= base && lock < base + n * size;
+}
+
+SEC("tracepoint/lock/contention_begin")
+int lock_contention_begin(struct lock_contention_args *ctx)
+{
+    if (!(ctx->flags & LCB_F_SPIN))
+        return TP_KEEP;
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    if (!traced(tgid))
+        return TP_KEEP;
+    struct ft_inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    if (!st || !st->active || !(st->flags & FUTEX_PRIVATE_FLAG) || !private_bucket_lock(ctx->lock_addr))
+        return TP_KEEP;
+    st->spin_start = bpf_ktime_get_ns();
+    return TP_KEEP;
+}
+
+SEC("tracepoint/lock/contention_end")
+int lock_contention_end(void *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32, tid = (u32)id;
+    if (!traced(tgid))
+        return TP_KEEP;
+    struct ft_inflight *st = bpf_map_lookup_elem(&inflight, &tid);
+    if (!st || !st->spin_start)
+        return TP_KEEP;
+    u64 d = bpf_ktime_get_ns() - st->spin_start;
+    st->spin_start = 0;
+    struct ft_agg *a = agg_of(tgid, st->uaddr, st->op, st->flags);
+    if (a) {
+        add(&a->spins, 1);
+        add(&a->spin_ns, d);
+    }
+    return TP_KEEP;
 }

@@ -233,6 +233,8 @@ struct ft_inflight {
     // A waiter: the releases its waker's stack stands for (ft_event.waker_every; 1: taken because the
     // wait was long). A waker: the weight of its stack for its short waiters (0: not sampled by count).
     ft_u32 waker_every;
+    ft_u32 pad;
+    ft_u64 spin_start; // spinning on its futex bucket's lock since (lock:contention_begin); 0: not
 };
 
 // Key of the `aggs` map: the calls of one kind on one futex word of one process, in one kernel futex
@@ -261,6 +263,8 @@ struct ft_agg {
     ft_u64 wait_ns;     // waits that slept: time, summed
     ft_u64 max_wait_ns; // waits that slept: the longest
     ft_u64 hist[FT_HIST_SLOTS]; // waits that slept: log2 slots of their time
+    ft_u64 spins;       // contended acquisitions of the word's bucket lock (a private hash's) in these calls
+    ft_u64 spin_ns;     // and the time spun for it
 };
 
 // Key of the `edges` map: requeues of one process from one word to another.

@@ -411,6 +411,16 @@ pub enum EventKind {
     /// Kernel sources: the event's thread is named `name` (said when a thread is first seen waiting,
     /// and when its name changes).
     ThreadName { name: ThreadName },
+    /// Kernel sources: contended acquisitions of the futex bucket lock (a private hash's) of word `addr`
+    /// in its `op` calls, and the time spun for them, since the previous such event (from the kernel's
+    /// `lock:contention_*` tracepoints).
+    BucketSpins {
+        addr: u64,
+        op: FutexOp,
+        hash: KernelHash,
+        spins: u64,
+        spin_ns: u64,
+    },
     /// A traced process forked `child`, which is traced from now on.
     Fork { child: u32 },
     /// A traced process ended.

@@ -878,6 +878,102 @@ fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
     assert_eq!(t["lost_events"], 0);
 }
 
+/// Spins on the futex buckets' locks: an EAGAIN storm of two threads on one word (one bucket: its lock
+/// taken by both, on both CPUs) spins on that bucket, as many times as bpftrace counts contended spins on
+/// the process's hottest lock on the same run; the same storm on a word per thread spins on no bucket
+/// that holds one word.
+#[test]
+fn spins_on_a_shared_bucket_lock_are_counted_as_bpftrace_counts_them() {
+    require_privileges!();
+    let name = function_name!();
+    if Command::new("bpftrace").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name}: CI must have bpftrace (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED {name}: bpftrace is not installed (apt install bpftrace)");
+        return;
+    }
+    let storm = |own_words: bool| -> (Value, String) {
+        let mut args = vec!["--wait-stdin", "--eagain", "2", "--threads", "2"];
+        if own_words {
+            args.push("--own-words");
+        }
+        let mut w = Command::new(WORKLOAD.as_str())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = w.id();
+        let bt = common::bpftrace::Bpftrace::start_script(
+            pid,
+            "tracepoint:lock:contention_begin /pid == $1 && (args->flags & 1)/ \
+             { @spins[args->lock_addr] = count(); }",
+        );
+        let mut ft = bin()
+            .args(["report", "--json", "-p", &pid.to_string(), "-d", "60s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _stderr = tracing_started(&mut ft);
+        w.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        w.wait().unwrap();
+        let out = ft.wait_with_output().unwrap();
+        assert!(out.status.success());
+        (serde_json::from_slice(&out.stdout).unwrap(), bt.stop())
+    };
+    let spins = |b: &Value| -> u64 {
+        ["wait", "wake", "requeue"]
+            .iter()
+            .map(|k| b["spins"][k].as_u64().unwrap())
+            .sum()
+    };
+    let (r, bt) = storm(false);
+    let buckets = r["kernel_buckets"].as_array().unwrap();
+    let hot = (buckets.iter())
+        .find(|b| b["addresses"].as_array().unwrap().len() == 1 && b["waits"].as_u64() > Some(1000))
+        .unwrap_or_else(|| panic!("no bucket of the storm's word: {buckets:?}"));
+    let ours = spins(hot);
+    assert!(
+        ours > 100,
+        "two threads on one bucket spun {ours} times: {hot}"
+    );
+    assert!(hot["spins"]["spin_ns"].as_u64().unwrap() > 0, "{hot}");
+    // bpftrace: `@spins[0xffff...]: N` per lock; the bucket's is the hottest.
+    let theirs = (bt.lines())
+        .filter(|l| l.starts_with("@spins["))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        ours as f64 >= 0.8 * theirs as f64 && ours <= theirs,
+        "spins on the bucket: futex-trace {ours}, bpftrace's hottest lock {theirs}"
+    );
+    // A word per thread: a bucket that holds one word is taken by one thread, and never spun on.
+    let (r, _) = storm(true);
+    let buckets = r["kernel_buckets"].as_array().unwrap();
+    let alone: Vec<&Value> = (buckets.iter())
+        .filter(|b| {
+            b["addresses"].as_array().unwrap().len() == 1 && b["waits"].as_u64() > Some(1000)
+        })
+        .collect();
+    for b in &alone {
+        assert_eq!(spins(b), 0, "a bucket of one thread's word spun: {b}");
+    }
+    // Two words the hash put in one bucket collide: their bucket spins (the price of sharing it).
+    for b in buckets
+        .iter()
+        .filter(|b| b["addresses"].as_array().unwrap().len() > 1)
+    {
+        assert!(
+            spins(b) > 0,
+            "two threads' words share a bucket without spinning: {b}"
+        );
+    }
+}
+
 /// The words of `phase` (of `futex-workload --kernel-hash`), grouped as the kernel showed they share a
 /// bucket (by timing it) and as futex-trace's `kernel_buckets` of that phase's slot count put them.
 fn bucket_partitions(r: &Value, phase: &Value) -> (Vec<Vec<String>>, Vec<Vec<String>>) {

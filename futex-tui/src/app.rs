@@ -86,6 +86,8 @@ pub struct CoreBucketRow {
     pub max_depth: i64,
     /// Wakes that met another word's waiters in the queue (futex-core's own count).
     pub collisions: u64,
+    /// Contended acquisitions of the queue's lock, so far (futex-core's own count).
+    pub spins: u64,
     /// The words that map here, hottest first, by name.
     pub words: Vec<String>,
 }
@@ -199,6 +201,8 @@ pub struct KernelBucketRow {
     pub wait_ns: u64,
     pub waiting: i64,
     pub max_waiting: i64,
+    /// Contended acquisitions of its lock by the traced calls, so far (lock:contention_*).
+    pub spins: u64,
     /// Its words' names, hottest first (more than one: a collision).
     pub words: Vec<String>,
 }
@@ -637,6 +641,7 @@ impl App {
                     depth: b.depth,
                     max_depth: b.max_depth,
                     collisions: b.counters.collisions,
+                    spins: b.counters.lock_contended,
                     words: w
                         .into_iter()
                         .map(|(_, pid, a)| self.names().word(pid, a))
@@ -691,6 +696,7 @@ impl App {
                 wait_ns: b.wait_ns,
                 waiting: b.waiting,
                 max_waiting: b.max_waiting,
+                spins: b.spins.count(),
                 words: m
                     .hottest_first(pid, &b.addresses)
                     .into_iter()

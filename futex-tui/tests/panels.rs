@@ -369,6 +369,14 @@ fn kernel_buckets_app() -> App {
     for t in 1..=2 {
         m.extend(&[counts(hot, 400), counts(sharer, 100), counts(alone, 10)]);
         m.apply(&ev(EventKind::Waiting { addr: hot, now: 3 }));
+        // The shared bucket's lock, spun on by the wakes of its two words' threads.
+        m.apply(&ev(EventKind::BucketSpins {
+            addr: hot,
+            op: FutexOp::Wake,
+            hash: KernelHash::Private { slots, bucket },
+            spins: 700,
+            spin_ns: 2_000_000,
+        }));
         // Their times, as the kernel's histograms send them: 2^16..2^17 ns (65-131 µs), and a few long.
         for (addr, n) in [(hot, 390u64), (sharer, 100), (alone, 10)] {
             m.apply(&ev(EventKind::Hist {
@@ -476,6 +484,11 @@ fn kernel_traces_show_the_kernels_buckets_with_collisions_named() {
         "hottest word first"
     );
     assert_eq!((rows[0].slept_per_sec, rows[0].waiting), (500.0, 3));
+    assert_eq!(
+        (rows[0].spins, rows[1].spins),
+        (1400, 0),
+        "spins on the shared bucket only"
+    );
     let screen = render(68, 6, ui::draw_buckets, &app);
     insta::assert_snapshot!(screen);
     // The words table's bucket column is the kernel's, and `b` turns to futex-core's what-if.

@@ -344,17 +344,30 @@ static EAGAIN_WORD: AtomicU32 = AtomicU32::new(0);
 /// `threads` threads call FUTEX_WAIT on one word with the wrong expected value, as fast as they can, for
 /// `secs`: every call returns EAGAIN at once (the cheapest wait, a storm of them). Prints the calls per
 /// second and the counts.
-fn eagain_storm(secs: f64, threads: usize) {
+fn eagain_storm(secs: f64, threads: usize, own_words: bool) {
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let hs: Vec<_> = (0..threads)
+    // One word for all, or a word of its own per thread, each on a page of its own (its own futex key;
+    // which kernel bucket it lands in is the kernel's hash's to say).
+    let words: Vec<&'static AtomicU32> = (0..threads)
         .map(|_| {
+            if own_words {
+                let page: &'static mut [AtomicU32] =
+                    Box::leak((0..1024).map(|_| AtomicU32::new(0)).collect());
+                &page[0]
+            } else {
+                &EAGAIN_WORD
+            }
+        })
+        .collect();
+    let hs: Vec<_> = (words.iter().copied())
+        .map(|word| {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut t = Tally::default();
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..256 {
-                        t.wait(futex(&EAGAIN_WORD, FUTEX_WAIT, 1, None, 0, None, 0));
+                        t.wait(futex(word, FUTEX_WAIT, 1, None, 0, None, 0));
                     }
                 }
                 t
@@ -368,7 +381,9 @@ fn eagain_storm(secs: f64, threads: usize) {
     println!(
         "{}",
         serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec,
-                            "counts": t.json() })
+                            "counts": t.json(),
+                            "words": words.iter().map(|w| format!("{:#x}", *w as *const AtomicU32 as usize))
+                                .collect::<Vec<_>>() })
     );
 }
 
@@ -848,6 +863,9 @@ struct Cli {
     /// --kernel-hash: then set it to N slots and do it all again.
     #[arg(long, value_name = "N", requires = "kernel_hash")]
     resize_to: Option<u32>,
+    /// --eagain: each thread waits on a word of its own (on a page of its own) instead of one for all.
+    #[arg(long, requires = "eagain")]
+    own_words: bool,
     /// --core-mutex: subscribe to futex-core's observer while contending.
     #[arg(long, requires = "core_mutex")]
     observe: bool,
@@ -937,7 +955,7 @@ fn main() {
     } else if let Some(secs) = m.parking_lot {
         contend_parking_lot(secs, threads(2))
     } else if let Some(secs) = m.eagain {
-        eagain_storm(secs, threads(4))
+        eagain_storm(secs, threads(4), cli.own_words)
     } else if let Some(secs) = m.wake_storm {
         wake_storm(secs, cli.work)
     } else if let Some(secs) = m.condvar {

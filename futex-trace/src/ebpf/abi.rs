@@ -105,7 +105,7 @@ mirror! {
 
 mirror! {
     /// A value of the `aggs` map (`struct ft_agg`): counts since the start of the trace.
-    pub struct RawAgg = C "ft_agg", size 408 {
+    pub struct RawAgg = C "ft_agg", size 424 {
         /// Not kept for waits: their outcome counts add up to it.
         pub calls @ 0: u64,
         pub blocked @ 8: u64,
@@ -119,12 +119,14 @@ mirror! {
         pub wait_ns @ 72: u64,
         pub max_wait_ns @ 80: u64,
         pub hist @ 88: [u64; FT_HIST_SLOTS],
+        pub spins @ 408: u64,
+        pub spin_ns @ 416: u64,
     }
 }
 
 mirror! {
     /// A value of the `inflight` map (`struct ft_inflight`): a traced thread's futex call.
-    pub struct RawInflight = C "ft_inflight", size 104 {
+    pub struct RawInflight = C "ft_inflight", size 120 {
         pub start_ts @ 0: u64,
         pub uaddr @ 8: u64,
         pub uaddr2 @ 16: u64,
@@ -148,6 +150,8 @@ mirror! {
         pub active @ 95: u8,
         pub waker_pid @ 96: u32,
         pub waker_every @ 100: u32,
+        pub pad @ 104: u32,
+        pub spin_start @ 112: u64,
     }
 }
 

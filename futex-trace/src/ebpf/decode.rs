@@ -134,12 +134,23 @@ pub fn agg_delta(ts: u64, key: &RawAggKey, new: &RawAgg, old: &RawAgg, out: &mut
         tid: 0,
         kind,
     };
+    let hash = kernel_hash(key.uaddr, key.hash_shift);
     out.push(ev(EventKind::Counts {
         addr: key.uaddr,
         op,
-        hash: Some(kernel_hash(key.uaddr, key.hash_shift)),
+        hash: Some(hash),
         counts,
     }));
+    let spins = d(new.spins, old.spins);
+    if spins > 0 {
+        out.push(ev(EventKind::BucketSpins {
+            addr: key.uaddr,
+            op,
+            hash,
+            spins,
+            spin_ns: d(new.spin_ns, old.spin_ns),
+        }));
+    }
     let of = HistOf::Wait { addr: key.uaddr };
     let (sum, max) = (counts.wait_ns, new.max_wait_ns);
     hist_delta(ts, key.pid, of, (&new.hist, &old.hist), (sum, max), out);

@@ -60,6 +60,11 @@ pub struct StackOptions {
     #[arg(long, value_name = "SIZE", default_value = "8M", conflicts_with = "demo",
           value_parser = ring_size)]
     pub ring_size: u32,
+    /// Do not count spins on the kernel's futex bucket locks. Counting them attaches to the kernel's
+    /// lock contention tracepoints, whose programs run (and return at once) for every contended kernel
+    /// lock on the host, traced process or not.
+    #[arg(long, conflicts_with = "demo")]
+    pub no_bucket_spins: bool,
 }
 
 /// The default `--ring-size`: 8 MiB, about 70,000 events (a futex storm's quarter second: the reader
@@ -86,6 +91,7 @@ impl Default for StackOptions {
             unwind: Unwind::Dwarf,
             stack_bytes: DEFAULT_STACK_BYTES,
             ring_size: DEFAULT_RING_SIZE,
+            no_bucket_spins: false,
         }
     }
 }

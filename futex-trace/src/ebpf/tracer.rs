@@ -86,6 +86,9 @@ const PROGRAMS: &[(&str, &str, &str, bool)] = &[
     ("sched_fork", "sched", "sched_process_fork", true),
     ("sched_fork_old", "sched", "sched_process_fork", true),
     ("sched_exit", "sched", "sched_process_exit", true),
+    // The kernel's lock contention tracepoints (5.19+): spins on the futex buckets' locks.
+    ("lock_contention_begin", "lock", "contention_begin", false),
+    ("lock_contention_end", "lock", "contention_end", false),
 ];
 
 /// The program matching this kernel's `sched_process_fork` record: `__data_loc` comms (6.x) or
@@ -226,6 +229,8 @@ pub struct KernelTracer {
     stats: StatsSampler,
     /// Whether the futex2 syscalls are traced (the kernel has them).
     pub futex2: bool,
+    /// False when the kernel lacks the lock contention tracepoints (then said in a note).
+    pub bucket_locks: bool,
 }
 
 /// What to trace.
@@ -243,7 +248,10 @@ pub struct TraceTarget {
 
 /// The syscall and scheduler programs that a USDT trace does not need.
 fn kernel_only(prog: &str) -> bool {
-    prog.starts_with("futex") || prog.starts_with("sched_wak") || prog == "sched_switch"
+    prog.starts_with("futex")
+        || prog.starts_with("sched_wak")
+        || prog == "sched_switch"
+        || prog.starts_with("lock_")
 }
 
 /// The kernel's stack map (`--unwind fp`: the kernel walked frame pointers), read by id.
@@ -279,10 +287,20 @@ fn configure(bpf: &mut Ebpf, target: &TraceTarget) -> Result<()> {
 
 /// Loads and attaches every tracepoint program a trace needs (not the kernel futex ones for a USDT
 /// trace); returns whether the futex2 syscalls are traced (the kernel has them).
-fn attach_tracepoints(bpf: &mut Ebpf, tracefs: &str, usdt: bool) -> Result<bool> {
-    let mut futex2 = true;
+/// Attaches the programs; whether the optional tracepoints were there: (futex2's, the lock
+/// contention ones).
+fn attach_tracepoints(
+    bpf: &mut Ebpf,
+    tracefs: &str,
+    usdt: bool,
+    no_locks: bool,
+) -> Result<(bool, bool)> {
+    let (mut futex2, mut locks) = (true, true);
     let fork = fork_program(tracefs);
     for &(prog, category, name, needed) in PROGRAMS {
+        if no_locks && category == "lock" {
+            continue;
+        }
         if name == "sched_process_fork" && prog != fork {
             continue;
         }
@@ -290,7 +308,10 @@ fn attach_tracepoints(bpf: &mut Ebpf, tracefs: &str, usdt: bool) -> Result<bool>
             continue;
         }
         if !needed && !Path::new(&format!("{tracefs}/events/{category}/{name}")).exists() {
-            futex2 = false;
+            match category {
+                "lock" => locks = false,
+                _ => futex2 = false,
+            }
             continue;
         }
         let p: &mut TracePoint = bpf
@@ -312,7 +333,7 @@ fn attach_tracepoints(bpf: &mut Ebpf, tracefs: &str, usdt: bool) -> Result<bool>
             ))
         })?;
     }
-    Ok(futex2)
+    Ok((futex2, locks))
 }
 
 impl KernelTracer {
@@ -346,7 +367,12 @@ impl KernelTracer {
                 (stacks, Some((take(&mut bpf, "ustacks")?, u)))
             }
         };
-        let futex2 = attach_tracepoints(&mut bpf, tracefs, target.usdt.is_some())?;
+        let (futex2, bucket_locks) = attach_tracepoints(
+            &mut bpf,
+            tracefs,
+            target.usdt.is_some(),
+            target.stacks.no_bucket_spins,
+        )?;
         if let Some(bin) = &target.usdt {
             attach_usdt(&mut bpf, bin)?;
         }
@@ -374,6 +400,7 @@ impl KernelTracer {
             last: Aggregates::default(),
             stats,
             futex2,
+            bucket_locks: bucket_locks || target.usdt.is_some() || target.stacks.no_bucket_spins,
         };
         // Only now, with every program attached, may the filter admit the processes: a call that
         // entered while the exit program was not yet attached would never see its exit (it showed as

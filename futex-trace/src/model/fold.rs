@@ -90,6 +90,23 @@ impl Model {
                 }
                 self.counts(e, addr, op.class(), &counts);
             }
+            EventKind::BucketSpins {
+                addr,
+                op,
+                hash,
+                spins,
+                spin_ns,
+            } => {
+                self.kernel_table(e.pid, addr, hash);
+                if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
+                    match op.class() {
+                        OpClass::Wait => kb.spins.wait += spins,
+                        OpClass::Requeue => kb.spins.requeue += spins,
+                        _ => kb.spins.wake += spins,
+                    }
+                    kb.spins.spin_ns += spin_ns;
+                }
+            }
             EventKind::Hist { .. } => self.hist(e),
             EventKind::Waiting { addr, now } => self.waiting(e, addr, now),
             EventKind::Moved { .. } => self.moved(e),

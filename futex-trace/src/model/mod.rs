@@ -232,6 +232,25 @@ pub struct KernelBucketStats {
     /// its list of waiters). Serialized as hex strings, as reports write addresses.
     #[serde(serialize_with = "hex_addresses")]
     pub addresses: std::collections::BTreeSet<u64>,
+    /// Contended acquisitions of its lock by traced calls (lock:contention_*), by the calls that
+    /// spun, and the time spun.
+    pub spins: Spins,
+}
+
+/// Contended acquisitions of a futex bucket's lock, by the kind of call that spun, and the time spun.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Spins {
+    pub wait: u64,
+    pub wake: u64,
+    pub requeue: u64,
+    pub spin_ns: u64,
+}
+
+impl Spins {
+    /// Every contended acquisition.
+    pub fn count(&self) -> u64 {
+        self.wait + self.wake + self.requeue
+    }
 }
 
 fn hex_addresses<S: serde::Serializer>(

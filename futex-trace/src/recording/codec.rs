@@ -360,6 +360,7 @@ fn tag(kind: &EventKind) -> u8 {
         EventKind::WaitSample { .. } => 13,
         EventKind::Waiting { .. } => 14,
         EventKind::ThreadName { .. } => 16,
+        EventKind::BucketSpins { .. } => 17,
     }
 }
 
@@ -461,6 +462,13 @@ fn encode_kernel(kind: &EventKind, b: &mut Vec<u8>) {
         } => put!(b; of, slot, Var(count), Var(sum), Var(max)),
         EventKind::Waiting { addr, now } => put!(b; addr, Var(u64::from(now))),
         EventKind::ThreadName { name } => put!(b; name),
+        EventKind::BucketSpins {
+            addr,
+            op,
+            hash,
+            spins,
+            spin_ns,
+        } => put!(b; addr, op, hash, Var(spins), Var(spin_ns)),
         EventKind::Moved {
             from,
             to,
@@ -496,6 +504,13 @@ pub(super) fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
         1..=5 => decode_core(c, tag)?,
         6..=15 => decode_kernel(c, tag)?,
         16 if c.version >= 5 => EventKind::ThreadName { name: c.get()? },
+        17 if c.version >= 6 => EventKind::BucketSpins {
+            addr: c.get()?,
+            op: c.get()?,
+            hash: c.get()?,
+            spins: c.get::<Var>()?.0,
+            spin_ns: c.get::<Var>()?.0,
+        },
         v => {
             return Err(bad(format!(
                 "corrupt recording: unknown event type {v} at byte {}",

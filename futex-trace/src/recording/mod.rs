@@ -1,4 +1,4 @@
-//! The recorded trace format (`.ftr`), version 5. Documented in `futex-trace/FORMAT.md`.
+//! The recorded trace format (`.ftr`), version 6. Documented in `futex-trace/FORMAT.md`.
 //!
 //! ```text
 //! file   := magic "FUTEXTRC" | version u16 LE | reserved u16 (0) | chunk*
@@ -31,8 +31,8 @@ pub use writer::TraceWriter;
 pub const MAGIC: &[u8; 8] = b"FUTEXTRC";
 /// The version written. Versions 1 (one STACKS chunk at the end), 2 (no kernel aggregates: event
 /// tags 10-14), 3 (counts without their kernel hash table: tag 10, not 15) and 4 (no waker process, no
-/// shared-futex table, no thread names: tag 16) are read too.
-pub const VERSION: u16 = 5;
+/// shared-futex table, no thread names: tag 16) and 5 (no bucket lock spins: tag 17) are read too.
+pub const VERSION: u16 = 6;
 const T_META: u8 = 1;
 const T_EVENTS: u8 = 2;
 const T_STACKS: u8 = 3;

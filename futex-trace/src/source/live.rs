@@ -221,6 +221,13 @@ impl KernelSource {
             usdt: usdt_binary,
             stacks: opts.stacks,
         })?;
+        if !tracer.bucket_locks {
+            notes.push(
+                "this kernel has no lock contention tracepoints (lock:contention_begin, Linux \
+                 5.19+): spins on its futex buckets' locks are not counted"
+                    .into(),
+            );
+        }
         if !tracer.futex2 {
             notes.push(
                 "this kernel has no futex2 syscalls (futex_wait/futex_wake/futex_requeue, Linux \

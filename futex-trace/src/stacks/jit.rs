@@ -161,15 +161,27 @@ pub(super) fn readable(name: &str) -> String {
         }
     }
     // HotSpot: `RETURN-TYPE pkg.Class.method(ARGS)` → `pkg.Class.method`. Python 3.12's trampolines
-    // (`py::function:file`) as they are. Anything else is the runtime's own code (HotSpot's
+    // (`py::function:file`) as 3.11's frames read. Anything else is the runtime's own code (HotSpot's
     // interpreter, stubs and adapters): `jit:` says so.
     match name.split_once('(') {
         Some((head, _)) if name.ends_with(')') && !head.ends_with(' ') => {
             head.rsplit(' ').next().unwrap_or(head).to_string()
         }
-        _ if name.starts_with("py::") => name.to_string(),
+        _ if name.starts_with("py::") => python_312(name),
         _ => format!("jit:{name}"),
     }
+}
+
+/// Python 3.12+'s perf trampolines (`py::QUALNAME:/path/FILE.py`) as CPython 3.11's frames read
+/// (`py::MODULE.QUALNAME (FILE)`; no line: the map has none).
+fn python_312(name: &str) -> String {
+    let rest = &name["py::".len()..];
+    let Some((qualname, path)) = rest.split_once(':') else {
+        return name.to_string();
+    };
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let module = file.strip_suffix(".py").unwrap_or(file);
+    format!("py::{module}.{qualname} ({file})")
 }
 
 #[cfg(test)]
@@ -209,7 +221,7 @@ mod tests {
             ),
             (
                 "py::transfer_funds:/srv/bank.py",
-                "py::transfer_funds:/srv/bank.py",
+                "py::bank.transfer_funds (bank.py)",
             ),
         ];
         for (raw, want) in cases {

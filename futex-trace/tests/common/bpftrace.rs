@@ -35,10 +35,15 @@ pub(crate) struct Bpftrace {
 impl Bpftrace {
     /// Starts bpftrace with [`script`] on `pid` and returns once its probes are attached.
     pub(crate) fn start(pid: u32, ret: bool) -> Bpftrace {
+        Bpftrace::start_script(pid, &script(ret))
+    }
+
+    /// Starts bpftrace with `script` (`$1`: `pid`) and returns once its probes are attached.
+    pub(crate) fn start_script(pid: u32, script: &str) -> Bpftrace {
         use std::io::BufRead;
         let mut child = Command::new("bpftrace")
             .arg("-e")
-            .arg(script(ret))
+            .arg(script)
             .arg(pid.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -49,11 +49,13 @@ struct BucketLine<'a> {
     rate: f64,
     now: i64,
     max: i64,
+    /// Contended acquisitions of the bucket's lock so far.
+    spins: u64,
     words: &'a [String],
     selected: bool,
 }
 
-/// The common table: bucket, bar, slept/s, now, max, words. The bar's scale is the busiest row's
+/// The common table: bucket, bar, slept/s, now, max, spins (contended acquisitions of its lock), words. The bar's scale is the busiest row's
 /// rate; the words column gets what is left. Where rows are left over, the table's idle buckets follow
 /// (dim, by number), so a tall panel shows the whole table of `slots` buckets.
 fn draw_table(f: &mut Frame, area: Rect, title: String, mut lines: Vec<BucketLine>, slots: u64) {
@@ -68,6 +70,7 @@ fn draw_table(f: &mut Frame, area: Rect, title: String, mut lines: Vec<BucketLin
             rate: 0.0,
             now: 0,
             max: 0,
+            spins: 0,
             words: &[],
             selected: false,
         }));
@@ -80,7 +83,7 @@ fn draw_table(f: &mut Frame, area: Rect, title: String, mut lines: Vec<BucketLin
         if bar_w > 0 {
             h.push("slept/s");
         }
-        h.extend(["rate", "now", "max", "words"]);
+        h.extend(["rate", "now", "max", "spins", "words"]);
         Row::new(h).bold()
     };
     let rows = lines.iter().map(|l| {
@@ -103,6 +106,7 @@ fn draw_table(f: &mut Frame, area: Rect, title: String, mut lines: Vec<BucketLin
             Cell::from(si(l.rate)),
             Cell::from(si(l.now as f64)),
             Cell::from(si(l.max as f64)),
+            Cell::from(si(l.spins as f64)),
             Cell::from(words),
         ]);
         let row = Row::new(cells);
@@ -124,6 +128,7 @@ fn draw_table(f: &mut Frame, area: Rect, title: String, mut lines: Vec<BucketLin
         widths.push(Constraint::Length(bar_w));
     }
     widths.extend([
+        Constraint::Length(5),
         Constraint::Length(5),
         Constraint::Length(5),
         Constraint::Length(5),
@@ -176,6 +181,7 @@ pub fn draw_kernel_buckets(f: &mut Frame, area: Rect, app: &App) {
             rate: r.slept_per_sec,
             now: r.waiting,
             max: r.max_waiting,
+            spins: r.spins,
             words: &r.words,
             selected: Some(r.bucket) == selected,
         })
@@ -218,6 +224,7 @@ pub fn draw_core_buckets(f: &mut Frame, area: Rect, app: &App) {
             rate: r.slept_per_sec,
             now: r.depth,
             max: r.max_depth,
+            spins: r.spins,
             words: &r.words,
             selected: Some(r.bucket) == selected,
         })

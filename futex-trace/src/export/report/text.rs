@@ -445,14 +445,24 @@ fn kernel_buckets(o: &mut String, m: &Model, r: &Report<'_>, names: Names<'_>, t
     );
     let _ = writeln!(
         o,
-        "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>11} {:>8} {:>7}  words",
-        "pid", "slots", "bucket", "waits", "slept", "contention", "total", "wakes", "max now"
+        "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>11} {:>8} {:>7} {:>7} {:>10}  words",
+        "pid",
+        "slots",
+        "bucket",
+        "waits",
+        "slept",
+        "contention",
+        "total",
+        "wakes",
+        "max now",
+        "spins",
+        "spun"
     );
     for b in r.kernel_buckets.iter().take(top) {
         let s = &b.stats;
         let _ = writeln!(
             o,
-            "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>11} {:>8} {:>7}  {}",
+            "  {:>7} {:>6} {:>6} {:>8} {:>8} {:>11} {:>11} {:>8} {:>7} {:>7} {:>10}  {}",
             b.pid,
             b.slots,
             b.bucket,
@@ -462,7 +472,19 @@ fn kernel_buckets(o: &mut String, m: &Model, r: &Report<'_>, names: Names<'_>, t
             ns(s.wait_ns),
             s.wakes,
             s.max_waiting,
+            s.spins.count(),
+            ns(s.spins.spin_ns),
             some(&bucket_words(m, b.pid, &s.addresses, names), 3)
+        );
+    }
+    let spun: u64 = (r.kernel_buckets.iter())
+        .map(|b| b.stats.spins.count())
+        .sum();
+    if spun > 0 {
+        let _ = writeln!(
+            o,
+            "  spins: contended acquisitions of a bucket's lock by the traced calls (waits, wakes and \
+             requeues take it), and the time spun"
         );
     }
     // Words that slept and share a bucket of the table in force now.

@@ -358,6 +358,7 @@ impl Snapshot {
         let m = &self.model;
         let mut bucket_slept = Vec::new();
         let mut bucket_waiting = Vec::new();
+        let (mut spins, mut spun) = (Vec::new(), Vec::new());
         for (&(pid, slots, bucket), b) in &m.kernel_buckets {
             if m.kernel_slots.get(&pid) != Some(&slots) {
                 continue;
@@ -369,8 +370,28 @@ impl Snapshot {
                 ("bucket", bucket.to_string()),
             ];
             bucket_slept.push((l.clone(), b.waits_blocked as f64));
+            if b.spins.count() > 0 {
+                for (call, n) in [
+                    ("wait", b.spins.wait),
+                    ("wake", b.spins.wake),
+                    ("requeue", b.spins.requeue),
+                ] {
+                    let mut l = l.clone();
+                    l.push(("call", call.into()));
+                    spins.push((l, n as f64));
+                }
+                spun.push((l.clone(), b.spins.spin_ns as f64 / 1e9));
+            }
             bucket_waiting.push((l, b.waiting));
         }
+        counter(e, "futex_bucket_lock_spins", "Contended acquisitions of a kernel futex bucket's lock by the traced calls (lock:contention_begin), by the kind of call that spun.", None, &spins)?;
+        counter(
+            e,
+            "futex_bucket_lock_spin",
+            "Time spun for a kernel futex bucket's lock by the traced calls.",
+            Some(&Unit::Seconds),
+            &spun,
+        )?;
         if m.kernel_buckets.is_empty() {
             for (i, b) in m
                 .buckets
