@@ -556,9 +556,14 @@ impl Model {
         let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
         a.wakes += ok;
         a.wakes_woke += c.woken;
+        let mine = a.waiting;
         if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
             kb.wakes += ok;
             kb.woken += c.woken;
+            // A wake walks the bucket's list past the sleepers of its other words: as many as wait
+            // there now (as of the last 100 ms read), at most, per wake.
+            let others = u64::try_from(kb.waiting - mine).unwrap_or(0);
+            kb.walked_others += ok * others;
         }
         let bucket = self.bucket_of(addr);
         let b = self.bucket(bucket);

@@ -235,6 +235,9 @@ pub struct KernelBucketStats {
     /// Contended acquisitions of its lock by traced calls (lock:contention_*), by the calls that
     /// spun, and the time spun.
     pub spins: Spins,
+    /// The price of sharing it: sleepers of other words its wakes walked past (each wake's walk of the
+    /// bucket's list, estimated from the waiters there at the 100 ms reads: at most that many).
+    pub walked_others: u64,
 }
 
 /// Contended acquisitions of a futex bucket's lock, by the kind of call that spun, and the time spun.
@@ -595,6 +598,10 @@ mod tests {
         let s = bucket(&m, ka);
         assert_eq!((s.waits, s.wait_ns, s.wakes, s.woken), (5, 50, 3, 3));
         assert_eq!((s.waiting, s.max_waiting, s.addresses.len()), (2, 2, 2));
+        assert_eq!(s.walked_others, 0, "a's wakes met only a's waiter");
+        // b's 4 wakes walk past a's waiter, each: the price of sharing the bucket.
+        m.apply(&counts(b, FutexOp::Wake, p16(b), 4));
+        assert_eq!(bucket(&m, ka).walked_others, 4);
         assert_eq!(m.kernel_slots[&pid], 16);
         // The process resizes to 64 slots: a's next calls go there, and its waiter moves with it.
         let p64 = KernelHash::private_of(a, 64);

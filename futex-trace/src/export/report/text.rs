@@ -500,11 +500,19 @@ fn kernel_buckets(o: &mut String, m: &Model, r: &Report<'_>, names: Names<'_>, t
     for b in shared.iter().take(top) {
         let _ = writeln!(
             o,
-            "  shared: {} — kernel bucket {} of {} (pid {}): one lock, one list of waiters",
+            "  shared: {} — kernel bucket {} of {} (pid {}): one lock, one list of waiters{}",
             bucket_words(m, b.pid, &b.stats.addresses, names).join(" and "),
             b.bucket,
             b.slots,
-            b.pid
+            b.pid,
+            if b.stats.walked_others > 0 {
+                format!(
+                    "; its wakes walked past up to {} sleepers of each other's words",
+                    b.stats.walked_others
+                )
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(w) = &r.kernel_buckets_what_if {
