@@ -834,13 +834,7 @@ fn sampled_stacks_estimate_the_time_waited_without_bias() {
 #[test]
 fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
     require_privileges!();
-    let name = function_name!();
-    if Command::new("bpftrace").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name}: CI must have bpftrace (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED {name}: bpftrace is not installed (apt install bpftrace)");
+    if !common::bpftrace::installed(function_name!()) {
         return;
     }
     // std's Mutex and Condvar make the futex calls here, not us: only an independent counter on the
@@ -885,13 +879,7 @@ fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
 #[test]
 fn spins_on_a_shared_bucket_lock_are_counted_as_bpftrace_counts_them() {
     require_privileges!();
-    let name = function_name!();
-    if Command::new("bpftrace").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name}: CI must have bpftrace (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED {name}: bpftrace is not installed (apt install bpftrace)");
+    if !common::bpftrace::installed(function_name!()) {
         return;
     }
     let storm = |own_words: bool| -> (Value, String) {

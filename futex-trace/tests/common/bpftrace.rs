@@ -25,6 +25,20 @@ pub(crate) fn script(ret: bool) -> String {
     )
 }
 
+/// Whether bpftrace is installed; if not, test `name` is skipped with a printed reason, and fails
+/// instead under CI=true (`.ci/run` installs it).
+pub(crate) fn installed(name: &str) -> bool {
+    if Command::new("bpftrace").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{name}: CI must have bpftrace (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED {name}: bpftrace is not installed (apt install bpftrace)");
+    false
+}
+
 /// bpftrace, attached to a process.
 pub(crate) struct Bpftrace {
     child: std::process::Child,
