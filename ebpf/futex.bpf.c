@@ -606,6 +606,12 @@ static __always_inline int leave(void *ctx, s64 ret)
         return TP_KEEP;
     u8 op = st->op;
     struct ft_agg *a = agg_of(tgid, st->uaddr, op, st->flags);
+    // Racy between CPUs, harmlessly: `several` only ever goes from 0 to 1.
+    if (a && a->last_tid != tid) {
+        if (a->last_tid)
+            a->several = 1;
+        a->last_tid = tid;
+    }
     if (is_wait(op)) {
         u8 out = wait_outcome(op, ret, st->slept);
         // Time only for what uses it: a wait that never slept (EAGAIN) costs no clock read.

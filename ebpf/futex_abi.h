@@ -265,6 +265,9 @@ struct ft_agg {
     ft_u64 hist[FT_HIST_SLOTS]; // waits that slept: log2 slots of their time
     ft_u64 spins;       // contended acquisitions of the word's bucket lock (a private hash's) in these calls
     ft_u64 spin_ns;     // and the time spun for it
+    ft_u32 last_tid;    // the thread of the latest call
+    ft_u32 several;     // non-zero once two threads made these calls (a word one thread calls cannot
+                        // contend with itself for its bucket's lock)
 };
 
 // Key of the `edges` map: requeues of one process from one word to another.

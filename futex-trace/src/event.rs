@@ -420,6 +420,8 @@ pub enum EventKind {
         hash: KernelHash,
         spins: u64,
         spin_ns: u64,
+        /// Several threads made these calls (one thread's calls cannot contend with each other).
+        several_callers: bool,
     },
     /// A traced process forked `child`, which is traced from now on.
     Fork { child: u32 },

@@ -962,6 +962,92 @@ fn spins_on_a_shared_bucket_lock_are_counted_as_bpftrace_counts_them() {
     }
 }
 
+/// The `--slots` what-if of bucket lock spins, confirmed by the kernel: three threads, each on a word of
+/// its own, in a private hash of 2 slots (two words share a bucket, at least) spin on a shared bucket;
+/// the what-if of 64 slots predicts no spins for the words it puts apart; the same storm with 64 slots set
+/// by prctl(PR_FUTEX_HASH) spins on no bucket of one word.
+#[test]
+fn the_slots_what_if_predicts_the_spins_prctl_then_removes() {
+    require_privileges!();
+    let storm = |slots: &str| {
+        let args = [
+            "--eagain",
+            "2",
+            "--threads",
+            "3",
+            "--own-words",
+            "--slots",
+            slots,
+        ];
+        record_workload_with(&format!("spins-{slots}"), &args)
+    };
+    let spins = |b: &Value| -> u64 {
+        ["wait", "wake", "requeue"]
+            .iter()
+            .map(|k| b["spins"][k].as_u64().unwrap())
+            .sum()
+    };
+    let words = |b: &Value| b["addresses"].as_array().unwrap().len();
+    let (truth, r, trace) = storm("2");
+    assert_eq!(truth["slots"], 2, "{truth}");
+    let buckets = r["kernel_buckets"].as_array().unwrap();
+    let shared: Vec<&Value> = buckets
+        .iter()
+        .filter(|b| b["slots"] == 2 && words(b) > 1)
+        .collect();
+    assert!(
+        !shared.is_empty(),
+        "three words in two buckets: {buckets:?}"
+    );
+    let now: u64 = shared.iter().map(|b| spins(b)).sum();
+    assert!(
+        now > 100,
+        "two threads' words in one bucket spun {now} times: {shared:?}"
+    );
+    // The what-if of 64 slots: a word alone in its bucket would not spin (one thread calls it).
+    let out = bin()
+        .args(["report", "--json", "--slots", "64"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    succeeded(&out);
+    let w: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let what_if = w["kernel_buckets_what_if"]["buckets"].as_array().unwrap();
+    for b in what_if.iter().filter(|b| words(b) == 1) {
+        assert_eq!(spins(b), 0, "the what-if keeps spins on a word alone: {b}");
+    }
+    let predicted: u64 = what_if.iter().map(spins).sum();
+    assert!(
+        predicted < now,
+        "the what-if predicts no drop: {predicted} of {now}"
+    );
+    let text = bin()
+        .args(["report", "--slots", "64"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    succeeded(&text);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "spins on the buckets' locks: {now} now, about {predicted} with 64"
+        )),
+        "{text}"
+    );
+    // The kernel, with 64 slots set: the words it put apart do not spin.
+    let (truth, r, _) = storm("64");
+    assert_eq!(truth["slots"], 64, "{truth}");
+    let buckets = r["kernel_buckets"].as_array().unwrap();
+    let alone: Vec<&Value> = buckets
+        .iter()
+        .filter(|b| b["slots"] == 64 && words(b) == 1)
+        .collect();
+    assert!(!alone.is_empty(), "{buckets:?}");
+    for b in alone {
+        assert_eq!(spins(b), 0, "a word alone in its bucket spun: {b}");
+    }
+}
+
 /// The words of `phase` (of `futex-workload --kernel-hash`), grouped as the kernel showed they share a
 /// bucket (by timing it) and as futex-trace's `kernel_buckets` of that phase's slot count put them.
 fn bucket_partitions(r: &Value, phase: &Value) -> (Vec<Vec<String>>, Vec<Vec<String>>) {

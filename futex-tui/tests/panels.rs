@@ -376,6 +376,7 @@ fn kernel_buckets_app() -> App {
             hash: KernelHash::Private { slots, bucket },
             spins: 700,
             spin_ns: 2_000_000,
+            several_callers: true,
         }));
         // Their times, as the kernel's histograms send them: 2^16..2^17 ns (65-131 µs), and a few long.
         for (addr, n) in [(hot, 390u64), (sharer, 100), (alone, 10)] {

@@ -35,12 +35,12 @@ fn futex(word: &AtomicU32, op: i32, val: u32, private: bool) -> i64 {
     super::futex_op(word, op | flag, val, None, 0, None, 0)
 }
 
-fn get_slots() -> i64 {
+pub(crate) fn get_slots() -> i64 {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS, 0u64, 0u64, 0u64) as i64 }
 }
 
-fn set_slots(n: u32) {
+pub(crate) fn set_slots(n: u32) {
     // SAFETY: prctl with integer arguments only.
     let r = unsafe {
         libc::prctl(

@@ -344,7 +344,10 @@ static EAGAIN_WORD: AtomicU32 = AtomicU32::new(0);
 /// `threads` threads call FUTEX_WAIT on one word with the wrong expected value, as fast as they can, for
 /// `secs`: every call returns EAGAIN at once (the cheapest wait, a storm of them). Prints the calls per
 /// second and the counts.
-fn eagain_storm(secs: f64, threads: usize, own_words: bool) {
+fn eagain_storm(secs: f64, threads: usize, own_words: bool, slots: Option<u32>) {
+    if let Some(n) = slots {
+        kernel_hash::set_slots(n);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     // One word for all, or a word of its own per thread, each on a page of its own (its own futex key;
@@ -381,7 +384,7 @@ fn eagain_storm(secs: f64, threads: usize, own_words: bool) {
     println!(
         "{}",
         serde_json::json!({ "pid": std::process::id(), "ops_per_sec": per_sec,
-                            "counts": t.json(),
+                            "counts": t.json(), "slots": kernel_hash::get_slots(),
                             "words": words.iter().map(|w| format!("{:#x}", *w as *const AtomicU32 as usize))
                                 .collect::<Vec<_>>() })
     );
@@ -857,8 +860,9 @@ struct Cli {
     /// --wake-storm: multiply-adds the producer does per item before queueing it.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "wake_storm")]
     work: u32,
-    /// --kernel-hash: first set the private futex hash to N slots (prctl PR_FUTEX_HASH_SET_SLOTS).
-    #[arg(long, value_name = "N", requires = "kernel_hash")]
+    /// --kernel-hash, --eagain: first set the private futex hash to N slots (prctl
+    /// PR_FUTEX_HASH_SET_SLOTS).
+    #[arg(long, value_name = "N")]
     slots: Option<u32>,
     /// --kernel-hash: then set it to N slots and do it all again.
     #[arg(long, value_name = "N", requires = "kernel_hash")]
@@ -955,7 +959,7 @@ fn main() {
     } else if let Some(secs) = m.parking_lot {
         contend_parking_lot(secs, threads(2))
     } else if let Some(secs) = m.eagain {
-        eagain_storm(secs, threads(4), cli.own_words)
+        eagain_storm(secs, threads(4), cli.own_words, cli.slots)
     } else if let Some(secs) = m.wake_storm {
         wake_storm(secs, cli.work)
     } else if let Some(secs) = m.condvar {

@@ -105,7 +105,7 @@ mirror! {
 
 mirror! {
     /// A value of the `aggs` map (`struct ft_agg`): counts since the start of the trace.
-    pub struct RawAgg = C "ft_agg", size 424 {
+    pub struct RawAgg = C "ft_agg", size 432 {
         /// Not kept for waits: their outcome counts add up to it.
         pub calls @ 0: u64,
         pub blocked @ 8: u64,
@@ -121,6 +121,8 @@ mirror! {
         pub hist @ 88: [u64; FT_HIST_SLOTS],
         pub spins @ 408: u64,
         pub spin_ns @ 416: u64,
+        pub last_tid @ 424: u32,
+        pub several @ 428: u32,
     }
 }
 

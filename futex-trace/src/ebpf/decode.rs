@@ -149,6 +149,7 @@ pub fn agg_delta(ts: u64, key: &RawAggKey, new: &RawAgg, old: &RawAgg, out: &mut
             hash,
             spins,
             spin_ns: d(new.spin_ns, old.spin_ns),
+            several_callers: new.several != 0,
         }));
     }
     let of = HistOf::Wait { addr: key.uaddr };

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{
-    AddrStats, BucketStats, KernelBucketStats, Model, Release, SecondStats, Side, StackKey,
+    AddrStats, BucketStats, KernelBucketStats, Model, Release, SecondStats, Side, Spins, StackKey,
     StackStats, SERIES_SECONDS,
 };
 use crate::event::{Counts, Event, EventKind, HistOf, KernelHash, OpClass, Outcome, Waker};
@@ -96,15 +96,23 @@ impl Model {
                 hash,
                 spins,
                 spin_ns,
+                several_callers,
             } => {
                 self.kernel_table(e.pid, addr, hash);
+                let mut s = Spins {
+                    spin_ns,
+                    ..Spins::default()
+                };
+                match op.class() {
+                    OpClass::Wait => s.wait = spins,
+                    OpClass::Requeue => s.requeue = spins,
+                    _ => s.wake = spins,
+                }
+                let a = word(&mut self.addresses, e.pid, addr, e.ts_ns);
+                a.bucket_spins.add(&s);
+                a.several_callers |= several_callers;
                 if let Some(kb) = self.kernel_bucket_of(e.pid, addr) {
-                    match op.class() {
-                        OpClass::Wait => kb.spins.wait += spins,
-                        OpClass::Requeue => kb.spins.requeue += spins,
-                        _ => kb.spins.wake += spins,
-                    }
-                    kb.spins.spin_ns += spin_ns;
+                    kb.spins.add(&s);
                 }
             }
             EventKind::Hist { .. } => self.hist(e),

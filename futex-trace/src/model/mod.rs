@@ -162,6 +162,9 @@ pub struct AddrStats {
     /// thread's; the waking thread's). Profiles label samples with their thread from these.
     pub thread_stacks: HashMap<(StackKey, u32), u64>,
     pub waker_thread_stacks: HashMap<(StackKey, u32), u64>,
+    /// Kernel sources: its calls' spins on their bucket's lock, and whether several threads made them.
+    pub bucket_spins: Spins,
+    pub several_callers: bool,
 }
 
 impl AddrStats {
@@ -189,6 +192,8 @@ impl AddrStats {
         self.waiting += o.waiting;
         self.last_ts_ns = self.last_ts_ns.max(o.last_ts_ns);
         self.kernel = self.kernel.or(o.kernel);
+        self.bucket_spins.add(&o.bucket_spins);
+        self.several_callers |= o.several_callers;
         fn add<K: Copy + Eq + std::hash::Hash>(a: &mut HashMap<K, u64>, b: &HashMap<K, u64>) {
             for (k, v) in b {
                 *a.entry(*k).or_default() += v;
@@ -253,6 +258,25 @@ impl Spins {
     /// Every contended acquisition.
     pub fn count(&self) -> u64 {
         self.wait + self.wake + self.requeue
+    }
+
+    /// Adds `o`'s.
+    pub fn add(&mut self, o: &Spins) {
+        self.wait += o.wait;
+        self.wake += o.wake;
+        self.requeue += o.requeue;
+        self.spin_ns += o.spin_ns;
+    }
+
+    /// These, `share` of them (0..=1), each count rounded.
+    fn scaled(&self, share: f64) -> Spins {
+        let f = |v: u64| (v as f64 * share).round() as u64;
+        Spins {
+            wait: f(self.wait),
+            wake: f(self.wake),
+            requeue: f(self.requeue),
+            spin_ns: f(self.spin_ns),
+        }
     }
 }
 
@@ -462,8 +486,33 @@ impl Model {
             kb.waiting += a.waiting;
             kb.max_waiting = kb.waiting;
             kb.addresses.insert(addr);
+            kb.spins.add(&self.spins_with(pid, addr, a, slots));
         }
         out
+    }
+
+    /// The spins a word's calls would make on their bucket's lock with `slots` slots: its calls contend
+    /// with those of its bucket's other words, and with each other only when several threads make them,
+    /// in proportion to their numbers; the words that would go to another bucket stop contending. (Words that would join its bucket would add contention this cannot
+    /// know: the prediction is for separating words.)
+    fn spins_with(&self, pid: u32, addr: u64, a: &AddrStats, slots: u32) -> Spins {
+        if a.bucket_spins.count() == 0 {
+            return Spins::default();
+        }
+        let calls = |s: &AddrStats| s.waits + s.wakes;
+        let mine = crate::khash::bucket(addr, slots);
+        let (mut now, mut kept) = (0u64, 0u64);
+        for (&(p, other), o) in &self.addresses {
+            // Its own calls contend with it only when several threads make them.
+            if o.kernel != a.kernel || p != pid || (other == addr && !a.several_callers) {
+                continue;
+            }
+            now += calls(o);
+            if other == addr || crate::khash::bucket(other, slots) == mine {
+                kept += calls(o);
+            }
+        }
+        a.bucket_spins.scaled(kept as f64 / now.max(1) as f64)
     }
 
     /// Seconds between the first and the last event.
@@ -622,6 +671,69 @@ mod tests {
         let total: u64 = w.values().map(|s| s.waits).sum();
         assert_eq!(total, 3 + 2 + 1);
         assert!(w.keys().all(|&(p, n, bk)| p == pid && n == 2 && bk < 2));
+    }
+
+    #[test]
+    fn the_what_if_keeps_the_spins_of_the_callers_that_stay_together() {
+        use crate::event::{Counts, FutexOp};
+        let (pid, a) = (7, 0x5000_0040u64);
+        let b = (1..)
+            .map(|p| a + 0x1000 * p)
+            .find(|&b| crate::khash::bucket(b, 16) == crate::khash::bucket(a, 16))
+            .unwrap();
+        // Slots that would put them apart.
+        let apart = [32, 64, 128, 256, 512]
+            .into_iter()
+            .find(|&n| crate::khash::bucket(a, n) != crate::khash::bucket(b, n))
+            .unwrap();
+        let hash = |addr| KernelHash::private_of(addr, 16);
+        let ev = |kind| Event {
+            ts_ns: 1,
+            pid,
+            tid: 0,
+            kind,
+        };
+        let storm = |addr, calls, spins, several| {
+            [
+                ev(EventKind::Counts {
+                    addr,
+                    op: FutexOp::Wait,
+                    hash: Some(hash(addr)),
+                    counts: Counts {
+                        calls,
+                        mismatches: calls,
+                        ..Counts::default()
+                    },
+                }),
+                ev(EventKind::BucketSpins {
+                    addr,
+                    op: FutexOp::Wait,
+                    hash: hash(addr),
+                    spins,
+                    spin_ns: 10 * spins,
+                    several_callers: several,
+                }),
+            ]
+        };
+        let mut m = Model::new(64, BucketOrigin::FutexCoreHash);
+        // a: one thread, 300 calls; b: several threads, 100 calls.
+        m.extend(&storm(a, 300, 60, false));
+        m.extend(&storm(b, 100, 40, true));
+        let spins = |m: &Model, n: u32, addr: u64| {
+            m.kernel_buckets_with(n)[&(pid, n, crate::khash::bucket(addr, n))].spins
+        };
+        assert_eq!(spins(&m, 16, a).wait, 100, "together: as now");
+        // Apart: a (one thread) stops spinning; b keeps its own callers' share, 100 of 400 calls.
+        assert_eq!(spins(&m, apart, a).wait, 0);
+        assert_eq!(
+            spins(&m, apart, b),
+            Spins {
+                wait: 10,
+                wake: 0,
+                requeue: 0,
+                spin_ns: 100
+            }
+        );
     }
 
     #[test]

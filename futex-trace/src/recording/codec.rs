@@ -468,7 +468,8 @@ fn encode_kernel(kind: &EventKind, b: &mut Vec<u8>) {
             hash,
             spins,
             spin_ns,
-        } => put!(b; addr, op, hash, Var(spins), Var(spin_ns)),
+            several_callers,
+        } => put!(b; addr, op, hash, Var(spins), Var(spin_ns), u8::from(several_callers)),
         EventKind::Moved {
             from,
             to,
@@ -510,6 +511,7 @@ pub(super) fn decode(c: &mut Cursor<'_>) -> Result<Event, ReadError> {
             hash: c.get()?,
             spins: c.get::<Var>()?.0,
             spin_ns: c.get::<Var>()?.0,
+            several_callers: c.get::<u8>()? != 0,
         },
         v => {
             return Err(bad(format!(

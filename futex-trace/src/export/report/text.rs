@@ -519,7 +519,21 @@ fn kernel_buckets(o: &mut String, m: &Model, r: &Report<'_>, names: Names<'_>, t
         let _ = writeln!(o, "\nWhat-if — {}", w.label);
         let split = what_if_splits(o, m, &shared[..shared.len().min(top)], w.slots, names);
         let joined = what_if_joins(o, m, &w.buckets, w.slots, names);
-        if !split && !joined {
+        let now: u64 = (r.kernel_buckets.iter())
+            .filter(|b| m.kernel_slots.get(&b.pid) == Some(&b.slots))
+            .map(|b| b.stats.spins.count())
+            .sum();
+        if now > 0 {
+            let then: u64 = w.buckets.iter().map(|b| b.stats.spins.count()).sum();
+            let _ = writeln!(
+                o,
+                "  spins on the buckets' locks: {now} now, about {then} with {} slots (the calls of \
+                 words that would be apart stop contending; a word one thread calls never contends \
+                 with itself)",
+                w.slots
+            );
+        }
+        if !split && !joined && now == 0 {
             let _ = writeln!(
                 o,
                 "  no hot words share a bucket now or would with {} slots",

@@ -65,8 +65,10 @@ pub struct PushOptions {
 /// Tries per profile, each after a doubled wait (1 s, 2 s, 4 s; never past the next interval).
 const PUSH_TRIES: u32 = 4;
 
-/// How long a profile waits for the stacks seen so far to be symbolized.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a profile waits for the stacks seen so far to be symbolized: the first symbolization of a
+/// large binary with debug info took over 5 s on a loaded CI machine (its first push then named no
+/// function); a profile of addresses is worth less than one a few seconds late.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The longest window a profile request may ask for.
 pub const MAX_SECONDS: u64 = 3600;
