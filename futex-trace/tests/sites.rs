@@ -501,16 +501,15 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
     let r = report_json(&trace);
     remove_perf_maps(&r);
     // The waits reach the JavaScript function that waits: the lock's, and the mailbox's. Where
-    // TurboFan inlined the lock's function into its caller (a fifth to a quarter of the lock's time
-    // here) the code is its caller's, and named so, as perf names it: 80% is not reached on this
-    // program, 70% is asserted.
-    for (tids, function) in [
-        (&tellers, "js::acquireAccountLock (atomics_lock.js:"),
-        (&consumers, "js::waitForJob (atomics_lock.js:"),
-    ] {
+    // TurboFan inlined the lock's function into its caller the code is its caller's, and named so, as
+    // perf names it (perf maps carry no inlining): from a quarter to nearly half of the lock's time
+    // here, as the optimizer's timing falls. So: >= 80% at the function or the caller it was inlined
+    // into, and >= 40% at the function itself.
+    let reaching_sites = |tids: &[u64], functions: &[&str]| -> f64 {
         let (mut reach, mut all) = (0u64, 0u64);
         for s in r["sites"].as_array().unwrap() {
-            let at = s["frames"].to_string().contains(function);
+            let frames = s["frames"].to_string();
+            let at = functions.iter().any(|f| frames.contains(f));
             for th in s["by_thread"].as_array().unwrap() {
                 if tids.contains(&th["tid"].as_u64().unwrap()) {
                     let ns = th["wait_ns"].as_u64().unwrap();
@@ -519,10 +518,20 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
                 }
             }
         }
-        let share = reach as f64 / all.max(1) as f64;
+        reach as f64 / all.max(1) as f64
+    };
+    let lock = "js::acquireAccountLock (atomics_lock.js:";
+    let inlined_into = "js::transferFunds (atomics_lock.js:";
+    let mailbox = "js::waitForJob (atomics_lock.js:";
+    for (tids, functions, least) in [
+        (&tellers, &[lock, inlined_into][..], 0.8),
+        (&tellers, &[lock][..], 0.4),
+        (&consumers, &[mailbox][..], 0.8),
+    ] {
+        let share = reaching_sites(tids, functions);
         assert!(
-            share >= 0.7,
-            "{share:.2} of the waiting time of threads {tids:?} is at {function}: {:#?}",
+            share >= least,
+            "{share:.2} of the waiting time of threads {tids:?} is at {functions:?}: {:#?}",
             summary(&r)
         );
     }
@@ -533,13 +542,15 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
     );
     let (_, idle) = shares_of(&r, &consumers);
     assert!(idle >= 0.9, "consumers' waits classed idle: {idle:.2}");
-    // One site holds the lock's 4 threads, and its time is the program's own clock of Atomics.wait.
-    let site = (r["sites"].as_array().unwrap().iter())
-        .find(|s| {
-            (s["by_thread"].as_array().unwrap().iter())
-                .any(|t| tellers.contains(&t["tid"].as_u64().unwrap()))
-        })
-        .expect("a site of the tellers");
+    // The lock's site holds its 4 threads; its sites' time (the function's, and the caller's it was
+    // inlined into) is the program's own clock of Atomics.wait.
+    let at = |s: &Value, f: &str| s["frames"].to_string().contains(f);
+    let lock_sites: Vec<&Value> = (r["sites"].as_array().unwrap().iter())
+        .filter(|s| at(s, lock) || at(s, inlined_into))
+        .collect();
+    let site = (lock_sites.iter())
+        .find(|s| at(s, lock))
+        .expect("a site at the lock's function");
     let tids: Vec<u64> = (site["by_thread"].as_array().unwrap().iter())
         .map(|t| t["tid"].as_u64().unwrap())
         .collect();
@@ -551,10 +562,13 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
         .as_f64()
         .unwrap()
         / 1e3;
-    let measured = site["wait_ns"].as_u64().unwrap() as f64 / 1e9;
+    let measured = (lock_sites.iter())
+        .map(|s| s["wait_ns"].as_u64().unwrap())
+        .sum::<u64>() as f64
+        / 1e9;
     assert!(
         (0.7..=1.3).contains(&(measured / own)),
-        "tellers waited {own:.1} s in Atomics.wait by their own clock, {measured:.1} s at their site"
+        "tellers waited {own:.1} s in Atomics.wait by their own clock, {measured:.1} s at their sites"
     );
     reconcile(&trace);
     std::fs::remove_dir_all(dir).ok();
