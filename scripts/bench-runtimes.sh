@@ -28,7 +28,7 @@ locks = said.get("locks")
 print(sum(v["acquisitions"] for v in locks.values()) if locks else said["transfers"])' "$1"
 }
 # The perf maps the runs write (the runtimes' pids are theirs): removed after each round, others kept.
-maps() { ls /tmp/perf-*.map 2>/dev/null | sort; }
+maps() { { ls /tmp/perf-*.map 2>/dev/null || true; } | sort; }
 maps >"$out/maps.before"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for name in java node python; do
