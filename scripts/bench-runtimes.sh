@@ -17,8 +17,10 @@ javac -d "$out" futex-trace/tests/programs/Bank.java
 java_cmd=(java -XX:+PreserveFramePointer -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit
     -cp "$out" Bank "$secs")
 node_cmd=(node --perf-basic-prof --interpreted-frames-native-stack
-    futex-trace/tests/programs/atomics_lock.js "$secs")
-python_cmd=(/usr/bin/python3.11 futex-trace/tests/programs/bank.py "$secs")
+    "$PWD/futex-trace/tests/programs/atomics_lock.js" "$secs")
+python_cmd=(/usr/bin/python3.11 "$PWD/futex-trace/tests/programs/bank.py" "$secs")
+# The runs in the scratch directory: what they write there (node's V8 logs) goes with it.
+cd "$out"
 # The program's JSON line (stdout or stderr) → its lock acquisitions.
 acq() {
     python3 -c '

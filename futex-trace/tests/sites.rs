@@ -25,9 +25,11 @@ fn record(trace: &Path, cmd: &[&str]) -> Value {
     record_with(trace, &[], cmd)
 }
 
-/// `record` with options of the tracer's (`tracer`).
+/// `record` with options of the tracer's (`tracer`). The command runs in the recording's directory:
+/// what it writes there (node's V8 logs with --perf-basic-prof) goes with the test's scratch files.
 fn record_with(trace: &Path, tracer: &[&str], cmd: &[&str]) -> Value {
     let out = bin()
+        .current_dir(trace.parent().unwrap())
         .args(["record", "-o"])
         .arg(trace)
         .args(tracer)
@@ -282,26 +284,30 @@ fn python_lock_contention_is_contention_and_its_queue_waits_are_idle() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// The contention and idle share of a thread's time of the sites, by `sites[].by_thread` (tid).
-fn shares_of(r: &Value, tids: &[u64]) -> (f64, f64) {
-    let (mut contention, mut idle, mut all) = (0u64, 0u64, 0u64);
+/// The share of the threads `tids`' time at the sites (`sites[].by_thread`) that are at sites `at` says.
+fn share_at(r: &Value, tids: &[u64], at: impl Fn(&Value) -> bool) -> f64 {
+    let (mut some, mut all) = (0u64, 0u64);
     for s in r["sites"].as_array().unwrap() {
-        let class = s["class"].as_str().unwrap();
+        let here = at(s);
         for th in s["by_thread"].as_array().unwrap() {
-            if !tids.contains(&th["tid"].as_u64().unwrap()) {
-                continue;
-            }
-            let ns = th["wait_ns"].as_u64().unwrap();
-            all += ns;
-            match class {
-                "lock" | "hand_off" => contention += ns,
-                "work" | "sleep" => idle += ns,
-                _ => {}
+            if tids.contains(&th["tid"].as_u64().unwrap()) {
+                let ns = th["wait_ns"].as_u64().unwrap();
+                all += ns;
+                some += if here { ns } else { 0 };
             }
         }
     }
-    let all = all.max(1) as f64;
-    (contention as f64 / all, idle as f64 / all)
+    some as f64 / all.max(1) as f64
+}
+
+/// The contention and idle share of a thread's time of the sites, by `sites[].by_thread` (tid).
+fn shares_of(r: &Value, tids: &[u64]) -> (f64, f64) {
+    (
+        share_at(r, tids, |s| {
+            s["class"] == "lock" || s["class"] == "hand_off"
+        }),
+        share_at(r, tids, |s| s["class"] == "work" || s["class"] == "sleep"),
+    )
 }
 
 /// The top sites in a line each (for a failure's message): class, time, threads, label, evidence.
@@ -505,21 +511,6 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
     // perf names it (perf maps carry no inlining): from a quarter to nearly half of the lock's time
     // here, as the optimizer's timing falls. So: >= 80% at the function or the caller it was inlined
     // into, and >= 40% at the function itself.
-    let reaching_sites = |tids: &[u64], functions: &[&str]| -> f64 {
-        let (mut reach, mut all) = (0u64, 0u64);
-        for s in r["sites"].as_array().unwrap() {
-            let frames = s["frames"].to_string();
-            let at = functions.iter().any(|f| frames.contains(f));
-            for th in s["by_thread"].as_array().unwrap() {
-                if tids.contains(&th["tid"].as_u64().unwrap()) {
-                    let ns = th["wait_ns"].as_u64().unwrap();
-                    all += ns;
-                    reach += if at { ns } else { 0 };
-                }
-            }
-        }
-        reach as f64 / all.max(1) as f64
-    };
     let lock = "js::acquireAccountLock (atomics_lock.js:";
     let inlined_into = "js::transferFunds (atomics_lock.js:";
     let mailbox = "js::waitForJob (atomics_lock.js:";
@@ -528,7 +519,10 @@ fn node_atomics_wait_lock_is_contention_and_its_mailbox_waits_are_idle() {
         (&tellers, &[lock][..], 0.4),
         (&consumers, &[mailbox][..], 0.8),
     ] {
-        let share = reaching_sites(tids, functions);
+        let share = share_at(&r, tids, |s| {
+            let frames = s["frames"].to_string();
+            functions.iter().any(|f| frames.contains(f))
+        });
         assert!(
             share >= least,
             "{share:.2} of the waiting time of threads {tids:?} is at {functions:?}: {:#?}",
