@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use super::abi::RawPython;
-use crate::stacks::{Mapping, INTERPRETER_FRAME};
+use crate::stacks::{cpython_minor, Mapping, INTERPRETER_FRAME};
 
 /// A CPython process: where its eval loop's code is, and what the eBPF side needs.
 #[derive(Clone, Debug)]
@@ -49,10 +49,7 @@ pub(super) fn detect(pid: u32, maps: &[Mapping]) -> Option<Python> {
     // The interpreter is in the executable (Debian's) or in libpython (a build with --enable-shared,
     // whose executable is a launcher without it).
     let (m, (runtime, eval, shared)) = (maps.iter())
-        .filter(|m| {
-            let file = m.path.rsplit('/').next().unwrap_or("");
-            m.exec && (file == "python3.11" || file.starts_with("libpython3.11.so"))
-        })
+        .filter(|m| m.exec && cpython_minor(&m.path) == Some(11))
         .find_map(|m| Some((m, symbols(&crate::stacks::mapped_file(pid, m)?)?)))?;
     // A shared object (or a PIE) is placed where its first mapping (file offset 0) begins.
     let bias = if shared {

@@ -20,7 +20,10 @@ use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder};
 
 use super::abi::{RawUstackHead, FT_USTACK_BYTES};
-use crate::stacks::{parse_maps, Mapping, StackInterner, StackLookup, Unwound, INTERPRETER_FRAME};
+use crate::stacks::{
+    is_interpreter_frame, parse_maps, Mapping, StackInterner, StackLookup, Unwound,
+    INTERPRETER_FRAME,
+};
 
 /// Most frames kept of one stack (as the kernel's stack map: 127).
 pub const MAX_FRAMES: usize = 127;
@@ -105,7 +108,7 @@ impl StackUnwinder {
             stack.ips = super::python::splice(&stack.ips, py, &eval);
             // Each code object named once, now, while its process runs.
             let names = &self.interner.stacks;
-            for &f in stack.ips.iter().filter(|&&ip| ip & INTERPRETER_FRAME != 0) {
+            for &f in stack.ips.iter().filter(|&&ip| is_interpreter_frame(ip)) {
                 if !names.has_name(head.pid, f) {
                     let name = super::python::code_name(head.pid, f & !INTERPRETER_FRAME);
                     names.set_name(head.pid, f, name.unwrap_or_else(|| "py::[unknown]".into()));

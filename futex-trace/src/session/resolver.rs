@@ -11,7 +11,7 @@ use super::{Seen, Shared};
 use crate::event::{Event, EventKind, OpClass};
 use crate::lock;
 use crate::stacks::StackLookup;
-use crate::stacks::{new_symbolizer, PerfMaps, StackTable, INTERPRETER_FRAME};
+use crate::stacks::{is_interpreter_frame, new_symbolizer, PerfMaps, StackTable};
 use crate::trace::process_gone;
 
 pub(super) enum ResolverMsg {
@@ -90,7 +90,7 @@ impl Resolver {
                         }
                         if let Some((ips, truncated)) = map.stack(key.1) {
                             // Interpreter frames were named by the source, while their process ran.
-                            for &ip in ips.iter().filter(|&&ip| ip & INTERPRETER_FRAME != 0) {
+                            for &ip in ips.iter().filter(|&&ip| is_interpreter_frame(ip)) {
                                 if let Some(n) = map.frame_name(key.0, ip) {
                                     table.symbols.insert((key.0, ip), vec![n]);
                                 }

@@ -88,9 +88,7 @@ fn unnamed_jit(stacks: &StackTable, model: &Model) -> Vec<String> {
         let e = by_pid.entry(key.0).or_default();
         e.1 += s.wait_ns;
         let name = |ip: u64| stacks.symbols.get(&(key.0, ip)).and_then(|n| n.first());
-        let unnamed = ips.iter().any(|&ip| {
-            stacks.mapping_of(key.0, ip).is_some_and(|m| !m.is_file()) && name(ip).is_none()
-        });
+        let unnamed = (ips.iter()).any(|&ip| stacks.in_jit(key.0, ip) && name(ip).is_none());
         // V8's interpreter runs every function in one piece of code: the innermost JavaScript frame
         // is the interpreter's, not the function's, unless V8 gives each function its own copy.
         let interpreted = (ips.iter().filter_map(|&ip| name(ip)))
@@ -131,14 +129,7 @@ fn unnamed_jit(stacks: &StackTable, model: &Model) -> Vec<String> {
 fn python_unnamed(stacks: &StackTable) -> Vec<String> {
     let mut out = Vec::new();
     for (&pid, p) in &stacks.processes {
-        let version = (p.maps.iter()).find_map(|m| {
-            let file = m.path.rsplit('/').next()?;
-            let v = (file
-                .strip_prefix("libpython3.")
-                .or_else(|| file.strip_prefix("python3.")))?;
-            let minor: String = v.chars().take_while(char::is_ascii_digit).collect();
-            minor.parse::<u32>().ok()
-        });
+        let version = (p.maps.iter()).find_map(|m| crate::stacks::cpython_minor(&m.path));
         let Some(minor) = version else { continue };
         let named = (stacks.symbols.range((pid, 0)..=(pid, u64::MAX)))
             .any(|(_, n)| n.iter().any(|n| n.starts_with("py::")));

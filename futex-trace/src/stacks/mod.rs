@@ -63,6 +63,28 @@ impl Mapping {
 /// source (see [`StackLookup::frame_name`]).
 pub const INTERPRETER_FRAME: u64 = 1 << 63;
 
+/// Whether a stack's frame is an interpreter's ([`INTERPRETER_FRAME`]), not an instruction pointer.
+pub fn is_interpreter_frame(ip: u64) -> bool {
+    ip & INTERPRETER_FRAME != 0
+}
+
+/// The CPython minor version of an interpreter's file, by its name: `python3.11` (the executable) or
+/// `libpython3.11.so…` (the library of a build with --enable-shared) → 11.
+pub fn cpython_minor(path: &str) -> Option<u32> {
+    let file = path.rsplit('/').next()?;
+    let (v, lib) = match file.strip_prefix("libpython3.") {
+        Some(v) => (v, true),
+        None => (file.strip_prefix("python3.")?, false),
+    };
+    let (minor, rest) = v.split_at(v.bytes().take_while(u8::is_ascii_digit).count());
+    let named = if lib {
+        rest.starts_with(".so")
+    } else {
+        rest.is_empty()
+    };
+    named.then(|| minor.parse().ok()).flatten()
+}
+
 /// The path given to anonymous executable mappings: code a runtime compiled (see [`jit`]).
 pub const ANON: &str = "[anon]";
 
@@ -292,8 +314,7 @@ impl StackTable {
         let (pid, _) = key;
         let known = self.processes.get(&pid).is_some_and(|p| !p.maps.is_empty());
         let cut = if known {
-            (ips.iter())
-                .position(|&ip| ip & INTERPRETER_FRAME == 0 && self.locate(pid, ip).is_none())
+            (ips.iter()).position(|&ip| !is_interpreter_frame(ip) && self.locate(pid, ip).is_none())
         } else {
             None
         };
@@ -309,40 +330,41 @@ impl StackTable {
     /// The share (0..=1) of the given stacks, weighted, that were cut short in JIT code (their
     /// outermost frame is in anonymous code: a walk that went on by frame pointers the code keeps not).
     pub fn cut_in_jit_share<'a>(&self, weighted: impl Iterator<Item = (&'a StackKey, u64)>) -> f64 {
-        let (mut cut, mut all) = (0u64, 0u64);
-        for (key, w) in weighted {
-            let Some(ips) = self.stacks.get(key) else {
-                continue;
-            };
-            all += w;
-            let outer = ips.last().and_then(|&ip| self.mapping_of(key.0, ip));
-            if self.truncated.contains(key) && outer.is_some_and(|m| !m.is_file()) {
-                cut += w;
-            }
-        }
-        if all == 0 {
-            0.0
-        } else {
-            cut as f64 / all as f64
-        }
+        self.share(weighted, |key, ips| {
+            self.truncated.contains(key) && ips.last().is_some_and(|&ip| self.in_jit(key.0, ip))
+        })
     }
 
     /// The share (0..=1) of the given stacks, weighted, that were cut short.
     pub fn truncated_share<'a>(&self, weighted: impl Iterator<Item = (&'a StackKey, u64)>) -> f64 {
-        let (mut cut, mut all) = (0u64, 0u64);
+        self.share(weighted, |key, _| self.truncated.contains(key))
+    }
+
+    /// The share (0..=1) of the given stacks known to this table, weighted, that `is` holds of.
+    fn share<'a>(
+        &self,
+        weighted: impl Iterator<Item = (&'a StackKey, u64)>,
+        is: impl Fn(&StackKey, &[u64]) -> bool,
+    ) -> f64 {
+        let (mut some, mut all) = (0u64, 0u64);
         for (key, w) in weighted {
-            if self.stacks.contains_key(key) {
+            if let Some(ips) = self.stacks.get(key) {
                 all += w;
-                if self.truncated.contains(key) {
-                    cut += w;
+                if is(key, ips) {
+                    some += w;
                 }
             }
         }
         if all == 0 {
             0.0
         } else {
-            cut as f64 / all as f64
+            some as f64 / all as f64
         }
+    }
+
+    /// Whether `ip` of process `pid` is in JIT code: an anonymous executable mapping (see [`jit`]).
+    pub fn in_jit(&self, pid: u32, ip: u64) -> bool {
+        self.mapping_of(pid, ip).is_some_and(|m| !m.is_file())
     }
 
     /// Nothing in it.
@@ -477,20 +499,7 @@ impl StackTable {
         &self,
         weighted: impl Iterator<Item = (&'a StackKey, u64)>,
     ) -> f64 {
-        let (mut short, mut all) = (0u64, 0u64);
-        for (key, w) in weighted {
-            if let Some(ips) = self.stacks.get(key) {
-                all += w;
-                if ips.len() <= 2 {
-                    short += w;
-                }
-            }
-        }
-        if all == 0 {
-            0.0
-        } else {
-            short as f64 / all as f64
-        }
+        self.share(weighted, |_, ips| ips.len() <= 2)
     }
 }
 
@@ -524,6 +533,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_cpython_interpreter_is_known_by_its_files_name() {
+        for (path, minor) in [
+            ("/usr/bin/python3.11", Some(11)),
+            ("/usr/lib/x86_64-linux-gnu/libpython3.10.so.1.0", Some(10)),
+            ("/opt/py/lib/libpython3.12.so", Some(12)),
+            ("/usr/bin/python3", None),
+            ("/usr/bin/python3.11-config", None),
+            ("/usr/lib/libpython3.11.a", None),
+        ] {
+            assert_eq!(cpython_minor(path), minor, "{path}");
+        }
+    }
 
     #[test]
     fn parses_executable_file_mappings() {

@@ -118,9 +118,7 @@ impl StackTable {
         let mut named = Vec::new();
         for (&(pid, _), ips) in &self.stacks {
             for &ip in ips {
-                if self.symbols.contains_key(&(pid, ip))
-                    || self.mapping_of(pid, ip).is_none_or(|m| m.is_file())
-                {
+                if self.symbols.contains_key(&(pid, ip)) || !self.in_jit(pid, ip) {
                     continue;
                 }
                 // A return address points after the call: the call is in the code before it.
