@@ -285,10 +285,9 @@ fn configure(bpf: &mut Ebpf, target: &TraceTarget) -> Result<()> {
     Ok(())
 }
 
-/// Loads and attaches every tracepoint program a trace needs (not the kernel futex ones for a USDT
-/// trace); returns whether the futex2 syscalls are traced (the kernel has them).
-/// Attaches the programs; whether the optional tracepoints were there: (futex2's, the lock
-/// contention ones).
+/// Loads and attaches every tracepoint program a trace needs (not the kernel ones for a USDT trace,
+/// not the lock contention ones with --no-bucket-spins); returns whether the optional tracepoints the
+/// kernel may lack were there: (futex2's, the lock contention ones). Those not wanted are not missing.
 fn attach_tracepoints(
     bpf: &mut Ebpf,
     tracefs: &str,
@@ -400,7 +399,7 @@ impl KernelTracer {
             last: Aggregates::default(),
             stats,
             futex2,
-            bucket_locks: bucket_locks || target.usdt.is_some() || target.stacks.no_bucket_spins,
+            bucket_locks,
         };
         // Only now, with every program attached, may the filter admit the processes: a call that
         // entered while the exit program was not yet attached would never see its exit (it showed as
