@@ -519,21 +519,8 @@ fn kernel_buckets(o: &mut String, m: &Model, r: &Report<'_>, names: Names<'_>, t
         let _ = writeln!(o, "\nWhat-if — {}", w.label);
         let split = what_if_splits(o, m, &shared[..shared.len().min(top)], w.slots, names);
         let joined = what_if_joins(o, m, &w.buckets, w.slots, names);
-        let now: u64 = (r.kernel_buckets.iter())
-            .filter(|b| m.kernel_slots.get(&b.pid) == Some(&b.slots))
-            .map(|b| b.stats.spins.count())
-            .sum();
-        if now > 0 {
-            let then: u64 = w.buckets.iter().map(|b| b.stats.spins.count()).sum();
-            let _ = writeln!(
-                o,
-                "  spins on the buckets' locks: {now} now, about {then} with {} slots (the calls of \
-                 words that would be apart stop contending; a word one thread calls never contends \
-                 with itself)",
-                w.slots
-            );
-        }
-        if !split && !joined && now == 0 {
+        let spun = what_if_spins(o, m, r, &w.buckets, w.slots);
+        if !split && !joined && !spun {
             let _ = writeln!(
                 o,
                 "  no hot words share a bucket now or would with {} slots",
@@ -541,6 +528,32 @@ fn kernel_buckets(o: &mut String, m: &Model, r: &Report<'_>, names: Names<'_>, t
             );
         }
     }
+}
+
+/// What-if: the spins on the buckets' locks now (the tables in force) and about how many `slots` slots
+/// would leave (`what_if`: the buckets regrouped). True when there were any to say.
+fn what_if_spins(
+    o: &mut String,
+    m: &Model,
+    r: &Report<'_>,
+    what_if: &[KernelBucketRow<'_>],
+    slots: u32,
+) -> bool {
+    let now: u64 = (r.kernel_buckets.iter())
+        .filter(|b| m.kernel_slots.get(&b.pid) == Some(&b.slots))
+        .map(|b| b.stats.spins.count())
+        .sum();
+    if now == 0 {
+        return false;
+    }
+    let then: u64 = what_if.iter().map(|b| b.stats.spins.count()).sum();
+    let _ = writeln!(
+        o,
+        "  spins on the buckets' locks: {now} now, about {then} with {slots} slots (the calls of \
+         words that would be apart stop contending; a word one thread calls never contends with \
+         itself)"
+    );
+    true
 }
 
 /// What-if, for each bucket hot words share now: whether `slots` slots would split them. True when
