@@ -831,22 +831,22 @@ fn sampled_stacks_estimate_the_time_waited_without_bias() {
     );
 }
 
-#[test]
-fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
-    require_privileges!();
-    if !common::bpftrace::installed(function_name!()) {
-        return;
-    }
-    // std's Mutex and Condvar make the futex calls here, not us: only an independent counter on the
-    // same run knows how many. bpftrace counts them per operation and return value.
+/// The workload run with `args`, held at its start (`--wait-stdin`) until bpftrace (started on its
+/// pid by `bpftrace`) and `futex-trace report --json -p` both watch it: the report, and what bpftrace
+/// printed of the same run.
+fn beside_bpftrace(
+    args: &[&str],
+    bpftrace: impl FnOnce(u32) -> common::bpftrace::Bpftrace,
+) -> (Value, String) {
     let mut w = Command::new(WORKLOAD.as_str())
-        .args(["--wait-stdin", "--condvar", "1"])
+        .arg("--wait-stdin")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let pid = w.id();
-    let bt = common::bpftrace::Bpftrace::start(pid, true);
+    let bt = bpftrace(pid);
     let mut ft = bin()
         .args(["report", "--json", "-p", &pid.to_string(), "-d", "60s"])
         .stdout(Stdio::piped())
@@ -859,8 +859,21 @@ fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
     // futex-trace stops by itself once the process has exited.
     let out = ft.wait_with_output().unwrap();
     assert!(out.status.success());
-    let theirs = common::bpftrace::totals(&bt.stop());
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (serde_json::from_slice(&out.stdout).unwrap(), bt.stop())
+}
+
+#[test]
+fn counts_equal_bpftraces_on_std_condvar_code_we_did_not_write() {
+    require_privileges!();
+    if !common::bpftrace::installed(function_name!()) {
+        return;
+    }
+    // std's Mutex and Condvar make the futex calls here, not us: only an independent counter on the
+    // same run knows how many. bpftrace counts them per operation and return value.
+    let (r, bt) = beside_bpftrace(&["--condvar", "1"], |pid| {
+        common::bpftrace::Bpftrace::start(pid, true)
+    });
+    let theirs = common::bpftrace::totals(&bt);
     let t = &r["totals"];
     let ours =
         ["waits", "mismatches", "timeouts", "wakes", "woken"].map(|k| t[k].as_u64().unwrap());
@@ -883,34 +896,17 @@ fn spins_on_a_shared_bucket_lock_are_counted_as_bpftrace_counts_them() {
         return;
     }
     let storm = |own_words: bool| -> (Value, String) {
-        let mut args = vec!["--wait-stdin", "--eagain", "2", "--threads", "2"];
+        let mut args = vec!["--eagain", "2", "--threads", "2"];
         if own_words {
             args.push("--own-words");
         }
-        let mut w = Command::new(WORKLOAD.as_str())
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = w.id();
-        let bt = common::bpftrace::Bpftrace::start_script(
-            pid,
-            "tracepoint:lock:contention_begin /pid == $1 && (args->flags & 1)/ \
-             { @spins[args->lock_addr] = count(); }",
-        );
-        let mut ft = bin()
-            .args(["report", "--json", "-p", &pid.to_string(), "-d", "60s"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let _stderr = tracing_started(&mut ft);
-        w.stdin.take().unwrap().write_all(b"go\n").unwrap();
-        w.wait().unwrap();
-        let out = ft.wait_with_output().unwrap();
-        assert!(out.status.success());
-        (serde_json::from_slice(&out.stdout).unwrap(), bt.stop())
+        beside_bpftrace(&args, |pid| {
+            common::bpftrace::Bpftrace::start_script(
+                pid,
+                "tracepoint:lock:contention_begin /pid == $1 && (args->flags & 1)/ \
+                 { @spins[args->lock_addr] = count(); }",
+            )
+        })
     };
     let spins = |b: &Value| -> u64 {
         ["wait", "wake", "requeue"]
